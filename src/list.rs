@@ -1,0 +1,122 @@
+//! Listing an owner's tokens, newest first, a page at a time.
+
+use serde::Serialize;
+
+use crate::error::{Error, FieldError, ValidationErrors};
+use crate::record::TokenInfo;
+use crate::service::ApiTokens;
+use crate::store::{ListFilter, TokenStore};
+
+/// Most tokens on one page.
+pub const MAX_PER_PAGE: u32 = 100;
+/// Tokens on a page unless asked otherwise.
+pub const DEFAULT_PER_PAGE: u32 = 20;
+
+/// Which tokens to list: an owner's, optionally one tenant's, active only unless asked.
+///
+/// ```
+/// use api_tokens::ListRequest;
+///
+/// let request = ListRequest::new("user_42").tenant("business_7").page(2).per_page(50);
+/// # let _ = request;
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct ListRequest<'a> {
+    owner: &'a str,
+    tenant: Option<&'a str>,
+    include_inactive: bool,
+    page: u32,
+    per_page: u32,
+}
+
+impl<'a> ListRequest<'a> {
+    /// The first page of `owner`'s active tokens, 20 to a page.
+    pub fn new(owner: &'a str) -> Self {
+        Self {
+            owner,
+            tenant: None,
+            include_inactive: false,
+            page: 1,
+            per_page: DEFAULT_PER_PAGE,
+        }
+    }
+
+    /// Only this tenant's tokens.
+    pub fn tenant(mut self, tenant: &'a str) -> Self {
+        self.tenant = Some(tenant);
+        self
+    }
+
+    /// Include revoked and expired tokens.
+    pub fn include_inactive(mut self, include: bool) -> Self {
+        self.include_inactive = include;
+        self
+    }
+
+    /// The page, counting from 1.
+    pub fn page(mut self, page: u32) -> Self {
+        self.page = page;
+        self
+    }
+
+    /// Tokens per page, 1–100.
+    pub fn per_page(mut self, per_page: u32) -> Self {
+        self.per_page = per_page;
+        self
+    }
+}
+
+/// One page of a listing, serialised as the seeds' `{"data": [...], "meta": {...}}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    /// The items on this page.
+    pub data: Vec<T>,
+    /// Where this page stands.
+    pub meta: PageMeta,
+}
+
+/// Paging facts of a [`Page`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PageMeta {
+    /// This page, counting from 1.
+    pub page: u32,
+    /// Items per page.
+    pub per_page: u32,
+    /// Items on all pages.
+    pub total: u64,
+}
+
+impl<S: TokenStore> ApiTokens<S> {
+    /// One page of an owner's tokens, newest first, never with a hash or a plaintext.
+    /// A page of 0 or a `per_page` outside 1–100 is [`Error::Invalid`].
+    pub async fn list(&self, request: &ListRequest<'_>) -> Result<Page<TokenInfo>, Error> {
+        let mut errors = Vec::new();
+        if request.page == 0 {
+            errors.push(FieldError::new("page", "must be 1 or more"));
+        }
+        if !(1..=MAX_PER_PAGE).contains(&request.per_page) {
+            errors.push(FieldError::new(
+                "per_page",
+                format!("must be between 1 and {MAX_PER_PAGE}"),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(ValidationErrors(errors)));
+        }
+        let mut filter = ListFilter::new(request.owner, self.now());
+        filter.tenant = request.tenant;
+        filter.include_inactive = request.include_inactive;
+        filter.offset = u64::from(request.page - 1) * u64::from(request.per_page);
+        filter.limit = request.per_page;
+        let page = self.inner.store.list(&filter).await?;
+        Ok(Page {
+            data: page.records.iter().map(TokenInfo::from).collect(),
+            meta: PageMeta {
+                page: request.page,
+                per_page: request.per_page,
+                total: page.total,
+            },
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! [`TokenPolicy`]: how long tokens may live.
+
+use time::Duration;
+
+use crate::error::ConfigError;
+
+/// Lifetime rules applied when a token is issued.
+///
+/// The default: tokens live 365 days unless asked otherwise, at most 365 days, and "never
+/// expires" is refused. Lifetimes asked for in days must then be 1–365.
+///
+/// ```
+/// use api_tokens::TokenPolicy;
+/// use time::Duration;
+///
+/// // Fynn-style: tokens may be created without an expiry.
+/// let policy = TokenPolicy::default().allow_never(true).max_lifetime(None);
+/// assert!(policy.allows_never());
+///
+/// // Short-lived tokens for a staging environment.
+/// let policy = TokenPolicy::default()
+///     .default_lifetime(Duration::days(7))
+///     .max_lifetime(Some(Duration::days(30)));
+/// assert_eq!(policy.max_days(), Some(30));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenPolicy {
+    default_lifetime: Duration,
+    max_lifetime: Option<Duration>,
+    allow_never: bool,
+}
+
+impl Default for TokenPolicy {
+    fn default() -> Self {
+        Self {
+            default_lifetime: Duration::days(365),
+            max_lifetime: Some(Duration::days(365)),
+            allow_never: false,
+        }
+    }
+}
+
+impl TokenPolicy {
+    /// The lifetime of a token issued without an explicit expiry.
+    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
+        self.default_lifetime = lifetime;
+        self
+    }
+
+    /// The longest lifetime a token may be given; `None` for no limit.
+    pub fn max_lifetime(mut self, max: Option<Duration>) -> Self {
+        self.max_lifetime = max;
+        self
+    }
+
+    /// Whether tokens may be issued that never expire.
+    pub fn allow_never(mut self, allow: bool) -> Self {
+        self.allow_never = allow;
+        self
+    }
+
+    /// The lifetime of a token issued without an explicit expiry.
+    pub fn get_default_lifetime(&self) -> Duration {
+        self.default_lifetime
+    }
+
+    /// The longest lifetime, if limited.
+    pub fn get_max_lifetime(&self) -> Option<Duration> {
+        self.max_lifetime
+    }
+
+    /// Whether never-expiring tokens are allowed.
+    pub fn allows_never(&self) -> bool {
+        self.allow_never
+    }
+
+    /// The largest whole number of days a lifetime in days may have, if limited.
+    pub fn max_days(&self) -> Option<i64> {
+        self.max_lifetime.map(|d| d.whole_days())
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.default_lifetime <= Duration::ZERO {
+            return Err(ConfigError::Policy("the default lifetime must be positive"));
+        }
+        if let Some(max) = self.max_lifetime {
+            if max < Duration::DAY {
+                return Err(ConfigError::Policy(
+                    "the maximum lifetime must be at least one day",
+                ));
+            }
+            if self.default_lifetime > max {
+                return Err(ConfigError::Policy(
+                    "the default lifetime exceeds the maximum lifetime",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,188 @@
+//! [`ApiTokens`]: the handle a service keeps to issue, verify, revoke and list tokens.
+
+use std::fmt;
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::clock::{Clock, SystemClock, to_stored_precision};
+use crate::error::ConfigError;
+use crate::policy::TokenPolicy;
+use crate::store::TokenStore;
+use crate::token::TokenFormat;
+
+/// Default for [`ApiTokensBuilder::last_use_interval`].
+pub const DEFAULT_LAST_USE_INTERVAL: Duration = Duration::seconds(60);
+
+/// Everything a service needs for the life of its API tokens, over one [`TokenStore`].
+///
+/// Cheap to clone (one `Arc`), so keep one in your application state. The operations live
+/// with their concept: issuing and rotating in [`issuer`](crate::issuer), verification in
+/// [`verifier`](crate::verifier), revocation in [`revoke`](crate::revoke), listing in
+/// [`list`](crate::list) and purging in [`purge`](crate::purge).
+///
+/// ```
+/// use api_tokens::{ApiTokens, AuthError, MemoryStore, NewToken};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let tokens = ApiTokens::new(MemoryStore::new(), "opt_live")?;
+///
+/// let issued = tokens.issue(NewToken::new("user_42", "deploy-script")).await?;
+/// let secret = issued.plaintext.expose_secret(); // show this once
+///
+/// let who = tokens.verify(secret).await?;
+/// assert_eq!(&*who.owner, "user_42");
+///
+/// tokens.revoke("user_42", who.token_id, Some("rotated")).await?;
+/// assert!(matches!(tokens.verify(secret).await, Err(AuthError::Revoked { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub struct ApiTokens<S> {
+    pub(crate) inner: Arc<Inner<S>>,
+}
+
+pub(crate) struct Inner<S> {
+    pub(crate) store: S,
+    pub(crate) format: TokenFormat,
+    pub(crate) policy: TokenPolicy,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) last_use_interval: Duration,
+}
+
+impl<S> Clone for ApiTokens<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S> fmt::Debug for ApiTokens<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiTokens")
+            .field("format", &self.inner.format)
+            .field("policy", &self.inner.policy)
+            .field("last_use_interval", &self.inner.last_use_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: TokenStore> ApiTokens<S> {
+    /// Tokens with this prefix over `store`, with the default policy, a 256-bit secret, the
+    /// system clock and a 60-second last-use interval.
+    pub fn new(store: S, prefix: &str) -> Result<Self, ConfigError> {
+        Self::builder(store, prefix).build()
+    }
+
+    /// Configure more than the prefix.
+    pub fn builder(store: S, prefix: &str) -> ApiTokensBuilder<S> {
+        ApiTokensBuilder {
+            store,
+            prefix: prefix.to_owned(),
+            secret_bytes: crate::token::DEFAULT_SECRET_BYTES,
+            policy: TokenPolicy::default(),
+            clock: Arc::new(SystemClock),
+            last_use_interval: DEFAULT_LAST_USE_INTERVAL,
+        }
+    }
+}
+
+impl<S> ApiTokens<S> {
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The token format (prefix and secret length).
+    pub fn format(&self) -> &TokenFormat {
+        &self.inner.format
+    }
+
+    /// The lifetime policy.
+    pub fn policy(&self) -> &TokenPolicy {
+        &self.inner.policy
+    }
+
+    /// How often, at most, a token's last use is written.
+    pub fn last_use_interval(&self) -> Duration {
+        self.inner.last_use_interval
+    }
+
+    /// The current time from the configured clock, at the precision stores keep.
+    pub fn now(&self) -> OffsetDateTime {
+        to_stored_precision(self.inner.clock.now())
+    }
+}
+
+/// Builds an [`ApiTokens`]; every setting is checked in [`build`](Self::build).
+///
+/// ```
+/// use api_tokens::{ApiTokens, ManualClock, MemoryStore, TokenPolicy};
+/// use time::{Duration, OffsetDateTime};
+///
+/// let tokens = ApiTokens::builder(MemoryStore::new(), "api_prod")
+///     .secret_bytes(32)
+///     .policy(TokenPolicy::default().allow_never(true))
+///     .clock(ManualClock::new(OffsetDateTime::UNIX_EPOCH))
+///     .last_use_interval(Duration::minutes(5))
+///     .build()?;
+/// assert_eq!(tokens.format().prefix(), "api_prod");
+/// # Ok::<(), api_tokens::ConfigError>(())
+/// ```
+#[must_use]
+pub struct ApiTokensBuilder<S> {
+    store: S,
+    prefix: String,
+    secret_bytes: usize,
+    policy: TokenPolicy,
+    clock: Arc<dyn Clock>,
+    last_use_interval: Duration,
+}
+
+impl<S: TokenStore> ApiTokensBuilder<S> {
+    /// Random bytes per secret: 16–64, default 32.
+    pub fn secret_bytes(mut self, bytes: usize) -> Self {
+        self.secret_bytes = bytes;
+        self
+    }
+
+    /// The lifetime policy.
+    pub fn policy(mut self, policy: TokenPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Where the current time comes from (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Write a token's last use at most once per `interval` (default 60 s; zero writes on
+    /// every verification).
+    pub fn last_use_interval(mut self, interval: Duration) -> Self {
+        self.last_use_interval = interval;
+        self
+    }
+
+    /// Check the settings and build.
+    pub fn build(self) -> Result<ApiTokens<S>, ConfigError> {
+        let format = TokenFormat::new(&self.prefix)?.with_secret_bytes(self.secret_bytes)?;
+        self.policy.validate()?;
+        if self.last_use_interval.is_negative() {
+            return Err(ConfigError::Policy(
+                "the last-use interval must not be negative",
+            ));
+        }
+        Ok(ApiTokens {
+            inner: Arc::new(Inner {
+                store: self.store,
+                format,
+                policy: self.policy,
+                clock: self.clock,
+                last_use_interval: self.last_use_interval,
+            }),
+        })
+    }
+}
