@@ -69,3 +69,18 @@ pub(crate) fn to_stored_precision(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
         .unwrap_or(t)
 }
+
+/// Shows a timestamp as RFC 3339 (`2026-01-01T00:00:00Z`), for messages.
+pub(crate) struct Rfc3339(pub(crate) OffsetDateTime);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self
+            .0
+            .format(&time::format_description::well_known::Rfc3339)
+        {
+            Ok(s) => f.write_str(&s),
+            Err(_) => write!(f, "{}", self.0),
+        }
+    }
+}

@@ -14,6 +14,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
+use crate::clock::Rfc3339;
 use crate::store::StoreError;
 
 /// Why a presented string is not a token of this format. Raised before any storage lookup.
@@ -106,13 +107,13 @@ pub enum AuthError {
     #[error("the API token is not valid")]
     Invalid,
     /// The token expired.
-    #[error("the API token expired at {expired_at}; create a new one")]
+    #[error("the API token expired at {}; create a new one", Rfc3339(*.expired_at))]
     Expired {
         /// When it expired.
         expired_at: OffsetDateTime,
     },
     /// The token was revoked; revocation cannot be undone.
-    #[error("the API token was revoked at {revoked_at}; create a new one")]
+    #[error("the API token was revoked at {}; create a new one", Rfc3339(*.revoked_at))]
     Revoked {
         /// When it was revoked.
         revoked_at: OffsetDateTime,
@@ -221,7 +222,7 @@ pub enum Error {
     #[error("no such token")]
     NotFound,
     /// The token was already revoked; revocation cannot be undone.
-    #[error("the token was already revoked at {revoked_at}")]
+    #[error("the token was already revoked at {}", Rfc3339(*.revoked_at))]
     AlreadyRevoked {
         /// When it was revoked.
         revoked_at: OffsetDateTime,
