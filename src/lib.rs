@@ -83,3 +83,8 @@ pub use store::memory::MemoryStore;
 pub use store::{StoreError, StoreErrorKind, TokenStore};
 pub use token::{PlaintextToken, Token, TokenFormat, TokenId};
 pub use verifier::{Principal, Requirements};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
