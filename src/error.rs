@@ -312,6 +312,14 @@ pub enum ConfigError {
         /// The most allowed.
         max: usize,
     },
+    /// A SQL table name is not usable.
+    #[error(
+        "the table name {name:?} is not allowed; use `table` or `schema.table`, each part 1-48 characters of [A-Za-z0-9_] not starting with a digit"
+    )]
+    TableName {
+        /// The rejected name.
+        name: String,
+    },
     /// The lifetime policy contradicts itself.
     #[error("the token policy is inconsistent: {0}")]
     Policy(&'static str),

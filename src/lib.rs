@@ -53,6 +53,10 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// The `sqlx` this crate was built with, so you can name the exact version of its pools.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sqlx;
+
 pub mod clock;
 pub mod error;
 pub mod hash;
@@ -80,6 +84,10 @@ pub use policy::TokenPolicy;
 pub use record::{Scopes, TokenInfo, TokenRecord};
 pub use service::{ApiTokens, ApiTokensBuilder};
 pub use store::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use store::postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use store::sqlite::SqliteStore;
 pub use store::{StoreError, StoreErrorKind, TokenStore};
 pub use token::{PlaintextToken, Token, TokenFormat, TokenId};
 pub use verifier::{Principal, Requirements};

@@ -16,6 +16,12 @@ use crate::record::TokenRecord;
 use crate::token::TokenId;
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod sql;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 /// What went wrong in a store, in terms a caller can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,323 @@
+//! [`PostgresStore`]: tokens in PostgreSQL (feature `postgres`), shared by every instance of
+//! a service.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Row as _};
+use time::OffsetDateTime;
+
+use super::sql::{self, Dialect, SCHEMA_VERSION, Statements, TableName, store_error};
+use super::{ListFilter, ListPage, RevokeOutcome, StoreError, StoreErrorKind, TokenStore};
+use crate::error::ConfigError;
+use crate::record::TokenRecord;
+use crate::token::TokenId;
+
+/// A store in PostgreSQL, through a [`PgPool`] you already have or one opened with
+/// [`connect`](Self::connect).
+///
+/// Ids and hashes are `BYTEA`, timestamps `TIMESTAMPTZ`. Verification is one `SELECT` by
+/// primary key; revocation one conditional `UPDATE`.
+///
+/// ```no_run
+/// use api_tokens::{ApiTokens, PostgresStore};
+/// use api_tokens::sqlx::postgres::PgPoolOptions;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = PgPoolOptions::new()
+///     .max_connections(10)
+///     .acquire_timeout(std::time::Duration::from_secs(5))
+///     .connect("postgres://app@localhost/app")
+///     .await?;
+/// let store = PostgresStore::with_table(pool, "auth.api_tokens")?;
+/// store.migrate().await?;
+/// let tokens = ApiTokens::new(store, "api_prod")?;
+/// # let _ = tokens;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    table: Arc<TableName>,
+    sql: Arc<Statements>,
+}
+
+impl PostgresStore {
+    /// A store over `pool`, in the table `api_tokens`. Call [`migrate`](Self::migrate) once
+    /// at startup.
+    pub fn new(pool: PgPool) -> Self {
+        Self::with_table(pool, sql::DEFAULT_TABLE).expect("the default table name is valid")
+    }
+
+    /// A store over `pool` in `table` or `schema.table` (each part 1–48 characters of
+    /// `[A-Za-z0-9_]`, unquoted, so folded to lower case by PostgreSQL).
+    pub fn with_table(pool: PgPool, table: &str) -> Result<Self, ConfigError> {
+        let table = TableName::parse(table)?;
+        let sql = Statements::new(&table, Dialect::Postgres);
+        Ok(Self {
+            pool,
+            table: Arc::new(table),
+            sql: Arc::new(sql),
+        })
+    }
+
+    /// Open a pool for `url` with a 5-second acquire timeout, so that verification fails
+    /// closed quickly while the database is unreachable. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(store_error("could not connect to PostgreSQL"))?;
+        Ok(Self::new(pool))
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table.qualified
+    }
+
+    /// Create or upgrade the schema (and its schema, for `schema.table`). Idempotent, and
+    /// safe when several instances start at once: the work runs in one transaction under a
+    /// transaction-scoped advisory lock keyed by the table name. Fails if the database holds
+    /// a newer schema than this release knows.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let t = &self.table.qualified;
+        let bare = &self.table.bare;
+        let failed = || store_error("could not migrate the PostgreSQL schema");
+        let mut tx = self.pool.begin().await.map_err(failed())?;
+        let key = i64::from(crc32fast::hash(format!("api_tokens:{t}").as_bytes()));
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed())?;
+        let schema = match t.split_once('.') {
+            Some((schema, _)) => format!("CREATE SCHEMA IF NOT EXISTS {schema};"),
+            None => String::new(),
+        };
+        let ddl = format!(
+            "{schema}
+             CREATE TABLE IF NOT EXISTS {t}_schema (version INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS {t} (
+                 id BYTEA PRIMARY KEY CHECK (octet_length(id) = 16),
+                 owner TEXT NOT NULL,
+                 tenant TEXT,
+                 name TEXT NOT NULL,
+                 description TEXT,
+                 scopes TEXT NOT NULL,
+                 hash BYTEA NOT NULL CHECK (octet_length(hash) = 32),
+                 display_prefix TEXT NOT NULL,
+                 created_at TIMESTAMPTZ NOT NULL,
+                 expires_at TIMESTAMPTZ,
+                 last_used_at TIMESTAMPTZ,
+                 revoked_at TIMESTAMPTZ,
+                 revocation_reason TEXT
+             );
+             CREATE INDEX IF NOT EXISTS {bare}_owner_idx ON {t} (owner, created_at DESC, id DESC);"
+        );
+        sqlx::raw_sql(AssertSqlSafe(ddl))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed())?;
+        let version: Option<i32> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT MAX(version) FROM {t}_schema"
+        )))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(failed())?;
+        match version.map(i64::from) {
+            None => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO {t}_schema (version) VALUES ($1)"
+                )))
+                .bind(SCHEMA_VERSION as i32)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed())?;
+            }
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Other,
+                    "the database holds a newer token schema than this release supports; upgrade api-tokens",
+                ));
+            }
+            Some(_) => {}
+        }
+        tx.commit().await.map_err(failed())
+    }
+}
+
+fn decode(row: &PgRow) -> Result<TokenRecord, StoreError> {
+    let raw = (|| {
+        Ok::<_, sqlx::Error>(sql::Row {
+            id: row.try_get(0)?,
+            owner: row.try_get(1)?,
+            tenant: row.try_get(2)?,
+            name: row.try_get(3)?,
+            description: row.try_get(4)?,
+            scopes: row.try_get(5)?,
+            hash: row.try_get(6)?,
+            display_prefix: row.try_get(7)?,
+            created_at: row.try_get(8)?,
+            expires_at: row.try_get(9)?,
+            last_used_at: row.try_get(10)?,
+            revoked_at: row.try_get(11)?,
+            revocation_reason: row.try_get(12)?,
+        })
+    })();
+    raw.map_err(store_error("could not read a token row"))?
+        .into_record()
+}
+
+impl TokenStore for PostgresStore {
+    async fn insert(&self, r: &TokenRecord) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.insert)))
+            .bind(r.id.as_bytes().as_slice())
+            .bind(&*r.owner)
+            .bind(r.tenant.as_deref())
+            .bind(&*r.name)
+            .bind(r.description.as_deref())
+            .bind(sql::scopes_text(&r.scopes))
+            .bind(r.hash.as_bytes().as_slice())
+            .bind(&*r.display_prefix)
+            .bind(r.created_at)
+            .bind(r.expires_at)
+            .bind(r.last_used_at)
+            .bind(r.revoked_at)
+            .bind(r.revocation_reason.as_deref())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error("could not insert the token"))?;
+        Ok(())
+    }
+
+    async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.get)))
+            .bind(id.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error("could not read the token"))?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn list(&self, f: &ListFilter<'_>) -> Result<ListPage, StoreError> {
+        let v = Statements::variant(f.tenant.is_some(), !f.include_inactive);
+        let limit = i64::from(f.limit);
+        let offset = i64::try_from(f.offset).unwrap_or(i64::MAX);
+        let mut list = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.list[v]))).bind(f.owner);
+        let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(Arc::clone(&self.sql.count[v])))
+            .bind(f.owner);
+        if !f.include_inactive {
+            list = list.bind(f.now);
+            count = count.bind(f.now);
+        }
+        if let Some(tenant) = f.tenant {
+            list = list.bind(tenant);
+            count = count.bind(tenant);
+        }
+        let rows = list
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error("could not list tokens"))?;
+        let total = count
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error("could not count tokens"))?;
+        Ok(ListPage {
+            records: rows.iter().map(decode).collect::<Result<_, _>>()?,
+            total: u64::try_from(total).unwrap_or_default(),
+        })
+    }
+
+    async fn record_last_use(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let done = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.record_last_use)))
+            .bind(id.as_bytes().as_slice())
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error("could not record the token's last use"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn revoke(
+        &self,
+        id: &TokenId,
+        owner: &str,
+        at: OffsetDateTime,
+        reason: Option<&str>,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let done = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.revoke)))
+            .bind(id.as_bytes().as_slice())
+            .bind(owner)
+            .bind(at)
+            .bind(reason)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error("could not revoke the token"))?;
+        if done.rows_affected() > 0 {
+            return Ok(RevokeOutcome::Revoked);
+        }
+        let revoked: Option<Option<OffsetDateTime>> =
+            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.sql.revoked_at)))
+                .bind(id.as_bytes().as_slice())
+                .bind(owner)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error("could not read the token's revocation"))?;
+        Ok(match revoked {
+            Some(Some(at)) => RevokeOutcome::AlreadyRevoked(at),
+            _ => RevokeOutcome::NotFound,
+        })
+    }
+
+    async fn revoke_all(
+        &self,
+        owner: &str,
+        tenant: Option<&str>,
+        at: OffsetDateTime,
+        reason: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let query = match tenant {
+            None => sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.revoke_all))),
+            Some(_) => sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.revoke_all_tenant))),
+        };
+        let mut query = query.bind(owner).bind(at).bind(reason);
+        if let Some(tenant) = tenant {
+            query = query.bind(tenant);
+        }
+        let done = query
+            .execute(&self.pool)
+            .await
+            .map_err(store_error("could not revoke the owner's tokens"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn shorten_expiry(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let done = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.shorten_expiry)))
+            .bind(id.as_bytes().as_slice())
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error("could not shorten the token's expiry"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.purge)))
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error("could not purge tokens"))?;
+        Ok(done.rows_affected())
+    }
+}
