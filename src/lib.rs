@@ -47,6 +47,8 @@
 //! | feature   | default | what it adds |
 //! |-----------|---------|--------------|
 //! | `testkit` | no      | [`testkit`]: the conformance suite every [`TokenStore`] must pass |
+//! | `sqlite`  | no      | `SqliteStore`, on sqlx 0.9 with SQLite bundled; re-exports `sqlx` |
+//! | `postgres`| no      | `PostgresStore`, on sqlx 0.9; re-exports `sqlx` |
 //!
 //! The in-memory store ([`MemoryStore`]) is always available and needs no runtime.
 #![forbid(unsafe_code)]

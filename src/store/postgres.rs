@@ -9,10 +9,9 @@ use sqlx::{AssertSqlSafe, Row as _};
 use time::OffsetDateTime;
 
 use super::sql::{self, Dialect, SCHEMA_VERSION, Statements, TableName, store_error};
-use super::{ListFilter, ListPage, RevokeOutcome, StoreError, StoreErrorKind, TokenStore};
+use super::{StoreError, StoreErrorKind};
 use crate::error::ConfigError;
 use crate::record::TokenRecord;
-use crate::token::TokenId;
 
 /// A store in PostgreSQL, through a [`PgPool`] you already have or one opened with
 /// [`connect`](Self::connect).
@@ -177,147 +176,13 @@ fn decode(row: &PgRow) -> Result<TokenRecord, StoreError> {
         .into_record()
 }
 
-impl TokenStore for PostgresStore {
-    async fn insert(&self, r: &TokenRecord) -> Result<(), StoreError> {
-        sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.insert)))
-            .bind(r.id.as_bytes().as_slice())
-            .bind(&*r.owner)
-            .bind(r.tenant.as_deref())
-            .bind(&*r.name)
-            .bind(r.description.as_deref())
-            .bind(sql::scopes_text(&r.scopes))
-            .bind(r.hash.as_bytes().as_slice())
-            .bind(&*r.display_prefix)
-            .bind(r.created_at)
-            .bind(r.expires_at)
-            .bind(r.last_used_at)
-            .bind(r.revoked_at)
-            .bind(r.revocation_reason.as_deref())
-            .execute(&self.pool)
-            .await
-            .map_err(store_error("could not insert the token"))?;
-        Ok(())
-    }
-
-    async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.get)))
-            .bind(id.as_bytes().as_slice())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error("could not read the token"))?;
-        row.as_ref().map(decode).transpose()
-    }
-
-    async fn list(&self, f: &ListFilter<'_>) -> Result<ListPage, StoreError> {
-        let v = Statements::variant(f.tenant.is_some(), !f.include_inactive);
-        let limit = i64::from(f.limit);
-        let offset = i64::try_from(f.offset).unwrap_or(i64::MAX);
-        let mut list = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.list[v]))).bind(f.owner);
-        let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(Arc::clone(&self.sql.count[v])))
-            .bind(f.owner);
-        if !f.include_inactive {
-            list = list.bind(f.now);
-            count = count.bind(f.now);
-        }
-        if let Some(tenant) = f.tenant {
-            list = list.bind(tenant);
-            count = count.bind(tenant);
-        }
-        let rows = list
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_error("could not list tokens"))?;
-        let total = count
-            .fetch_one(&self.pool)
-            .await
-            .map_err(store_error("could not count tokens"))?;
-        Ok(ListPage {
-            records: rows.iter().map(decode).collect::<Result<_, _>>()?,
-            total: u64::try_from(total).unwrap_or_default(),
-        })
-    }
-
-    async fn record_last_use(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
-        let done = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.record_last_use)))
-            .bind(id.as_bytes().as_slice())
-            .bind(at)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error("could not record the token's last use"))?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn revoke(
-        &self,
-        id: &TokenId,
-        owner: &str,
-        at: OffsetDateTime,
-        reason: Option<&str>,
-    ) -> Result<RevokeOutcome, StoreError> {
-        let done = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.revoke)))
-            .bind(id.as_bytes().as_slice())
-            .bind(owner)
-            .bind(at)
-            .bind(reason)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error("could not revoke the token"))?;
-        if done.rows_affected() > 0 {
-            return Ok(RevokeOutcome::Revoked);
-        }
-        let revoked: Option<Option<OffsetDateTime>> =
-            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.sql.revoked_at)))
-                .bind(id.as_bytes().as_slice())
-                .bind(owner)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(store_error("could not read the token's revocation"))?;
-        Ok(match revoked {
-            Some(Some(at)) => RevokeOutcome::AlreadyRevoked(at),
-            _ => RevokeOutcome::NotFound,
-        })
-    }
-
-    async fn revoke_all(
-        &self,
-        owner: &str,
-        tenant: Option<&str>,
-        at: OffsetDateTime,
-        reason: Option<&str>,
-    ) -> Result<u64, StoreError> {
-        let query = match tenant {
-            None => sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.revoke_all))),
-            Some(_) => sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.revoke_all_tenant))),
-        };
-        let mut query = query.bind(owner).bind(at).bind(reason);
-        if let Some(tenant) = tenant {
-            query = query.bind(tenant);
-        }
-        let done = query
-            .execute(&self.pool)
-            .await
-            .map_err(store_error("could not revoke the owner's tokens"))?;
-        Ok(done.rows_affected())
-    }
-
-    async fn shorten_expiry(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
-        let done = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.shorten_expiry)))
-            .bind(id.as_bytes().as_slice())
-            .bind(at)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error("could not shorten the token's expiry"))?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.purge)))
-            .bind(before)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error("could not purge tokens"))?;
-        Ok(done.rows_affected())
-    }
+/// PostgreSQL keeps `TIMESTAMPTZ` as it is.
+fn same(t: OffsetDateTime) -> OffsetDateTime {
+    t
 }
+
+fn checked(t: OffsetDateTime) -> Result<OffsetDateTime, StoreError> {
+    Ok(t)
+}
+
+super::sql::impl_sql_token_store!(PostgresStore, decode: decode, timestamps: OffsetDateTime, same, checked);

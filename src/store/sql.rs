@@ -270,6 +270,188 @@ pub(crate) fn scopes_text(scopes: &Scopes) -> String {
     scopes.iter().collect::<Vec<_>>().join(" ")
 }
 
+/// The [`TokenStore`](super::TokenStore) implementation both SQL stores share: the same
+/// statements and logic, differing only in how timestamps are stored.
+///
+/// - `$store`: the store type, with fields `pool` and `sql: Arc<Statements>`;
+/// - `$decode`: `fn(&Row) -> Result<TokenRecord, StoreError>`;
+/// - `$db_ts`, `$to_db`, `$from_db`: the stored form of a timestamp, and the conversions
+///   `fn(OffsetDateTime) -> $db_ts` and `fn($db_ts) -> Result<OffsetDateTime, StoreError>`.
+macro_rules! impl_sql_token_store {
+    ($store:ty, decode: $decode:path, timestamps: $db_ts:ty, $to_db:path, $from_db:path) => {
+        const _: () = {
+            use std::sync::Arc;
+
+            use sqlx::AssertSqlSafe;
+            use time::OffsetDateTime;
+
+            use $crate::record::TokenRecord;
+            use $crate::store::sql::{Statements, scopes_text, store_error};
+            use $crate::store::{ListFilter, ListPage, RevokeOutcome, StoreError, TokenStore};
+            use $crate::token::TokenId;
+
+            impl TokenStore for $store {
+                async fn insert(&self, r: &TokenRecord) -> Result<(), StoreError> {
+                    sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.insert)))
+                        .bind(r.id.as_bytes().as_slice())
+                        .bind(&*r.owner)
+                        .bind(r.tenant.as_deref())
+                        .bind(&*r.name)
+                        .bind(r.description.as_deref())
+                        .bind(scopes_text(&r.scopes))
+                        .bind(r.hash.as_bytes().as_slice())
+                        .bind(&*r.display_prefix)
+                        .bind($to_db(r.created_at))
+                        .bind(r.expires_at.map($to_db))
+                        .bind(r.last_used_at.map($to_db))
+                        .bind(r.revoked_at.map($to_db))
+                        .bind(r.revocation_reason.as_deref())
+                        .execute(&self.pool)
+                        .await
+                        .map_err(store_error("could not insert the token"))?;
+                    Ok(())
+                }
+
+                async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+                    let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.get)))
+                        .bind(id.as_bytes().as_slice())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(store_error("could not read the token"))?;
+                    row.as_ref().map($decode).transpose()
+                }
+
+                async fn list(&self, f: &ListFilter<'_>) -> Result<ListPage, StoreError> {
+                    let v = Statements::variant(f.tenant.is_some(), !f.include_inactive);
+                    let limit = i64::from(f.limit);
+                    let offset = i64::try_from(f.offset).unwrap_or(i64::MAX);
+                    let mut list =
+                        sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.list[v]))).bind(f.owner);
+                    let mut count =
+                        sqlx::query_scalar::<_, i64>(AssertSqlSafe(Arc::clone(&self.sql.count[v])))
+                            .bind(f.owner);
+                    if !f.include_inactive {
+                        list = list.bind($to_db(f.now));
+                        count = count.bind($to_db(f.now));
+                    }
+                    if let Some(tenant) = f.tenant {
+                        list = list.bind(tenant);
+                        count = count.bind(tenant);
+                    }
+                    let rows = list
+                        .bind(limit)
+                        .bind(offset)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(store_error("could not list tokens"))?;
+                    let total = count
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(store_error("could not count tokens"))?;
+                    Ok(ListPage {
+                        records: rows.iter().map($decode).collect::<Result<_, _>>()?,
+                        total: u64::try_from(total).unwrap_or_default(),
+                    })
+                }
+
+                async fn record_last_use(
+                    &self,
+                    id: &TokenId,
+                    at: OffsetDateTime,
+                ) -> Result<bool, StoreError> {
+                    let done = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.record_last_use)))
+                        .bind(id.as_bytes().as_slice())
+                        .bind($to_db(at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(store_error("could not record the token's last use"))?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn revoke(
+                    &self,
+                    id: &TokenId,
+                    owner: &str,
+                    at: OffsetDateTime,
+                    reason: Option<&str>,
+                ) -> Result<RevokeOutcome, StoreError> {
+                    let done = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.revoke)))
+                        .bind(id.as_bytes().as_slice())
+                        .bind(owner)
+                        .bind($to_db(at))
+                        .bind(reason)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(store_error("could not revoke the token"))?;
+                    if done.rows_affected() > 0 {
+                        return Ok(RevokeOutcome::Revoked);
+                    }
+                    let revoked: Option<Option<$db_ts>> =
+                        sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.sql.revoked_at)))
+                            .bind(id.as_bytes().as_slice())
+                            .bind(owner)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(store_error("could not read the token's revocation"))?;
+                    Ok(match revoked {
+                        Some(Some(at)) => RevokeOutcome::AlreadyRevoked($from_db(at)?),
+                        // Not revoked yet the update matched nothing: it cannot be this owner's.
+                        _ => RevokeOutcome::NotFound,
+                    })
+                }
+
+                async fn revoke_all(
+                    &self,
+                    owner: &str,
+                    tenant: Option<&str>,
+                    at: OffsetDateTime,
+                    reason: Option<&str>,
+                ) -> Result<u64, StoreError> {
+                    let query = match tenant {
+                        None => sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.revoke_all))),
+                        Some(_) => {
+                            sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.revoke_all_tenant)))
+                        }
+                    };
+                    let mut query = query.bind(owner).bind($to_db(at)).bind(reason);
+                    if let Some(tenant) = tenant {
+                        query = query.bind(tenant);
+                    }
+                    let done = query
+                        .execute(&self.pool)
+                        .await
+                        .map_err(store_error("could not revoke the owner's tokens"))?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn shorten_expiry(
+                    &self,
+                    id: &TokenId,
+                    at: OffsetDateTime,
+                ) -> Result<bool, StoreError> {
+                    let done = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.shorten_expiry)))
+                        .bind(id.as_bytes().as_slice())
+                        .bind($to_db(at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(store_error("could not shorten the token's expiry"))?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+                    let done = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.purge)))
+                        .bind($to_db(before))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(store_error("could not purge tokens"))?;
+                    Ok(done.rows_affected())
+                }
+            }
+        };
+    };
+}
+pub(crate) use impl_sql_token_store;
+
 #[cfg(test)]
 mod tests {
     use super::*;
