@@ -49,6 +49,7 @@
 //! | `testkit` | no      | [`testkit`]: the conformance suite every [`TokenStore`] must pass |
 //! | `sqlite`  | no      | `SqliteStore`, on sqlx 0.9 with SQLite bundled; re-exports `sqlx` |
 //! | `postgres`| no      | `PostgresStore`, on sqlx 0.9; re-exports `sqlx` |
+//! | `axum`    | no      | [`axum`](crate::axum): the `Authenticated` extractor and JSON error responses |
 //!
 //! The in-memory store ([`MemoryStore`]) is always available and needs no runtime.
 #![forbid(unsafe_code)]
@@ -59,6 +60,8 @@
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sqlx;
 
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod clock;
 pub mod error;
 pub mod hash;

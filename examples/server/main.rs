@@ -1,0 +1,112 @@
+//! A complete token service: the seeds' API (`POST/DELETE /auth/token`,
+//! `/api/v1/tokens`, `/api/v1/me`) on SQLite or PostgreSQL.
+//!
+//! ```text
+//! cargo run --example server --all-features
+//! ```
+//!
+//! Configuration, from the environment:
+//! - `BIND`: address to listen on (default `127.0.0.1:8080`);
+//! - `DATABASE_URL`: `sqlite://PATH` (default `sqlite://api-tokens.db`, created if missing)
+//!   or `postgres://…`;
+//! - `DEMO_USERS`: `email:password:tenant` entries separated by commas (default: one demo
+//!   user, with a warning);
+//! - `TOKEN_PREFIX`: the tokens' prefix (default `api_prod`).
+
+mod app;
+
+use std::sync::Arc;
+
+use api_tokens::{ApiTokens, PostgresStore, SqliteStore, TokenStore};
+
+const DEMO_USER: &str = "demo@example.com:demo-password:tenant_demo";
+
+#[tokio::main]
+async fn main() {
+    if let Err(message) = run().await {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".into());
+    let database =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://api-tokens.db".into());
+    let prefix = std::env::var("TOKEN_PREFIX").unwrap_or_else(|_| "api_prod".into());
+    let users = match std::env::var("DEMO_USERS") {
+        Ok(spec) => spec,
+        Err(_) => {
+            eprintln!(
+                "warning: DEMO_USERS is not set; using the demo user demo@example.com / demo-password"
+            );
+            DEMO_USER.into()
+        }
+    };
+    let users = Arc::new(app::Users::from_spec(&users)?);
+
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        let store = PostgresStore::connect(&database)
+            .await
+            .map_err(|e| e.to_string())?;
+        store.migrate().await.map_err(|e| e.to_string())?;
+        serve(store, &prefix, users, &bind).await
+    } else if database.starts_with("sqlite:") {
+        let store = SqliteStore::connect(&database)
+            .await
+            .map_err(|e| e.to_string())?;
+        store.migrate().await.map_err(|e| e.to_string())?;
+        serve(store, &prefix, users, &bind).await
+    } else {
+        Err("DATABASE_URL must start with sqlite:// or postgres://".into())
+    }
+}
+
+async fn serve<St: TokenStore>(
+    store: St,
+    prefix: &str,
+    users: Arc<app::Users>,
+    bind: &str,
+) -> Result<(), String> {
+    let tokens = ApiTokens::new(store, prefix).map_err(|e| e.to_string())?;
+    let state = app::AppState {
+        tokens,
+        users,
+        limiter: Arc::default(),
+    };
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    eprintln!(
+        "listening on http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    axum::serve(listener, app::router(state))
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!("shut down cleanly");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
