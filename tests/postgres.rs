@@ -6,106 +6,24 @@
 //! skipped adapter suite is a failure. With the variable set, an unreachable server fails.
 //! Every test works in its own table, inside a schema of its own for this test run.
 
-use std::io::Write as _;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration as StdDuration;
 
-use api_tokens::sqlx::{self, PgPool, postgres::PgConnectOptions, postgres::PgPoolOptions};
+use api_tokens::sqlx::{self, postgres::PgConnectOptions, postgres::PgPoolOptions};
 use api_tokens::testkit::CountingStore;
 use api_tokens::{ApiTokens, AuthError, NewToken, PostgresStore, StoreErrorKind, TokenStore};
 use time::OffsetDateTime;
 
-const URL_VAR: &str = "API_TOKENS_TEST_POSTGRES_URL";
+mod common;
 
-fn url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but {URL_VAR} is not set: the PostgreSQL suite must run in CI")
-        }
-        _ => {
-            static NOTICE: OnceLock<()> = OnceLock::new();
-            NOTICE.get_or_init(|| {
-                // Written past the test harness's output capture so it is always seen.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\nNOTE: the PostgreSQL suite was NOT run: set {URL_VAR} \
-                     (e.g. postgres://postgres@127.0.0.1:5432/test) to run it.\n"
-                );
-            });
-            None
-        }
-    }
-}
-
-/// This run's schema: `api_tokens_test_<unix seconds>_<random>`.
-fn run_schema() -> &'static str {
-    static NAME: OnceLock<String> = OnceLock::new();
-    NAME.get_or_init(|| {
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        format!("api_tokens_test_{now}_{:08x}", rand_u32())
-    })
-}
-
-fn rand_u32() -> u32 {
-    let mut b = [0u8; 4];
-    getrandom_fill(&mut b);
-    u32::from_le_bytes(b)
-}
-
-fn getrandom_fill(buf: &mut [u8]) {
-    // A test-only source: the standard library's randomly seeded hasher.
-    use std::hash::{BuildHasher, RandomState};
-    for chunk in buf.chunks_mut(8) {
-        let v = RandomState::new().hash_one(0u8).to_le_bytes();
-        chunk.copy_from_slice(&v[..chunk.len()]);
-    }
-}
-
-async fn pool_for(url: &str, app: &str, max: u32) -> PgPool {
-    let options = PgConnectOptions::from_str(url)
-        .unwrap_or_else(|e| panic!("{URL_VAR} is not a valid PostgreSQL URL: {e}"))
-        .application_name(app);
-    PgPoolOptions::new()
-        .max_connections(max)
-        .acquire_timeout(StdDuration::from_secs(5))
-        .connect_with(options)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {URL_VAR} is unreachable: {e}"))
-}
-
-/// Drop schemas that earlier runs left behind more than two hours ago, once per run.
-async fn sweep_old_schemas(pool: &PgPool) {
-    static SWEPT: AtomicBool = AtomicBool::new(false);
-    if SWEPT.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'api\\_tokens\\_test\\_%'",
-    )
-    .fetch_all(pool)
-    .await
-    .expect("list schemas");
-    let cutoff = OffsetDateTime::now_utc().unix_timestamp() - 2 * 3600;
-    for name in names {
-        let stamp = name.split('_').nth(3).and_then(|s| s.parse::<i64>().ok());
-        if stamp.is_some_and(|s| s < cutoff) {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA IF EXISTS {name} CASCADE"
-            )))
-            .execute(pool)
-            .await;
-        }
-    }
-}
+use common::{pool_for, rand_u32, run_schema, url};
 
 /// A fresh, migrated store in a table of its own, or `None` when the suite is skipped.
 async fn store_in(app: &str) -> Option<PostgresStore> {
     let url = url()?;
     let pool = pool_for(&url, app, 4).await;
-    sweep_old_schemas(&pool).await;
     let table = format!("{}.t_{:08x}", run_schema(), rand_u32());
     let store = PostgresStore::with_table(pool, &table).expect("valid table name");
     store.migrate().await.expect("migrate");

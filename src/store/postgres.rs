@@ -85,14 +85,16 @@ impl PostgresStore {
 
     /// Create or upgrade the schema (and its schema, for `schema.table`). Idempotent, and
     /// safe when several instances start at once: the work runs in one transaction under a
-    /// transaction-scoped advisory lock keyed by the table name. Fails if the database holds
+    /// transaction-scoped advisory lock that all of this crate's migrations share. Fails if the database holds
     /// a newer schema than this release knows.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let t = &self.table.qualified;
         let bare = &self.table.bare;
         let failed = || store_error("could not migrate the PostgreSQL schema");
         let mut tx = self.pool.begin().await.map_err(failed())?;
-        let key = i64::from(crc32fast::hash(format!("api_tokens:{t}").as_bytes()));
+        // One key for every table: migrations are rare, and `CREATE SCHEMA IF NOT EXISTS`
+        // races between tables of the same schema.
+        let key = i64::from(crc32fast::hash(b"api_tokens:migrate"));
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(key)
             .execute(&mut *tx)
