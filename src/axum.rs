@@ -25,14 +25,14 @@
 //!     format!("hello {}", auth.owner)
 //! }
 //!
-//! async fn tokens(auth: RequireScopes<TokensRead, MemoryStore>) -> String {
+//! async fn list_tokens(auth: RequireScopes<TokensRead, MemoryStore>) -> String {
 //!     format!("{} may read tokens", auth.owner)
 //! }
 //!
 //! let tokens = ApiTokens::new(MemoryStore::new(), "dz")?;
 //! let app: Router = Router::new()
 //!     .route("/me", get(me))
-//!     .route("/tokens", get(tokens))
+//!     .route("/tokens", get(list_tokens))
 //!     .with_state(tokens); // `ApiTokens<St>` is the state, or reached through `FromRef`
 //! # Ok::<(), api_tokens::ConfigError>(())
 //! ```
