@@ -1,0 +1,232 @@
+//! Verification, issuing and revocation on the in-memory store, against the physical floor
+//! (one map lookup, one SHA-256, one constant-time compare) and the Rust peers.
+//!
+//! ```text
+//! cargo bench --bench verify
+//! ```
+//!
+//! `API_TOKENS_BENCH_TOKENS` sets the store size (default 1 000 000). Before measuring, the
+//! setup checks that every path does what it claims (valid tokens verify, garbage is refused,
+//! the floor finds its entries); `cargo test --benches` runs those checks and each benchmark
+//! once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use api_keys_simplified::{ApiKeyManagerV0, Environment, ExposeSecret, KeyStatus, SecureString};
+use api_tokens::{ApiTokens, AuthError, MemoryStore, NewToken, TokenHash};
+use criterion::{Criterion, criterion_group, criterion_main};
+use prefixed_api_key::PrefixedApiKeyController;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// How many of the stored tokens the benchmarks present, in rotation.
+const PRESENTED: usize = 1 << 16;
+
+fn store_size() -> usize {
+    std::env::var("API_TOKENS_BENCH_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// Run a future that never waits (the memory store's futures are ready at once), without a
+/// runtime, so the runtime's cost is not measured.
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("the memory store never waits"),
+    }
+}
+
+struct Setup {
+    tokens: ApiTokens<MemoryStore>,
+    presented: Vec<String>,
+}
+
+fn setup() -> Setup {
+    let n = store_size();
+    let started = Instant::now();
+    let tokens = ApiTokens::new(MemoryStore::new(), "dz").unwrap();
+    let mut presented = Vec::with_capacity(PRESENTED);
+    for i in 0..n {
+        let issued = ready(tokens.issue(NewToken::new(format!("user_{}", i % 1000), format!("tok-{i:06}")))).unwrap();
+        if presented.len() < PRESENTED {
+            presented.push(issued.plaintext.expose_secret().to_owned());
+        }
+    }
+    // Correctness before speed; this also writes each presented token's first last use, as
+    // a running service would have long before.
+    for t in &presented {
+        ready(tokens.verify(t)).expect("a valid token verifies");
+    }
+    eprintln!("setup: {n} tokens in {:?}", started.elapsed());
+    Setup { tokens, presented }
+}
+
+/// The floor: a std `HashMap<[u8; 16], [u8; 32]>`, a lookup, SHA-256 of the secret bytes
+/// and `ct_eq`. No crate code.
+fn floor(c: &mut Criterion, n: usize) {
+    let mut map: HashMap<[u8; 16], [u8; 32]> = HashMap::with_capacity(n);
+    let mut presented = Vec::with_capacity(PRESENTED);
+    for i in 0..n {
+        let mut id = [0u8; 16];
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut id).unwrap();
+        getrandom::fill(&mut secret).unwrap();
+        map.insert(id, Sha256::digest(secret).into());
+        if i < PRESENTED {
+            presented.push((id, secret));
+        }
+    }
+    let check = |(id, secret): &([u8; 16], [u8; 32])| -> bool {
+        let digest: [u8; 32] = Sha256::digest(secret).into();
+        map.get(id).is_some_and(|h| bool::from(h.ct_eq(&digest)))
+    };
+    assert!(presented.iter().all(check), "the floor finds every entry");
+    let mut i = 0;
+    c.benchmark_group("verify").bench_function("floor", |b| {
+        b.iter(|| {
+            i = (i + 1) % presented.len();
+            black_box(check(black_box(&presented[i])))
+        })
+    });
+}
+
+fn verify_memory(c: &mut Criterion, s: &Setup) {
+    let mut group = c.benchmark_group("verify");
+    let mut i = 0;
+    group.bench_function("memory", |b| {
+        b.iter(|| {
+            i = (i + 1) % s.presented.len();
+            black_box(ready(s.tokens.verify(black_box(&s.presented[i]))).is_ok())
+        })
+    });
+    let mut garbage = s.presented[0].clone().into_bytes();
+    let last = garbage.len() - 1;
+    garbage[last] = if garbage[last] == b'0' { b'1' } else { b'0' };
+    let garbage = String::from_utf8(garbage).unwrap();
+    assert!(matches!(ready(s.tokens.verify(&garbage)), Err(AuthError::Malformed(_))));
+    group.bench_function("memory_reject_garbage", |b| {
+        b.iter(|| black_box(ready(s.tokens.verify(black_box(&garbage))).is_err()))
+    });
+
+    let controller = PrefixedApiKeyController::configure()
+        .prefix("dz".to_owned())
+        .seam_defaults()
+        .finalize()
+        .unwrap();
+    let (key, hash) = controller.generate_key_and_hash();
+    let key = key.to_string();
+    let check = |key: &str| {
+        prefixed_api_key::PrefixedApiKey::from_string(key)
+            .is_ok_and(|pak| controller.check_hash(&pak, &hash))
+    };
+    assert!(check(&key), "prefixed-api-key verifies its own key");
+    group.bench_function("prefixed-api-key", |b| b.iter(|| black_box(check(black_box(&key)))));
+    group.finish();
+}
+
+fn verify_slow(c: &mut Criterion) {
+    let manager = ApiKeyManagerV0::init_default_config("dz_sk").unwrap();
+    let key = manager.generate(Environment::production()).unwrap();
+    let presented = SecureString::from(key.key().expose_secret().to_owned());
+    let hash = key.expose_hash().hash().clone();
+    assert!(matches!(manager.verify(&presented, &hash), Ok(KeyStatus::Valid)));
+    let mut group = c.benchmark_group("verify_slow");
+    group.sample_size(10);
+    group.bench_function("api-keys-simplified", |b| {
+        b.iter(|| black_box(manager.verify(black_box(&presented), &hash).unwrap()))
+    });
+    group.finish();
+}
+
+fn issue(c: &mut Criterion) {
+    let mut group = c.benchmark_group("issue");
+    group.bench_function("floor", |b| {
+        b.iter(|| {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).unwrap();
+            black_box(TokenHash::of_secret(&secret))
+        })
+    });
+    group.bench_function("memory", |b| {
+        b.iter_custom(|iters| {
+            let tokens = ApiTokens::new(MemoryStore::new(), "dz").unwrap();
+            let start = Instant::now();
+            for i in 0..iters {
+                black_box(ready(tokens.issue(NewToken::new("user_1", format!("tok-{i:06}")))).unwrap());
+            }
+            let elapsed = start.elapsed();
+            assert_eq!(tokens.store().len() as u64, iters);
+            elapsed
+        })
+    });
+    group.finish();
+}
+
+fn revoke(c: &mut Criterion) {
+    c.benchmark_group("revoke").bench_function("memory", |b| {
+        b.iter_custom(|iters| {
+            let tokens = ApiTokens::new(MemoryStore::new(), "dz").unwrap();
+            let ids: Vec<_> = (0..iters)
+                .map(|i| ready(tokens.issue(NewToken::new(format!("user_{}", i % 100), "revoked"))).unwrap().record.id)
+                .collect();
+            let start = Instant::now();
+            for (i, id) in ids.iter().enumerate() {
+                ready(tokens.revoke(&format!("user_{}", i % 100), *id, None)).unwrap();
+            }
+            start.elapsed()
+        })
+    });
+}
+
+/// Verification throughput on 1 and 2 threads: the time for `iters` verifications split
+/// across the threads, so a read path that does not serialise halves it.
+fn verify_threads(c: &mut Criterion, s: &Setup) {
+    let mut group = c.benchmark_group("verify_threads");
+    for threads in [1usize, 2] {
+        group.bench_function(threads.to_string(), |b| {
+            b.iter_custom(|iters| {
+                let per = iters / threads as u64;
+                let start = Instant::now();
+                std::thread::scope(|scope| {
+                    for t in 0..threads {
+                        let s = &s;
+                        scope.spawn(move || {
+                            let offset = t * (PRESENTED / 2);
+                            for i in 0..per as usize {
+                                let token = &s.presented[(offset + i) % s.presented.len()];
+                                black_box(ready(s.tokens.verify(token)).is_ok());
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let s = setup();
+    floor(c, store_size());
+    verify_memory(c, &s);
+    verify_threads(c, &s);
+    verify_slow(c);
+    issue(c);
+    revoke(c);
+}
+
+criterion_group! {
+    name = group;
+    config = Criterion::default().measurement_time(Duration::from_secs(5));
+    targets = benches
+}
+criterion_main!(group);
