@@ -55,7 +55,11 @@ fn setup() -> Setup {
     let tokens = ApiTokens::new(MemoryStore::new(), "dz").unwrap();
     let mut presented = Vec::with_capacity(PRESENTED);
     for i in 0..n {
-        let issued = ready(tokens.issue(NewToken::new(format!("user_{}", i % 1000), format!("tok-{i:06}")))).unwrap();
+        let issued = ready(tokens.issue(NewToken::new(
+            format!("user_{}", i % 1000),
+            format!("tok-{i:06}"),
+        )))
+        .unwrap();
         if presented.len() < PRESENTED {
             presented.push(issued.plaintext.expose_secret().to_owned());
         }
@@ -111,7 +115,10 @@ fn verify_memory(c: &mut Criterion, s: &Setup) {
     let last = garbage.len() - 1;
     garbage[last] = if garbage[last] == b'0' { b'1' } else { b'0' };
     let garbage = String::from_utf8(garbage).unwrap();
-    assert!(matches!(ready(s.tokens.verify(&garbage)), Err(AuthError::Malformed(_))));
+    assert!(matches!(
+        ready(s.tokens.verify(&garbage)),
+        Err(AuthError::Malformed(_))
+    ));
     group.bench_function("memory_reject_garbage", |b| {
         b.iter(|| black_box(ready(s.tokens.verify(black_box(&garbage))).is_err()))
     });
@@ -128,7 +135,9 @@ fn verify_memory(c: &mut Criterion, s: &Setup) {
             .is_ok_and(|pak| controller.check_hash(&pak, &hash))
     };
     assert!(check(&key), "prefixed-api-key verifies its own key");
-    group.bench_function("prefixed-api-key", |b| b.iter(|| black_box(check(black_box(&key)))));
+    group.bench_function("prefixed-api-key", |b| {
+        b.iter(|| black_box(check(black_box(&key))))
+    });
     group.finish();
 }
 
@@ -137,7 +146,10 @@ fn verify_slow(c: &mut Criterion) {
     let key = manager.generate(Environment::production()).unwrap();
     let presented = SecureString::from(key.key().expose_secret().to_owned());
     let hash = key.expose_hash().hash().clone();
-    assert!(matches!(manager.verify(&presented, &hash), Ok(KeyStatus::Valid)));
+    assert!(matches!(
+        manager.verify(&presented, &hash),
+        Ok(KeyStatus::Valid)
+    ));
     let mut group = c.benchmark_group("verify_slow");
     group.sample_size(10);
     group.bench_function("api-keys-simplified", |b| {
@@ -160,7 +172,9 @@ fn issue(c: &mut Criterion) {
             let tokens = ApiTokens::new(MemoryStore::new(), "dz").unwrap();
             let start = Instant::now();
             for i in 0..iters {
-                black_box(ready(tokens.issue(NewToken::new("user_1", format!("tok-{i:06}")))).unwrap());
+                black_box(
+                    ready(tokens.issue(NewToken::new("user_1", format!("tok-{i:06}")))).unwrap(),
+                );
             }
             let elapsed = start.elapsed();
             assert_eq!(tokens.store().len() as u64, iters);
@@ -175,7 +189,12 @@ fn revoke(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let tokens = ApiTokens::new(MemoryStore::new(), "dz").unwrap();
             let ids: Vec<_> = (0..iters)
-                .map(|i| ready(tokens.issue(NewToken::new(format!("user_{}", i % 100), "revoked"))).unwrap().record.id)
+                .map(|i| {
+                    ready(tokens.issue(NewToken::new(format!("user_{}", i % 100), "revoked")))
+                        .unwrap()
+                        .record
+                        .id
+                })
                 .collect();
             let start = Instant::now();
             for (i, id) in ids.iter().enumerate() {

@@ -45,7 +45,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!(
         "2. verified Authorization: Bearer … -> owner {}, tenant {:?}",
-        who.owner, who.tenant
+        who.owner(),
+        who.tenant()
     );
     let who = tokens
         .verify_with(
@@ -55,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!(
         "   verified X-API-Key: … with scope tokens:write -> token {}",
-        who.token_id
+        who.token_id()
     );
 
     // 3. List: never the plaintext, never the hash.
@@ -77,7 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 4. Rotate with a grace period: the old token works for one more hour.
     let rotated = tokens
-        .rotate("user_42", who.token_id, Duration::hours(1))
+        .rotate("user_42", who.token_id(), Duration::hours(1))
         .await?;
     let new_token = rotated.plaintext.expose_secret().to_owned();
     println!(

@@ -22,11 +22,11 @@
 //! api_tokens::scope_requirement!(pub TokensRead = ["tokens:read"]);
 //!
 //! async fn me(auth: Authenticated<MemoryStore>) -> String {
-//!     format!("hello {}", auth.owner)
+//!     format!("hello {}", auth.owner())
 //! }
 //!
 //! async fn list_tokens(auth: RequireScopes<TokensRead, MemoryStore>) -> String {
-//!     format!("{} may read tokens", auth.owner)
+//!     format!("{} may read tokens", auth.owner())
 //! }
 //!
 //! let tokens = ApiTokens::new(MemoryStore::new(), "dz")?;
@@ -45,7 +45,7 @@
 //! use axum::{Extension, Router, middleware::from_extractor_with_state, routing::get};
 //!
 //! async fn whoami(Extension(who): Extension<Principal>) -> String {
-//!     who.owner.to_string()
+//!     who.owner().to_string()
 //! }
 //!
 //! let tokens = ApiTokens::new(MemoryStore::new(), "dz")?;

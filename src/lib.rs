@@ -31,10 +31,10 @@
 //! // Verify what a request presents in `Authorization: Bearer …` or `X-API-Key: …`.
 //! let header = format!("Bearer {plaintext}");
 //! let who = tokens.verify(presented_token(Some(header.as_bytes()), None)?).await?;
-//! assert_eq!(&*who.owner, "user_42");
+//! assert_eq!(who.owner(), "user_42");
 //!
 //! // Revoke: the very next verification fails.
-//! tokens.revoke("user_42", who.token_id, Some("leaked")).await?;
+//! tokens.revoke("user_42", who.token_id(), Some("leaked")).await?;
 //! let err = tokens.verify(&plaintext).await.unwrap_err();
 //! assert!(matches!(err, AuthError::Revoked { .. }));
 //! assert_eq!(err.status(), 401);

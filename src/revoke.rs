@@ -48,8 +48,8 @@ impl<S: TokenStore> ApiTokens<S> {
             .inner
             .store
             .revoke(
-                &principal.token_id,
-                &principal.owner,
+                &principal.token_id(),
+                principal.owner(),
                 now,
                 reason.as_deref(),
             )

@@ -31,9 +31,9 @@ pub const DEFAULT_LAST_USE_INTERVAL: Duration = Duration::seconds(60);
 /// let secret = issued.plaintext.expose_secret(); // show this once
 ///
 /// let who = tokens.verify(secret).await?;
-/// assert_eq!(&*who.owner, "user_42");
+/// assert_eq!(who.owner(), "user_42");
 ///
-/// tokens.revoke("user_42", who.token_id, Some("rotated")).await?;
+/// tokens.revoke("user_42", who.token_id(), Some("rotated")).await?;
 /// assert!(matches!(tokens.verify(secret).await, Err(AuthError::Revoked { .. })));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();

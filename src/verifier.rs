@@ -11,32 +11,60 @@ use time::OffsetDateTime;
 
 use crate::error::AuthError;
 use crate::hash::TokenHash;
-use crate::record::Scopes;
+use crate::record::{Scopes, TokenRecord};
 use crate::service::ApiTokens;
 use crate::store::TokenStore;
 use crate::token::TokenId;
 
 /// Who a verified token acts for, and what it may do.
+///
+/// Holds the verified record behind an `Arc`: verification hands it over with one
+/// reference-count increment, whatever the size of the record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The token's id.
-    pub token_id: TokenId,
-    /// The user or organisation the token acts for.
-    pub owner: Arc<str>,
-    /// The tenant the token is confined to, if any.
-    pub tenant: Option<Arc<str>>,
-    /// The token's name.
-    pub name: Arc<str>,
-    /// The token's scopes.
-    pub scopes: Scopes,
-    /// When the token expires, if ever.
-    pub expires_at: Option<OffsetDateTime>,
+    record: Arc<TokenRecord>,
 }
 
 impl Principal {
+    /// The token's id.
+    pub fn token_id(&self) -> TokenId {
+        self.record.id
+    }
+
+    /// The user or organisation the token acts for.
+    pub fn owner(&self) -> &str {
+        &self.record.owner
+    }
+
+    /// The tenant the token is confined to, if any.
+    pub fn tenant(&self) -> Option<&str> {
+        self.record.tenant.as_deref()
+    }
+
+    /// The token's name.
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    /// The token's scopes.
+    pub fn scopes(&self) -> &Scopes {
+        &self.record.scopes
+    }
+
     /// Whether the token carries `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.contains(scope)
+        self.record.scopes.contains(scope)
+    }
+
+    /// When the token expires, if ever.
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        self.record.expires_at
+    }
+
+    /// The token's record as it was when verified (its `last_used_at` may lag by up to the
+    /// last-use interval).
+    pub fn record(&self) -> &TokenRecord {
+        &self.record
     }
 }
 
@@ -159,13 +187,6 @@ impl<S: TokenStore> ApiTokens<S> {
                 .await
                 .map_err(AuthError::Store)?;
         }
-        Ok(Principal {
-            token_id: id,
-            owner: record.owner,
-            tenant: record.tenant,
-            name: record.name,
-            scopes: record.scopes,
-            expires_at: record.expires_at,
-        })
+        Ok(Principal { record })
     }
 }

@@ -27,15 +27,15 @@ async fn hello(
     axum::extract::State(s): axum::extract::State<AppState>,
     auth: Authenticated<MemoryStore>,
 ) -> String {
-    format!("{} {}", s.greeting, auth.owner)
+    format!("{} {}", s.greeting, auth.owner())
 }
 
 async fn admin(auth: RequireScopes<Admin, MemoryStore>) -> String {
-    format!("admin {}", auth.owner)
+    format!("admin {}", auth.owner())
 }
 
 async fn behind_middleware(Extension(who): Extension<Principal>) -> String {
-    format!("middleware {}", who.owner)
+    format!("middleware {}", who.owner())
 }
 
 async fn serve(app: Router) -> String {

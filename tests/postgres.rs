@@ -52,7 +52,7 @@ async fn tokens_survive_a_new_pool() {
         .verify(issued.plaintext.expose_secret())
         .await
         .expect("verified through a fresh pool");
-    assert_eq!(&*who.owner, "alice");
+    assert_eq!(who.owner(), "alice");
 }
 
 #[tokio::test]

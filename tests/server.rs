@@ -605,7 +605,9 @@ async fn the_tenant_header_is_honoured_on_every_route(s: &Server) {
 
 async fn bad_input_never_yields_a_500(s: &Server) {
     let alice = s.alice().await;
-    let huge = "x".repeat(200 * 1024);
+    // Over the 64 KiB limit, yet small enough that the whole request sits in the loopback
+    // socket buffers before the server answers 413 and closes the connection.
+    let huge = "x".repeat(80 * 1024);
     let non_utf8 = HeaderValue::from_bytes(b"Bearer \xff\xfe\xfd").unwrap();
     let requests = vec![
         s.http.get(s.url("/api/v1/me")).bearer_auth("garbage"),

@@ -55,7 +55,7 @@ async fn tokens_survive_a_new_pool() {
         .verify(&plain)
         .await
         .expect("verified through a fresh pool");
-    assert_eq!(&*who.owner, "alice");
+    assert_eq!(who.owner(), "alice");
 }
 
 #[tokio::test]

@@ -34,7 +34,7 @@ impl TokenStore for Flaky {
         self.check()?;
         self.inner.insert(record).await
     }
-    async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+    async fn get(&self, id: &TokenId) -> Result<Option<std::sync::Arc<TokenRecord>>, StoreError> {
         self.check()?;
         self.inner.get(id).await
     }

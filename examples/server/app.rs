@@ -370,7 +370,7 @@ async fn revoke_current<St: TokenStore>(
 ) -> Response {
     match state
         .tokens
-        .revoke(&auth.owner, auth.token_id, Some("revoked by its holder"))
+        .revoke(auth.owner(), auth.token_id(), Some("revoked by its holder"))
         .await
     {
         Ok(()) => Json(json!({ "message": "Token revoked successfully" })).into_response(),
@@ -399,21 +399,21 @@ async fn create_token<St: TokenStore>(
         Ok(scopes) => scopes,
         Err(invalid) => return Error::Invalid(invalid).into_response(),
     };
-    if !auth.scopes.contains_all(&scopes) {
+    if !auth.scopes().contains_all(&scopes) {
         return error(
             StatusCode::FORBIDDEN,
             "insufficient_scope",
             "a token can only grant scopes that the token creating it holds",
         );
     }
-    let mut new = NewToken::new(&*auth.owner, body.name.unwrap_or_default())
+    let mut new = NewToken::new(auth.owner(), body.name.unwrap_or_default())
         .scopes(scopes.iter())
         .expires(
             body.expires_in_days
                 .map_or(Expiry::PolicyDefault, Expiry::InDays),
         );
-    if let Some(tenant) = &auth.tenant {
-        new = new.tenant(&**tenant);
+    if let Some(tenant) = auth.tenant() {
+        new = new.tenant(tenant);
     }
     if let Some(description) = body.description {
         new = new.description(description);
@@ -443,7 +443,7 @@ async fn list_tokens<St: TokenStore>(
             Ok(pairs) => pairs,
             Err(_) => return field_error("query", "is not a valid query string"),
         };
-    let mut request = ListRequest::new(&auth.owner);
+    let mut request = ListRequest::new(auth.owner());
     let mut details = Vec::new();
     for (key, value) in &pairs {
         match key.as_str() {
@@ -507,11 +507,11 @@ async fn revoke_token<St: TokenStore>(
         return field_error("password", "is required to confirm the revocation");
     };
     match state.tokens.store().get(&id).await {
-        Ok(Some(record)) if record.owner == auth.owner => {}
+        Ok(Some(record)) if *record.owner == *auth.owner() => {}
         Ok(_) => return no_such_token(),
         Err(e) => return Error::Store(e).into_response(),
     }
-    let Some(user) = state.users.by_id(&auth.owner).cloned() else {
+    let Some(user) = state.users.by_id(auth.owner()).cloned() else {
         return no_such_token();
     };
     let key = user.email.to_lowercase();
@@ -536,7 +536,7 @@ async fn revoke_token<St: TokenStore>(
     }
     match state
         .tokens
-        .revoke(&auth.owner, id, body.reason.as_deref())
+        .revoke(auth.owner(), id, body.reason.as_deref())
         .await
     {
         Ok(()) => Json(json!({ "message": "Token revoked successfully" })).into_response(),
@@ -549,7 +549,7 @@ async fn me<St: TokenStore>(
     State(state): State<AppState<St>>,
     auth: RequireScopes<ProfileRead, St>,
 ) -> Response {
-    let Some(user) = state.users.by_id(&auth.owner) else {
+    let Some(user) = state.users.by_id(auth.owner()) else {
         return error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -561,9 +561,9 @@ async fn me<St: TokenStore>(
         "email": user.email,
         "tenant_id": user.tenant,
         "token": {
-            "id": auth.token_id.to_string(),
-            "name": &*auth.name,
-            "scopes": auth.scopes.iter().collect::<Vec<_>>(),
+            "id": auth.token_id().to_string(),
+            "name": auth.name(),
+            "scopes": auth.scopes().iter().collect::<Vec<_>>(),
         },
     }))
     .into_response()

@@ -17,7 +17,9 @@ const SHARDS: usize = 64;
 /// Tokens are lost when the process exits.
 ///
 /// Records live in 64 shards, each behind its own read-write lock and picked by the token id,
-/// so verification takes one shard's read lock and never a global lock. An index by owner
+/// so verification takes one shard's read lock and never a global lock, and gets the record
+/// as an `Arc` (one reference-count increment, no copy). Writes replace a record copy-on-write,
+/// so a verification in flight keeps the snapshot it read. An index by owner
 /// keeps listing and revoke-all proportional to the owner's tokens, not to all tokens.
 ///
 /// ```
@@ -27,7 +29,7 @@ const SHARDS: usize = 64;
 /// let tokens = ApiTokens::new(MemoryStore::new(), "dz")?;
 /// let issued = tokens.issue(NewToken::new("user_1", "ci")).await?;
 /// let principal = tokens.verify(issued.plaintext.expose_secret()).await?;
-/// assert_eq!(&*principal.owner, "user_1");
+/// assert_eq!(principal.owner(), "user_1");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
@@ -37,7 +39,7 @@ pub struct MemoryStore {
     by_owner: RwLock<HashMap<Arc<str>, Vec<TokenId>>>,
 }
 
-type Shard = HashMap<TokenId, TokenRecord, BuildHasherDefault<IdHasher>>;
+type Shard = HashMap<TokenId, Arc<TokenRecord>, BuildHasherDefault<IdHasher>>;
 
 impl Default for MemoryStore {
     fn default() -> Self {
@@ -90,7 +92,7 @@ impl TokenStore for MemoryStore {
             if shard.contains_key(&record.id) {
                 return Err(StoreError::duplicate_id());
             }
-            shard.insert(record.id, record.clone());
+            shard.insert(record.id, Arc::new(record.clone()));
         }
         write(&self.by_owner)
             .entry(record.owner.clone())
@@ -99,7 +101,7 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
-    async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+    async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
         Ok(read(self.shard(id)).get(id).cloned())
     }
 
@@ -111,7 +113,7 @@ impl TokenStore for MemoryStore {
                 read(self.shard(id))
                     .get(id)
                     .filter(|r| filter.matches(r))
-                    .cloned()
+                    .map(|r| TokenRecord::clone(r))
             })
             .collect();
         records.sort_unstable_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
@@ -131,7 +133,7 @@ impl TokenStore for MemoryStore {
         let mut shard = write(self.shard(id));
         Ok(match shard.get_mut(id) {
             Some(r) if r.last_used_at.is_none_or(|t| t < at) => {
-                r.last_used_at = Some(at);
+                Arc::make_mut(r).last_used_at = Some(at);
                 true
             }
             _ => false,
@@ -150,6 +152,7 @@ impl TokenStore for MemoryStore {
             Some(r) if *r.owner == *owner => match r.revoked_at {
                 Some(when) => RevokeOutcome::AlreadyRevoked(when),
                 None => {
+                    let r = Arc::make_mut(r);
                     r.revoked_at = Some(at);
                     r.revocation_reason = reason.map(Arc::from);
                     RevokeOutcome::Revoked
@@ -172,6 +175,7 @@ impl TokenStore for MemoryStore {
             let mut shard = write(self.shard(&id));
             if let Some(r) = shard.get_mut(&id) {
                 if r.revoked_at.is_none() && tenant.is_none_or(|t| r.tenant.as_deref() == Some(t)) {
+                    let r = Arc::make_mut(r);
                     r.revoked_at = Some(at);
                     r.revocation_reason = reason.clone();
                     count += 1;
@@ -185,7 +189,7 @@ impl TokenStore for MemoryStore {
         let mut shard = write(self.shard(id));
         Ok(match shard.get_mut(id) {
             Some(r) if r.revoked_at.is_none() && r.expires_at.is_none_or(|e| at < e) => {
-                r.expires_at = Some(at);
+                Arc::make_mut(r).expires_at = Some(at);
                 true
             }
             _ => false,

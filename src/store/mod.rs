@@ -202,10 +202,13 @@ pub trait TokenStore: Send + Sync + 'static {
     fn insert(&self, record: &TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The record with this id, if any. This is the verify path: one lookup.
+    ///
+    /// The record is shared (`Arc`) so that a store holding records in memory hands one out
+    /// without copying it; a database store wraps the row it read.
     fn get(
         &self,
         id: &TokenId,
-    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Arc<TokenRecord>>, StoreError>> + Send;
 
     /// One page of an owner's records, newest first, and the total that match.
     fn list(
@@ -260,7 +263,7 @@ impl<T: TokenStore> TokenStore for Arc<T> {
     fn get(
         &self,
         id: &TokenId,
-    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<Arc<TokenRecord>>, StoreError>> + Send {
         (**self).get(id)
     }
 

@@ -312,13 +312,13 @@ macro_rules! impl_sql_token_store {
                     Ok(())
                 }
 
-                async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+                async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
                     let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.get)))
                         .bind(id.as_bytes().as_slice())
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(store_error("could not read the token"))?;
-                    row.as_ref().map($decode).transpose()
+                    Ok(row.as_ref().map($decode).transpose()?.map(Arc::new))
                 }
 
                 async fn list(&self, f: &ListFilter<'_>) -> Result<ListPage, StoreError> {
