@@ -58,18 +58,6 @@ pub enum ParseError {
     },
 }
 
-impl ParseError {
-    /// Shift a position by `by` bytes (when a part was parsed on its own).
-    pub(crate) fn offset(self, by: usize) -> Self {
-        match self {
-            Self::InvalidEncoding { position } => Self::InvalidEncoding {
-                position: position + by,
-            },
-            other => other,
-        }
-    }
-}
-
 /// Why a presented token was not accepted.
 ///
 /// The credential failures ([`Missing`](Self::Missing), [`MalformedHeader`](Self::MalformedHeader),
