@@ -103,7 +103,8 @@ impl FromStr for TokenId {
             });
         }
         let mut id = [0u8; TOKEN_ID_BYTES];
-        decode_hex(s.as_bytes(), &mut id).map_err(|position| ParseError::InvalidEncoding { position })?;
+        decode_hex(s.as_bytes(), &mut id)
+            .map_err(|position| ParseError::InvalidEncoding { position })?;
         Ok(Self(id))
     }
 }
@@ -147,7 +148,10 @@ fn decode_hex(text: &[u8], out: &mut [u8]) -> Result<(), usize> {
     debug_assert_eq!(text.len(), out.len() * 2);
     let mut invalid = 0u8;
     for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        let (hi, lo) = (HEX_VALUE[usize::from(pair[0])], HEX_VALUE[usize::from(pair[1])]);
+        let (hi, lo) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
         invalid |= hi | lo;
         *byte = (hi << 4) | (lo & 0x0f);
     }
@@ -350,9 +354,7 @@ impl TokenFormat {
             return Err(ParseError::Empty);
         }
         if bytes.len() > MAX_TOKEN_LEN {
-            return Err(ParseError::TooLong {
-                max: MAX_TOKEN_LEN,
-            });
+            return Err(ParseError::TooLong { max: MAX_TOKEN_LEN });
         }
         self.parse_checked(bytes).map_err(|e| {
             if bytes.iter().fold(false, |bad, &b| bad | !in_alphabet(b)) {
@@ -590,14 +592,22 @@ mod tests {
                 continue;
             }
             let mut out = [0u8; 2];
-            assert_eq!(decode_hex(&[b'0', b'1', b'2', bad], &mut out), Err(3), "{bad}");
+            assert_eq!(
+                decode_hex(&[b'0', b'1', b'2', bad], &mut out),
+                Err(3),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn the_alphabet_test_matches_its_definition() {
         for b in 0..=255u8 {
-            assert_eq!(in_alphabet(b), b.is_ascii_alphanumeric() || b == b'_', "{b}");
+            assert_eq!(
+                in_alphabet(b),
+                b.is_ascii_alphanumeric() || b == b'_',
+                "{b}"
+            );
         }
     }
 
