@@ -141,8 +141,8 @@ impl<S: TokenStore> ApiTokens<S> {
         let draft = Draft {
             owner: Arc::from(owner),
             tenant: tenant.map(Arc::from),
-            name: Arc::from(name),
-            description: description.map(Arc::from),
+            name: Box::from(name),
+            description: description.map(Box::from),
             scopes,
             expires_at,
         };
@@ -308,7 +308,7 @@ impl<S: TokenStore> ApiTokens<S> {
             description: draft.description,
             scopes: draft.scopes,
             hash,
-            display_prefix: Arc::from(plaintext.display_prefix()),
+            prefix: Arc::clone(&self.inner.format_prefix),
             created_at: now,
             expires_at: draft.expires_at,
             last_used_at: None,
@@ -324,8 +324,8 @@ impl<S: TokenStore> ApiTokens<S> {
 struct Draft {
     owner: Arc<str>,
     tenant: Option<Arc<str>>,
-    name: Arc<str>,
-    description: Option<Arc<str>>,
+    name: Box<str>,
+    description: Option<Box<str>>,
     scopes: Scopes,
     expires_at: Option<OffsetDateTime>,
 }

@@ -27,8 +27,8 @@ pub const MAX_SCOPES: usize = 64;
 /// Everything a store keeps about one token. It never holds the token itself, only the
 /// SHA-256 of its secret.
 ///
-/// Strings are `Arc<str>` so that reading a record on the verify path copies pointers, not
-/// text. Timestamps are UTC with microsecond precision.
+/// Owner, tenant, scopes and prefix are shared (`Arc`), so a store in memory keeps one copy
+/// of each for all the tokens that have it. Timestamps are UTC with microsecond precision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     /// The public id (also embedded in the token).
@@ -38,15 +38,16 @@ pub struct TokenRecord {
     /// The tenant (business, workspace) the token is confined to, if any.
     pub tenant: Option<Arc<str>>,
     /// Human-readable name (`deploy-script`).
-    pub name: Arc<str>,
+    pub name: Box<str>,
     /// Optional longer description.
-    pub description: Option<Arc<str>>,
+    pub description: Option<Box<str>>,
     /// What the token may do.
     pub scopes: Scopes,
     /// SHA-256 of the secret.
     pub hash: TokenHash,
-    /// The first characters of the token, for lists (`dz_1a2b3c4d`).
-    pub display_prefix: Arc<str>,
+    /// The issuer prefix the token starts with (`dz`); see
+    /// [`display_prefix`](Self::display_prefix).
+    pub prefix: Arc<str>,
     /// When it was issued.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -60,10 +61,16 @@ pub struct TokenRecord {
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
     /// Why it was revoked, if a reason was given.
-    pub revocation_reason: Option<Arc<str>>,
+    pub revocation_reason: Option<Box<str>>,
 }
 
 impl TokenRecord {
+    /// The first characters of the token, safe to show in lists (`dz_1a2b3c4d`): the prefix
+    /// and 8 characters of the public id.
+    pub fn display_prefix(&self) -> String {
+        crate::token::display_prefix(&self.prefix, &self.id)
+    }
+
     /// Whether the token has expired at `now`.
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
@@ -98,11 +105,11 @@ pub struct TokenInfo {
     /// The tenant, if any.
     pub tenant_id: Option<Arc<str>>,
     /// Human-readable name.
-    pub name: Arc<str>,
+    pub name: Box<str>,
     /// Optional description.
-    pub description: Option<Arc<str>>,
+    pub description: Option<Box<str>>,
     /// The first characters of the token.
-    pub token_prefix: Arc<str>,
+    pub token_prefix: String,
     /// What the token may do.
     pub scopes: Scopes,
     /// When it was issued.
@@ -118,7 +125,7 @@ pub struct TokenInfo {
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
     /// Why it was revoked.
-    pub revocation_reason: Option<Arc<str>>,
+    pub revocation_reason: Option<Box<str>>,
 }
 
 impl From<&TokenRecord> for TokenInfo {
@@ -129,7 +136,7 @@ impl From<&TokenRecord> for TokenInfo {
             tenant_id: r.tenant.clone(),
             name: r.name.clone(),
             description: r.description.clone(),
-            token_prefix: r.display_prefix.clone(),
+            token_prefix: r.display_prefix(),
             scopes: r.scopes.clone(),
             created_at: r.created_at,
             last_used_at: r.last_used_at,
@@ -154,7 +161,7 @@ impl From<&TokenRecord> for TokenInfo {
 /// assert!(Scopes::parse(["has space"]).is_err());
 /// # Ok::<(), api_tokens::ValidationErrors>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Scopes(Arc<[Box<str>]>);
 
 impl Scopes {
@@ -211,6 +218,11 @@ impl Scopes {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// How many values share this set (for a store that keeps one copy of each set).
+    pub(crate) fn ref_count(&self) -> usize {
+        Arc::strong_count(&self.0)
     }
 }
 
@@ -293,7 +305,7 @@ pub(crate) fn check_prose<'a>(
 }
 
 /// Validate an optional reason (for revocation) into the stored form.
-pub(crate) fn check_reason(reason: Option<&str>) -> Result<Option<Arc<str>>, crate::Error> {
+pub(crate) fn check_reason(reason: Option<&str>) -> Result<Option<Box<str>>, crate::Error> {
     let Some(reason) = reason else {
         return Ok(None);
     };
@@ -302,7 +314,7 @@ pub(crate) fn check_reason(reason: Option<&str>) -> Result<Option<Arc<str>>, cra
     if !errors.is_empty() {
         return Err(crate::Error::Invalid(crate::ValidationErrors(errors)));
     }
-    Ok((!reason.is_empty()).then(|| Arc::from(reason)))
+    Ok((!reason.is_empty()).then(|| Box::from(reason)))
 }
 
 #[cfg(test)]

@@ -333,13 +333,7 @@ impl TokenFormat {
     /// The display prefix of a token with this id: the prefix, `_` and the first 8 hex
     /// characters of the id (`dz_1a2b3c4d`). It reveals nothing of the secret.
     pub fn display_prefix(&self, id: &TokenId) -> String {
-        let mut buf = [0u8; ID_HEX];
-        id.encode_hex(&mut buf);
-        let mut out = String::with_capacity(self.prefix.len() + 1 + DISPLAY_ID_HEX);
-        out.push_str(&self.prefix);
-        out.push('_');
-        out.extend(buf[..DISPLAY_ID_HEX].iter().map(|&b| char::from(b)));
-        out
+        display_prefix(&self.prefix, id)
     }
 
     /// Parse a presented token: length cap, prefix, length, checksum, then the id and
@@ -439,6 +433,17 @@ impl TokenFormat {
         let display_len = self.prefix.len() + 1 + DISPLAY_ID_HEX;
         Ok((id, hash, PlaintextToken { text, display_len }))
     }
+}
+
+/// The display prefix of the token `id` of issuer `prefix`: `{prefix}_{first 8 hex of id}`.
+pub(crate) fn display_prefix(prefix: &str, id: &TokenId) -> String {
+    let mut buf = [0u8; ID_HEX];
+    id.encode_hex(&mut buf);
+    let mut out = String::with_capacity(prefix.len() + 1 + DISPLAY_ID_HEX);
+    out.push_str(prefix);
+    out.push('_');
+    push_ascii(&mut out, &buf[..DISPLAY_ID_HEX]);
+    out
 }
 
 /// Whether `b` is in `[A-Za-z0-9_]`, without branches, so a scan over a token vectorises.

@@ -1,13 +1,14 @@
 //! [`MemoryStore`]: the default store, in process memory.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use time::OffsetDateTime;
 
 use super::{ListFilter, ListPage, RevokeOutcome, StoreError, TokenStore};
-use crate::record::TokenRecord;
+use crate::record::{Scopes, TokenRecord};
 use crate::token::TokenId;
 
 /// Number of independently locked shards; a power of two.
@@ -19,8 +20,9 @@ const SHARDS: usize = 64;
 /// Records live in 64 shards, each behind its own read-write lock and picked by the token id,
 /// so verification takes one shard's read lock and never a global lock, and gets the record
 /// as an `Arc` (one reference-count increment, no copy). Writes replace a record copy-on-write,
-/// so a verification in flight keeps the snapshot it read. An index by owner
-/// keeps listing and revoke-all proportional to the owner's tokens, not to all tokens.
+/// so a verification in flight keeps the snapshot it read. Owners, tenants, prefixes and scope
+/// sets are kept once however many tokens share them, and an index by owner keeps listing
+/// and revoke-all proportional to the owner's tokens, not to all tokens.
 ///
 /// ```
 /// use api_tokens::{ApiTokens, MemoryStore, NewToken};
@@ -33,32 +35,59 @@ const SHARDS: usize = 64;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct MemoryStore {
-    shards: Box<[RwLock<Shard>]>,
+    shards: Shards,
     by_owner: RwLock<HashMap<Arc<str>, Vec<TokenId>>>,
+    strings: RwLock<HashSet<Arc<str>>>,
+    scope_sets: RwLock<HashSet<Scopes>>,
 }
 
-type Shard = HashMap<TokenId, Arc<TokenRecord>, BuildHasherDefault<IdHasher>>;
+#[derive(Debug)]
+struct Shards(Box<[RwLock<Shard>]>);
 
-impl Default for MemoryStore {
+impl Default for Shards {
     fn default() -> Self {
-        Self::new()
+        Self((0..SHARDS).map(|_| RwLock::default()).collect())
     }
 }
+
+/// A shard: records keyed by their own id, so each slot holds one pointer.
+type Shard = HashSet<Entry, BuildHasherDefault<IdHasher>>;
+
+/// A stored record, hashed and compared by its id.
+#[derive(Debug)]
+struct Entry(Arc<TokenRecord>);
+
+impl Borrow<TokenId> for Entry {
+    fn borrow(&self) -> &TokenId {
+        &self.0.id
+    }
+}
+
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state);
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for Entry {}
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
-            by_owner: RwLock::default(),
-        }
+        Self::default()
     }
 
     /// How many records the store holds (active or not).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| read(s).len()).sum()
+        self.shards.0.iter().map(|s| read(s).len()).sum()
     }
 
     /// Whether the store holds no records.
@@ -67,11 +96,57 @@ impl MemoryStore {
     }
 
     fn shard(&self, id: &TokenId) -> &RwLock<Shard> {
-        &self.shards[usize::from(id.as_bytes()[15]) & (SHARDS - 1)]
+        &self.shards.0[usize::from(id.as_bytes()[15]) & (SHARDS - 1)]
     }
 
     fn owner_ids(&self, owner: &str) -> Vec<TokenId> {
         read(&self.by_owner).get(owner).cloned().unwrap_or_default()
+    }
+
+    /// The one shared copy of `s`.
+    fn intern(&self, s: &Arc<str>) -> Arc<str> {
+        intern(&self.strings, s)
+    }
+
+    /// The one shared copy of a scope set.
+    fn intern_scopes(&self, scopes: &Scopes) -> Scopes {
+        intern(&self.scope_sets, scopes)
+    }
+
+    /// If `decide` approves (`Ok`), store a copy of the record `id` with `change` applied;
+    /// either way return what `decide` said, or `None` if there is no such record.
+    fn update<T>(
+        &self,
+        id: &TokenId,
+        decide: impl FnOnce(&TokenRecord) -> Result<T, T>,
+        change: impl FnOnce(&mut TokenRecord),
+    ) -> Option<T> {
+        let mut shard = write(self.shard(id));
+        let current = &shard.get(id)?.0;
+        match decide(current) {
+            Ok(outcome) => {
+                let mut record = TokenRecord::clone(current);
+                change(&mut record);
+                shard.replace(Entry(Arc::new(record)));
+                Some(outcome)
+            }
+            Err(outcome) => Some(outcome),
+        }
+    }
+}
+
+/// The copy of `value` in `set`, added if it is not there yet.
+fn intern<T: Clone + Eq + Hash>(set: &RwLock<HashSet<T>>, value: &T) -> T {
+    if let Some(found) = read(set).get(value) {
+        return found.clone();
+    }
+    let mut set = write(set);
+    match set.get(value) {
+        Some(found) => found.clone(),
+        None => {
+            set.insert(value.clone());
+            value.clone()
+        }
     }
 }
 
@@ -87,22 +162,28 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 impl TokenStore for MemoryStore {
     async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError> {
+        let mut stored = record.clone();
+        stored.owner = self.intern(&record.owner);
+        stored.tenant = record.tenant.as_ref().map(|t| self.intern(t));
+        stored.prefix = self.intern(&record.prefix);
+        stored.scopes = self.intern_scopes(&record.scopes);
+        let owner = Arc::clone(&stored.owner);
         {
             let mut shard = write(self.shard(&record.id));
-            if shard.contains_key(&record.id) {
+            if shard.contains(&record.id) {
                 return Err(StoreError::duplicate_id());
             }
-            shard.insert(record.id, Arc::new(record.clone()));
+            shard.insert(Entry(Arc::new(stored)));
         }
         write(&self.by_owner)
-            .entry(record.owner.clone())
+            .entry(owner)
             .or_default()
             .push(record.id);
         Ok(())
     }
 
     async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
-        Ok(read(self.shard(id)).get(id).cloned())
+        Ok(read(self.shard(id)).get(id).map(|e| Arc::clone(&e.0)))
     }
 
     async fn list(&self, filter: &ListFilter<'_>) -> Result<ListPage, StoreError> {
@@ -112,8 +193,8 @@ impl TokenStore for MemoryStore {
             .filter_map(|id| {
                 read(self.shard(id))
                     .get(id)
-                    .filter(|r| filter.matches(r))
-                    .map(|r| TokenRecord::clone(r))
+                    .filter(|e| filter.matches(&e.0))
+                    .map(|e| TokenRecord::clone(&e.0))
             })
             .collect();
         records.sort_unstable_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
@@ -130,14 +211,19 @@ impl TokenStore for MemoryStore {
     }
 
     async fn record_last_use(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
-        let mut shard = write(self.shard(id));
-        Ok(match shard.get_mut(id) {
-            Some(r) if r.last_used_at.is_none_or(|t| t < at) => {
-                Arc::make_mut(r).last_used_at = Some(at);
-                true
-            }
-            _ => false,
-        })
+        Ok(self
+            .update(
+                id,
+                |r| {
+                    if r.last_used_at.is_none_or(|t| t < at) {
+                        Ok(true)
+                    } else {
+                        Err(false)
+                    }
+                },
+                |r| r.last_used_at = Some(at),
+            )
+            .unwrap_or(false))
     }
 
     async fn revoke(
@@ -147,19 +233,20 @@ impl TokenStore for MemoryStore {
         at: OffsetDateTime,
         reason: Option<&str>,
     ) -> Result<RevokeOutcome, StoreError> {
-        let mut shard = write(self.shard(id));
-        Ok(match shard.get_mut(id) {
-            Some(r) if *r.owner == *owner => match r.revoked_at {
-                Some(when) => RevokeOutcome::AlreadyRevoked(when),
-                None => {
-                    let r = Arc::make_mut(r);
+        Ok(self
+            .update(
+                id,
+                |r| match r.revoked_at {
+                    _ if *r.owner != *owner => Err(RevokeOutcome::NotFound),
+                    Some(when) => Err(RevokeOutcome::AlreadyRevoked(when)),
+                    None => Ok(RevokeOutcome::Revoked),
+                },
+                |r| {
                     r.revoked_at = Some(at);
-                    r.revocation_reason = reason.map(Arc::from);
-                    RevokeOutcome::Revoked
-                }
-            },
-            _ => RevokeOutcome::NotFound,
-        })
+                    r.revocation_reason = reason.map(Box::from);
+                },
+            )
+            .unwrap_or(RevokeOutcome::NotFound))
     }
 
     async fn revoke_all(
@@ -169,45 +256,54 @@ impl TokenStore for MemoryStore {
         at: OffsetDateTime,
         reason: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let reason: Option<Arc<str>> = reason.map(Arc::from);
         let mut count = 0;
         for id in self.owner_ids(owner) {
-            let mut shard = write(self.shard(&id));
-            if let Some(r) = shard.get_mut(&id) {
-                if r.revoked_at.is_none() && tenant.is_none_or(|t| r.tenant.as_deref() == Some(t)) {
-                    let r = Arc::make_mut(r);
+            let revoked = self.update(
+                &id,
+                |r| {
+                    let applies = r.revoked_at.is_none()
+                        && tenant.is_none_or(|t| r.tenant.as_deref() == Some(t));
+                    if applies { Ok(true) } else { Err(false) }
+                },
+                |r| {
                     r.revoked_at = Some(at);
-                    r.revocation_reason = reason.clone();
-                    count += 1;
-                }
-            }
+                    r.revocation_reason = reason.map(Box::from);
+                },
+            );
+            count += u64::from(revoked == Some(true));
         }
         Ok(count)
     }
 
     async fn shorten_expiry(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
-        let mut shard = write(self.shard(id));
-        Ok(match shard.get_mut(id) {
-            Some(r) if r.revoked_at.is_none() && r.expires_at.is_none_or(|e| at < e) => {
-                Arc::make_mut(r).expires_at = Some(at);
-                true
-            }
-            _ => false,
-        })
+        Ok(self
+            .update(
+                id,
+                |r| {
+                    if r.revoked_at.is_none() && r.expires_at.is_none_or(|e| at < e) {
+                        Ok(true)
+                    } else {
+                        Err(false)
+                    }
+                },
+                |r| r.expires_at = Some(at),
+            )
+            .unwrap_or(false))
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let mut removed: Vec<(Arc<str>, TokenId)> = Vec::new();
-        for shard in self.shards.iter() {
-            write(shard).retain(|id, r| {
+        for shard in self.shards.0.iter() {
+            write(shard).retain(|Entry(r)| {
                 let dead = r.revoked_at.is_some_and(|t| t < before)
                     || r.expires_at.is_some_and(|t| t < before);
                 if dead {
-                    removed.push((r.owner.clone(), *id));
+                    removed.push((Arc::clone(&r.owner), r.id));
                 }
                 !dead
             });
         }
+        let count = removed.len() as u64;
         if !removed.is_empty() {
             let mut index = write(&self.by_owner);
             for (owner, id) in &removed {
@@ -218,8 +314,13 @@ impl TokenStore for MemoryStore {
                     }
                 }
             }
+            drop(index);
+            drop(removed);
+            // Forget shared values that no record uses any more.
+            write(&self.strings).retain(|s| Arc::strong_count(s) > 1);
+            write(&self.scope_sets).retain(|s| s.ref_count() > 1);
         }
-        Ok(removed.len() as u64)
+        Ok(count)
     }
 }
 

@@ -73,7 +73,7 @@ impl Dialect {
 }
 
 /// Columns in the order every `SELECT` returns them and every `INSERT` binds them.
-pub(crate) const COLUMNS: &str = "id, owner, tenant, name, description, scopes, hash, display_prefix, \
+pub(crate) const COLUMNS: &str = "id, owner, tenant, name, description, scopes, hash, prefix, \
      created_at, expires_at, last_used_at, revoked_at, revocation_reason";
 
 /// Every statement a store runs, built once from the table name. Each is a plain string so
@@ -223,7 +223,7 @@ pub(crate) struct Row {
     pub(crate) description: Option<String>,
     pub(crate) scopes: String,
     pub(crate) hash: Vec<u8>,
-    pub(crate) display_prefix: String,
+    pub(crate) prefix: String,
     pub(crate) created_at: OffsetDateTime,
     pub(crate) expires_at: Option<OffsetDateTime>,
     pub(crate) last_used_at: Option<OffsetDateTime>,
@@ -255,7 +255,7 @@ impl Row {
             description: self.description.map(Into::into),
             scopes,
             hash,
-            display_prefix: self.display_prefix.into(),
+            prefix: self.prefix.into(),
             created_at: self.created_at,
             expires_at: self.expires_at,
             last_used_at: self.last_used_at,
@@ -300,7 +300,7 @@ macro_rules! impl_sql_token_store {
                         .bind(r.description.as_deref())
                         .bind(scopes_text(&r.scopes))
                         .bind(r.hash.as_bytes().as_slice())
-                        .bind(&*r.display_prefix)
+                        .bind(&*r.prefix)
                         .bind($to_db(r.created_at))
                         .bind(r.expires_at.map($to_db))
                         .bind(r.last_used_at.map($to_db))
