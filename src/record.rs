@@ -30,36 +30,40 @@ pub const MAX_SCOPES: usize = 64;
 /// Owner, tenant, scopes and prefix are shared (`Arc`), so a store in memory keeps one copy
 /// of each for all the tokens that have it. Timestamps are UTC with microsecond precision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// `repr(C)` keeps what verification reads (id, hash, revocation, expiry, last use) together at
+// the start, next to an `Arc`'s counters: a record in memory costs one or two cache lines to
+// check, not four.
+#[repr(C)]
 pub struct TokenRecord {
     /// The public id (also embedded in the token).
     pub id: TokenId,
-    /// The user or organisation the token acts for.
-    pub owner: Arc<str>,
-    /// The tenant (business, workspace) the token is confined to, if any.
-    pub tenant: Option<Arc<str>>,
-    /// Human-readable name (`deploy-script`).
-    pub name: Box<str>,
-    /// Optional longer description.
-    pub description: Option<Box<str>>,
-    /// What the token may do.
-    pub scopes: Scopes,
     /// SHA-256 of the secret.
     pub hash: TokenHash,
-    /// The issuer prefix the token starts with (`dz`); see
-    /// [`display_prefix`](Self::display_prefix).
-    pub prefix: Arc<str>,
-    /// When it was issued.
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
+    /// When it was revoked; `None` while not revoked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
     /// When it stops working; `None` for never.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
     /// When it last verified (kept to within the last-use interval).
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
-    /// When it was revoked; `None` while not revoked.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub revoked_at: Option<OffsetDateTime>,
+    /// When it was issued.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The user or organisation the token acts for.
+    pub owner: Arc<str>,
+    /// The tenant (business, workspace) the token is confined to, if any.
+    pub tenant: Option<Arc<str>>,
+    /// What the token may do.
+    pub scopes: Scopes,
+    /// The issuer prefix the token starts with (`dz`); see
+    /// [`display_prefix`](Self::display_prefix).
+    pub prefix: Arc<str>,
+    /// Human-readable name (`deploy-script`).
+    pub name: Box<str>,
+    /// Optional longer description.
+    pub description: Option<Box<str>>,
     /// Why it was revoked, if a reason was given.
     pub revocation_reason: Option<Box<str>>,
 }

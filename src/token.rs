@@ -179,7 +179,8 @@ impl SecretBytes {
 
 impl Drop for SecretBytes {
     fn drop(&mut self) {
-        self.buf.zeroize();
+        // Only the first `len` bytes were ever written.
+        self.buf[..self.len].zeroize();
     }
 }
 

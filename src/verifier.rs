@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use crate::clock::to_stored_precision;
 use crate::error::AuthError;
 use crate::hash::TokenHash;
 use crate::record::{Scopes, TokenRecord};
@@ -155,7 +156,8 @@ impl<S: TokenStore> ApiTokens<S> {
         if let Some(revoked_at) = record.revoked_at {
             return Err(AuthError::Revoked { revoked_at });
         }
-        let now = self.now();
+        // Compared at full precision; truncated to the stores' microseconds only if written.
+        let now = inner.clock.now();
         if let Some(expired_at) = record.expires_at.filter(|&at| at <= now) {
             return Err(AuthError::Expired { expired_at });
         }
@@ -183,7 +185,7 @@ impl<S: TokenStore> ApiTokens<S> {
         {
             inner
                 .store
-                .record_last_use(&id, now)
+                .record_last_use(&id, to_stored_precision(now))
                 .await
                 .map_err(AuthError::Store)?;
         }
