@@ -165,8 +165,16 @@ impl From<&TokenRecord> for TokenInfo {
 /// assert!(Scopes::parse(["has space"]).is_err());
 /// # Ok::<(), api_tokens::ValidationErrors>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Scopes(Arc<[Box<str>]>);
+
+impl Default for Scopes {
+    /// No scopes. All empty sets share one allocation.
+    fn default() -> Self {
+        static EMPTY: std::sync::OnceLock<Arc<[Box<str>]>> = std::sync::OnceLock::new();
+        Self(Arc::clone(EMPTY.get_or_init(|| Arc::from([]))))
+    }
+}
 
 impl Scopes {
     /// Validate, sort and de-duplicate scopes.
@@ -193,7 +201,11 @@ impl Scopes {
             ));
         }
         if errors.is_empty() {
-            Ok(Self(out.into()))
+            Ok(if out.is_empty() {
+                Self::default()
+            } else {
+                Self(out.into())
+            })
         } else {
             Err(crate::ValidationErrors(errors))
         }

@@ -85,6 +85,16 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// An empty store with room for `tokens` tokens before it has to grow.
+    pub fn with_capacity(tokens: usize) -> Self {
+        let store = Self::default();
+        let per_shard = tokens.div_ceil(SHARDS);
+        for shard in store.shards.0.iter() {
+            write(shard).reserve(per_shard);
+        }
+        store
+    }
+
     /// How many records the store holds (active or not).
     pub fn len(&self) -> usize {
         self.shards.0.iter().map(|s| read(s).len()).sum()
