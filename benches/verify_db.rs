@@ -118,33 +118,12 @@ fn bench_pair<St: TokenStore>(
     let mut group = c.benchmark_group("verify_db");
     let n = f.ids.len();
     let verify = |i: usize| rt.block_on(f.tokens.verify(&f.presented[i % n])).is_ok();
-    let mut i = 0;
+    let select_one = |i: usize| select(f.ids[i % n]);
     group.bench_function(format!("{name}_select"), |b| {
-        b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            for _ in 0..iters {
-                i += 1;
-                std::hint::black_box(verify(i));
-                let start = Instant::now();
-                std::hint::black_box(select(f.ids[i % n]));
-                timed += start.elapsed();
-            }
-            timed
-        })
+        b.iter_custom(|iters| alternate(iters, &verify, &select_one))
     });
-    let mut i = 0;
     group.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            for _ in 0..iters {
-                i += 1;
-                std::hint::black_box(select(f.ids[i % n]));
-                let start = Instant::now();
-                std::hint::black_box(verify(i));
-                timed += start.elapsed();
-            }
-            timed
-        })
+        b.iter_custom(|iters| alternate(iters, &select_one, &verify))
     });
     group.finish();
 
@@ -174,6 +153,22 @@ fn bench_pair<St: TokenStore>(
     let writes = f.calls.record_last_use.load(Ordering::SeqCst) - writes_before;
     println!("verify_db/{name}: last-use writes during the measurement: {writes}");
     assert_eq!(writes, 0, "no write inside the last-use interval");
+}
+
+/// Run `untimed` and `timed` alternately `iters` times; the time spent in `timed`.
+fn alternate(
+    iters: u64,
+    untimed: &dyn Fn(usize) -> bool,
+    timed: &dyn Fn(usize) -> bool,
+) -> Duration {
+    let mut spent = Duration::ZERO;
+    for i in 0..iters as usize {
+        std::hint::black_box(untimed(i));
+        let start = Instant::now();
+        std::hint::black_box(timed(i));
+        spent += start.elapsed();
+    }
+    spent
 }
 
 fn sqlite(c: &mut Criterion, rt: &Runtime) {

@@ -221,6 +221,19 @@ fn field_error(field: &str, reason: &str) -> Response {
     .into_response()
 }
 
+/// 429 with `Retry-After`, after too many wrong passwords for one email.
+fn too_many_attempts(retry_after_secs: u64) -> Response {
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "too many failed password attempts for this email; try again later",
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response
+}
+
 async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
@@ -322,15 +335,7 @@ async fn login<St: TokenStore>(
 ) -> Response {
     let key = body.email.trim().to_lowercase();
     if let Some(wait) = state.limiter.blocked(&key) {
-        let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            "too many failed attempts for this email; try again later",
-        );
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(wait));
-        return response;
+        return too_many_attempts(wait);
     }
     let Some(user) = state.users.check(&key, body.password).await else {
         state.limiter.failed(&key);
@@ -516,15 +521,7 @@ async fn revoke_token<St: TokenStore>(
     };
     let key = user.email.to_lowercase();
     if let Some(wait) = state.limiter.blocked(&key) {
-        let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            "too many failed password attempts; try again later",
-        );
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(wait));
-        return response;
+        return too_many_attempts(wait);
     }
     if state.users.check(&key, password).await.is_none() {
         state.limiter.failed(&key);

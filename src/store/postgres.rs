@@ -8,8 +8,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Row as _};
 use time::OffsetDateTime;
 
+use super::StoreError;
 use super::sql::{self, Dialect, SCHEMA_VERSION, Statements, TableName, store_error};
-use super::{StoreError, StoreErrorKind};
 use crate::error::ConfigError;
 use crate::record::TokenRecord;
 
@@ -134,23 +134,14 @@ impl PostgresStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(failed())?;
-        match version.map(i64::from) {
-            None => {
-                sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO {t}_schema (version) VALUES ($1)"
-                )))
-                .bind(SCHEMA_VERSION as i32)
-                .execute(&mut *tx)
-                .await
-                .map_err(failed())?;
-            }
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::new(
-                    StoreErrorKind::Other,
-                    "the database holds a newer token schema than this release supports; upgrade api-tokens",
-                ));
-            }
-            Some(_) => {}
+        if sql::must_record_version(version.map(i64::from))? {
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {t}_schema (version) VALUES ($1)"
+            )))
+            .bind(SCHEMA_VERSION as i32)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed())?;
         }
         tx.commit().await.map_err(failed())
     }

@@ -18,6 +18,20 @@ pub(crate) const SCHEMA_VERSION: i64 = 1;
 
 const MAX_IDENT: usize = 48;
 
+/// What a migration must do, given the highest schema version the database records:
+/// `Ok(true)` to record this release's version (a new schema), `Ok(false)` for nothing more,
+/// or an error if the database is newer than this release.
+pub(crate) fn must_record_version(found: Option<i64>) -> Result<bool, StoreError> {
+    match found {
+        None => Ok(true),
+        Some(v) if v > SCHEMA_VERSION => Err(StoreError::new(
+            StoreErrorKind::Other,
+            "the database holds a newer token schema than this release supports; upgrade api-tokens",
+        )),
+        Some(_) => Ok(false),
+    }
+}
+
 /// A validated `table` or `schema.table` name, safe to splice into SQL.
 #[derive(Debug, Clone)]
 pub(crate) struct TableName {

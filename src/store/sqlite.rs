@@ -143,23 +143,14 @@ impl SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(store_error("could not migrate the SQLite schema"))?;
-        match version {
-            None => {
-                sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO {t}_schema (version) VALUES (?1)"
-                )))
-                .bind(SCHEMA_VERSION)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error("could not migrate the SQLite schema"))?;
-            }
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::new(
-                    StoreErrorKind::Other,
-                    "the database holds a newer token schema than this release supports; upgrade api-tokens",
-                ));
-            }
-            Some(_) => {}
+        if sql::must_record_version(version)? {
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {t}_schema (version) VALUES (?1)"
+            )))
+            .bind(SCHEMA_VERSION)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error("could not migrate the SQLite schema"))?;
         }
         tx.commit().await.map_err(failed)
     }
