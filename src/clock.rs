@@ -44,6 +44,10 @@ impl ManualClock {
     }
 
     /// Move the clock by `by` (which may be negative).
+    ///
+    /// # Panics
+    ///
+    /// If the result is outside the years ±9999 that `OffsetDateTime` represents.
     pub fn advance(&self, by: Duration) {
         let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
         *now += by;
