@@ -85,8 +85,8 @@ impl PostgresStore {
 
     /// Create or upgrade the schema (and its schema, for `schema.table`). Idempotent, and
     /// safe when several instances start at once: the work runs in one transaction under a
-    /// transaction-scoped advisory lock that all of this crate's migrations share. Fails if the database holds
-    /// a newer schema than this release knows.
+    /// transaction-scoped advisory lock that all of this crate's migrations share. Fails if
+    /// the database holds a newer schema than this release knows.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let t = &self.table.qualified;
         let bare = &self.table.bare;
