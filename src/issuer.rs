@@ -308,7 +308,7 @@ impl<S: TokenStore> ApiTokens<S> {
             description: draft.description,
             scopes: draft.scopes,
             hash,
-            prefix: Arc::clone(&self.inner.format_prefix),
+            prefix: Arc::clone(format.shared_prefix()),
             created_at: now,
             expires_at: draft.expires_at,
             last_used_at: None,

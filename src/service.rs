@@ -45,8 +45,6 @@ pub struct ApiTokens<S> {
 pub(crate) struct Inner<S> {
     pub(crate) store: S,
     pub(crate) format: TokenFormat,
-    /// The format's prefix, shared by every record issued here.
-    pub(crate) format_prefix: Arc<str>,
     pub(crate) policy: TokenPolicy,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) last_use_interval: Duration,
@@ -180,7 +178,6 @@ impl<S: TokenStore> ApiTokensBuilder<S> {
         Ok(ApiTokens {
             inner: Arc::new(Inner {
                 store: self.store,
-                format_prefix: Arc::from(format.prefix()),
                 format,
                 policy: self.policy,
                 clock: self.clock,

@@ -295,6 +295,11 @@ impl TokenFormat {
         &self.prefix
     }
 
+    /// The prefix as the `Arc` every record issued with this format shares.
+    pub(crate) fn shared_prefix(&self) -> &Arc<str> {
+        &self.prefix
+    }
+
     /// Random bytes in each secret.
     pub fn secret_bytes(&self) -> usize {
         self.secret_bytes
