@@ -108,12 +108,12 @@ impl SqliteStore {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let t = &self.table.qualified;
         let bare = &self.table.bare;
-        let failed = store_error("could not migrate the SQLite schema");
+        let failed = || store_error("could not migrate the SQLite schema");
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(store_error("could not migrate the SQLite schema"))?;
+            .map_err(failed())?;
         let ddl = format!(
             "CREATE TABLE IF NOT EXISTS {t}_schema (version INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS {t} (
@@ -136,13 +136,13 @@ impl SqliteStore {
         sqlx::raw_sql(AssertSqlSafe(ddl))
             .execute(&mut *tx)
             .await
-            .map_err(store_error("could not migrate the SQLite schema"))?;
+            .map_err(failed())?;
         let version: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT MAX(version) FROM {t}_schema"
         )))
         .fetch_one(&mut *tx)
         .await
-        .map_err(store_error("could not migrate the SQLite schema"))?;
+        .map_err(failed())?;
         if sql::must_record_version(version)? {
             sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO {t}_schema (version) VALUES (?1)"
@@ -150,9 +150,9 @@ impl SqliteStore {
             .bind(SCHEMA_VERSION)
             .execute(&mut *tx)
             .await
-            .map_err(store_error("could not migrate the SQLite schema"))?;
+            .map_err(failed())?;
         }
-        tx.commit().await.map_err(failed)
+        tx.commit().await.map_err(failed())
     }
 }
 
