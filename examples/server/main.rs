@@ -38,7 +38,8 @@ async fn run() -> Result<(), String> {
         Ok(spec) => spec,
         Err(_) => {
             eprintln!(
-                "warning: DEMO_USERS is not set; using the demo user demo@example.com / demo-password"
+                "warning: DEMO_USERS is not set; using the built-in demo user demo@example.com \
+                 (its password is in the README); set DEMO_USERS for real users"
             );
             DEMO_USER.into()
         }
