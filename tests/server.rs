@@ -86,15 +86,12 @@ impl Server {
     }
 
     async fn login(&self, email: &str, password: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(self.url("/auth/token"))
-            .json(&json!({ "email": email, "password": password }))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap())
+        send(
+            self.http
+                .post(self.url("/auth/token"))
+                .json(&json!({ "email": email, "password": password })),
+        )
+        .await
     }
 
     /// A login token (every scope) for alice.
@@ -105,42 +102,35 @@ impl Server {
     }
 
     async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
+        send(self.http.get(self.url(path)).bearer_auth(token)).await
     }
 
     async fn create(&self, token: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(self.url("/api/v1/tokens"))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap())
+        send(
+            self.http
+                .post(self.url("/api/v1/tokens"))
+                .bearer_auth(token)
+                .json(&body),
+        )
+        .await
     }
 
     async fn revoke(&self, token: &str, id: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .delete(self.url(&format!("/api/v1/tokens/{id}")))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap())
+        send(
+            self.http
+                .delete(self.url(&format!("/api/v1/tokens/{id}")))
+                .bearer_auth(token)
+                .json(&body),
+        )
+        .await
     }
+}
+
+/// Send a request; its status and JSON body (`null` if the body is not JSON).
+async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let r = request.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 async fn sqlite_server() -> Option<Server> {
