@@ -6,8 +6,8 @@
 //! cargo bench --bench memory
 //! ```
 //!
-//! `API_TOKENS_BENCH_TOKENS` sets the count. Prints one line per measurement and checks that
-//! the tokens are all there and verify.
+//! Also counts the allocations one `issue` makes. `API_TOKENS_BENCH_TOKENS` sets the count.
+//! Prints one line per measurement and checks that the tokens are all there and verify.
 
 use std::alloc::System;
 use std::future::Future;
@@ -68,5 +68,22 @@ fn main() {
         "memory/bytes_per_token: {:.1} bytes per token at {n} tokens ({} bytes live)",
         bytes as f64 / n as f64,
         bytes
+    );
+
+    // Allocations made by issuing alone: the requests are built before counting starts.
+    let rounds = 10_000;
+    let tokens = ApiTokens::new(MemoryStore::with_capacity(rounds), "dz").unwrap();
+    let requests: Vec<_> = (0..rounds)
+        .map(|i| NewToken::new(format!("user_{}", i % 1000), format!("tok-{i:06}")))
+        .collect();
+    let region = Region::new(GLOBAL);
+    for request in requests {
+        ready(tokens.issue(request)).unwrap();
+    }
+    let allocations = region.change().allocations;
+    assert_eq!(tokens.store().len(), rounds);
+    println!(
+        "memory/allocations_per_issue: {:.2} allocations per issued token ({rounds} issued)",
+        allocations as f64 / rounds as f64
     );
 }
