@@ -28,32 +28,6 @@ use crate::{
     TokenHash, TokenId, TokenPolicy, TokenRecord,
 };
 
-/// The names of every case, in the order [`run_all`] runs them.
-pub const CASES: &[&str] = &[
-    "issue_and_verify",
-    "only_the_hash_is_stored",
-    "insert_never_overwrites",
-    "store_round_trips_every_field",
-    "malformed_tokens_never_touch_the_store",
-    "unknown_id_and_wrong_secret_look_the_same",
-    "invalid_fields_are_named_and_nothing_is_written",
-    "expiry_follows_the_clock",
-    "lifetime_policy_is_enforced",
-    "revoke_by_id",
-    "revoke_the_presented_token",
-    "revoke_all_of_an_owner",
-    "revocation_cannot_be_undone",
-    "last_use_is_written_once_per_interval",
-    "last_use_only_moves_forward",
-    "scopes_and_tenant_are_enforced",
-    "listing_is_paged_newest_first_and_private",
-    "rotation_with_and_without_grace",
-    "shorten_expiry_only_moves_earlier",
-    "purge_removes_only_long_dead_records",
-    "verifies_racing_a_revoke",
-    "concurrent_issues_are_all_kept",
-];
-
 /// Define one `#[tokio::test]` per conformance case, each on a fresh store from `$make`
 /// (an expression giving a future of the store, evaluated once per case).
 ///
