@@ -68,9 +68,8 @@ use serde::Serialize;
 
 use crate::error::{AuthError, Error, FieldError};
 use crate::header::presented_token;
-use crate::service::ApiTokens;
-use crate::store::TokenStore;
-use crate::verifier::{Principal, Requirements};
+use crate::service::{ApiTokens, Principal, Requirements};
+use crate::store::token_store::TokenStore;
 
 /// The header naming the tenant a request acts in. When present, the token must belong to
 /// that tenant (else 403).

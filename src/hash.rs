@@ -7,16 +7,15 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// Bytes in a [`TokenHash`].
-pub const HASH_BYTES: usize = 32;
+use crate::limits::HASH_BYTES;
 
 /// SHA-256 of a token's secret: all that a store keeps of it.
 ///
-/// Equality is constant-time over the fixed 32 bytes. `Debug` shows only the first four bytes.
+/// Equality is constant-time over the fixed 32 bytes. `Debug` shows only the first four bytes,
+/// and the type deliberately does not implement `Serialize`: a hash is never published.
 ///
 /// ```
 /// use api_tokens::TokenHash;
@@ -74,21 +73,6 @@ impl fmt::Debug for TokenHash {
     }
 }
 
-impl Serialize for TokenHash {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&hex::encode(self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for TokenHash {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        let mut out = [0u8; HASH_BYTES];
-        hex::decode_to_slice(s.as_bytes(), &mut out).map_err(serde::de::Error::custom)?;
-        Ok(Self(out))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,10 +94,8 @@ mod tests {
     }
 
     #[test]
-    fn serde_round_trip_and_short_debug() {
+    fn debug_is_short() {
         let h = TokenHash::of_secret(b"x");
-        let json = serde_json::to_string(&h).unwrap();
-        assert_eq!(serde_json::from_str::<TokenHash>(&json).unwrap(), h);
         assert!(format!("{h:?}").len() < 24);
     }
 }

@@ -58,44 +58,49 @@
 
 /// The `sqlx` this crate was built with, so you can name the exact version of its pools.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use sqlx;
 
+// Layers, bottom to top; a module imports only from the layers below it.
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
-pub mod clock;
-pub mod error;
-pub mod hash;
-pub mod header;
-pub mod issuer;
-pub mod list;
-pub mod policy;
-pub mod purge;
-pub mod record;
-pub mod revoke;
-pub mod service;
+mod clock;
+mod error;
+mod hash;
+mod header;
+pub mod limits;
+mod record;
+mod service;
 pub mod store;
 #[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
-pub mod token;
-pub mod verifier;
+mod token;
+mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{AuthError, ConfigError, Error, FieldError, ParseError, ValidationErrors};
+pub use error::{
+    AuthError, ConfigError, Error, FieldError, ParseError, RandomError, StoreError, StoreErrorKind,
+    ValidationErrors,
+};
 pub use hash::TokenHash;
 pub use header::presented_token;
-pub use issuer::{Expiry, Issued, NewToken};
-pub use list::{ListRequest, Page, PageMeta};
-pub use policy::TokenPolicy;
 pub use record::{Scopes, TokenInfo, TokenRecord};
-pub use service::{ApiTokens, ApiTokensBuilder};
+pub use service::{
+    ApiTokens, ApiTokensBuilder, Expiry, Issued, ListRequest, NewToken, Page, PageMeta, Principal,
+    Requirements, TokenPolicy,
+};
+pub use store::dynamic::DynTokenStore;
 pub use store::memory::MemoryStore;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::sqlite::SqliteStore;
-pub use store::{StoreError, StoreErrorKind, TokenStore};
+pub use store::token_store::TokenStore;
 pub use token::{PlaintextToken, Token, TokenFormat, TokenId};
-pub use verifier::{Principal, Requirements};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,8 +1,9 @@
-//! The conformance suite against `MemoryStore`, alone and behind an `Arc`.
+//! The conformance suite against `MemoryStore`, alone, behind an `Arc`, and type-erased as a
+//! `DynTokenStore`.
 
 use std::sync::Arc;
 
-use api_tokens::MemoryStore;
+use api_tokens::{DynTokenStore, MemoryStore};
 
 api_tokens::conformance_tests!(async { MemoryStore::new() });
 
@@ -11,7 +12,12 @@ mod arc {
     api_tokens::conformance_tests!(async { Arc::new(MemoryStore::new()) });
 }
 
-#[tokio::test]
+mod dynamic {
+    use super::*;
+    api_tokens::conformance_tests!(async { DynTokenStore::new(MemoryStore::new()) });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_all_runs_every_case() {
     api_tokens::testkit::run_all(|| async { MemoryStore::new() }).await;
 }

@@ -2,7 +2,7 @@
 //! driven with a real HTTP client, on SQLite and (with `API_TOKENS_TEST_POSTGRES_URL`) on
 //! PostgreSQL.
 
-#[path = "../examples/server/app.rs"]
+#[path = "../examples/server/app/mod.rs"]
 #[allow(dead_code)]
 mod app;
 mod common;
@@ -133,16 +133,16 @@ async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn sqlite_server() -> Option<Server> {
+async fn sqlite_server() -> Server {
     let dir = tempfile::tempdir().unwrap().keep();
     let url = format!("sqlite://{}", dir.join("server.db").display());
-    Some(Server::start(Db::Sqlite(url)).await)
+    Server::start(Db::Sqlite(url)).await
 }
 
-async fn postgres_server() -> Option<Server> {
-    let url = common::url()?;
+async fn postgres_server() -> Server {
+    let url = common::url();
     let table = format!("{}.srv_{:08x}", common::run_schema(), common::rand_u32());
-    Some(Server::start(Db::Postgres { url, table }).await)
+    Server::start(Db::Postgres { url, table }).await
 }
 
 fn parse_time(v: &Value) -> OffsetDateTime {
@@ -719,8 +719,23 @@ async fn a_restart_loses_nothing(s: Server) {
 }
 
 macro_rules! api_tests {
-    ($start:expr) => {
-        api_tests!(@each $start;
+    (@each $attrs:tt $start:expr; $name:ident $(, $rest:ident)*) => {
+        api_tests!(@one $attrs $start; $name);
+        api_tests!(@each $attrs $start; $($rest),*);
+    };
+    (@each $attrs:tt $start:expr;) => {};
+    (@one [$(#[$attr:meta])*] $start:expr; $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
+        async fn $name() {
+            super::$name(&$start.await).await;
+        }
+    };
+    (@attrs [$($attrs:tt)*] #[$attr:meta] $($rest:tt)*) => {
+        api_tests!(@attrs [$($attrs)* #[$attr]] $($rest)*);
+    };
+    (@attrs [$(#[$attr:meta])*] $start:expr) => {
+        api_tests!(@each [$(#[$attr])*] $start;
             login_issues_a_bearer_token,
             login_rejects_bad_requests_and_credentials,
             failed_logins_are_rate_limited,
@@ -734,21 +749,13 @@ macro_rules! api_tests {
             bad_input_never_yields_a_500
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
         async fn a_restart_loses_nothing() {
-            if let Some(server) = $start.await {
-                super::a_restart_loses_nothing(server).await;
-            }
+            super::a_restart_loses_nothing($start.await).await;
         }
     };
-    (@each $start:expr; $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(server) = $start.await {
-                    super::$name(&server).await;
-                }
-            }
-        )*
+    ($($input:tt)+) => {
+        api_tests!(@attrs [] $($input)+);
     };
 }
 
@@ -757,5 +764,11 @@ mod sqlite {
 }
 
 mod postgres {
-    api_tests!(super::postgres_server());
+    api_tests!(
+        #[cfg_attr(
+            not(api_tokens_postgres_tests),
+            ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
+        )]
+        super::postgres_server()
+    );
 }

@@ -32,6 +32,12 @@ mod memory {
     api_tokens::conformance_tests!(super::memory_store());
 }
 
+mod dynamic {
+    api_tokens::conformance_tests!(async {
+        api_tokens::DynTokenStore::new(super::file_store().await)
+    });
+}
+
 #[tokio::test]
 async fn tokens_survive_a_new_pool() {
     let dir = tempfile::tempdir().unwrap();

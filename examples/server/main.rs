@@ -1,4 +1,4 @@
-//! A complete token service: the seeds' API (`POST/DELETE /auth/token`,
+//! A complete token service: the token API (`POST/DELETE /auth/token`,
 //! `/api/v1/tokens`, `/api/v1/me`) on SQLite or PostgreSQL.
 //!
 //! ```text
@@ -79,8 +79,9 @@ async fn serve<St: TokenStore>(
         .await
         .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     eprintln!(
-        "listening on http://{}",
-        listener.local_addr().map_err(|e| e.to_string())?
+        "listening on http://{} (logins: at most {} failures per email per minute)",
+        listener.local_addr().map_err(|e| e.to_string())?,
+        app::MAX_FAILED_LOGINS
     );
     axum::serve(listener, app::router(state))
         .with_graceful_shutdown(shutdown())

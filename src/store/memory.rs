@@ -7,7 +7,9 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use time::OffsetDateTime;
 
-use super::{ListFilter, ListPage, RevokeOutcome, StoreError, TokenStore};
+use super::token_store::TokenStore;
+use super::{ListFilter, ListPage, RevokeOutcome};
+use crate::error::StoreError;
 use crate::record::{Scopes, TokenRecord};
 use crate::token::TokenId;
 
@@ -197,7 +199,7 @@ impl TokenStore for MemoryStore {
     }
 
     async fn list(&self, filter: &ListFilter<'_>) -> Result<ListPage, StoreError> {
-        let mut records: Vec<TokenRecord> = self
+        let matching = self
             .owner_ids(filter.owner)
             .iter()
             .filter_map(|id| {
@@ -207,17 +209,7 @@ impl TokenStore for MemoryStore {
                     .map(|e| TokenRecord::clone(&e.0))
             })
             .collect();
-        records.sort_unstable_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
-        let total = records.len() as u64;
-        let start = usize::try_from(filter.offset)
-            .unwrap_or(usize::MAX)
-            .min(records.len());
-        let end = start
-            .saturating_add(filter.limit as usize)
-            .min(records.len());
-        records.truncate(end);
-        records.drain(..start);
-        Ok(ListPage { records, total })
+        Ok(ListPage::from_matching(matching, filter))
     }
 
     async fn record_last_use(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {

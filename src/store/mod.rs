@@ -1,127 +1,187 @@
-//! Pluggable, async token storage.
+//! Pluggable, async token storage: the types a [`TokenStore`](crate::TokenStore) is given
+//! and returns, and a guide to writing one.
 //!
-//! [`TokenStore`] is shaped like storage, not like the domain: it inserts, reads and updates
+//! `TokenStore` is shaped like storage, not like the domain: it inserts, reads and updates
 //! records, and every rule about tokens (validation, hashing, expiry, scopes, when to record
-//! last use) lives in [`ApiTokens`](crate::ApiTokens). That keeps a new backend small and makes
-//! every backend behave the same, which the [conformance suite](crate::testkit) checks.
-
-use std::error::Error as StdError;
-use std::fmt;
-use std::future::Future;
-use std::sync::Arc;
+//! last use) lives in [`ApiTokens`](crate::ApiTokens). That keeps a new backend small and
+//! makes every backend behave the same, which the conformance suite (feature `testkit`)
+//! checks.
+//!
+//! | store | feature | for |
+//! |---|---|---|
+//! | [`MemoryStore`](crate::MemoryStore) | (always) | single-instance services, tests, examples |
+//! | `SqliteStore` | `sqlite` | a single-node service that wants a file |
+//! | `PostgresStore` | `postgres` | services with more than one instance |
+//! | [`DynTokenStore`](crate::DynTokenStore) | (always) | any of the above, behind one type |
+//!
+//! # Implementing a store
+//!
+//! A store keeps [`TokenRecord`](crate::TokenRecord)s by [`TokenId`](crate::TokenId). The
+//! rules below are what make the crate's guarantees hold; each write method **reads,
+//! decides and writes as one atomic step** (one lock, one transaction, or one conditional
+//! statement such as `UPDATE … WHERE revoked_at IS NULL`), so that two racing calls can
+//! never both win:
+//!
+//! - `insert` never overwrites: an existing id is
+//!   [`StoreError::duplicate_id`](crate::StoreError::duplicate_id);
+//! - `get` is the verify path: one lookup by id, nothing else;
+//! - `record_last_use` only moves `last_used_at` forward;
+//! - `revoke` changes a record only if it belongs to the owner and is not yet revoked, and
+//!   reports which of [`RevokeOutcome`] happened; a revoked record stays revoked;
+//! - `revoke_all` revokes only not-yet-revoked records and counts them;
+//! - `shorten_expiry` only moves `expires_at` earlier, and never touches a revoked record;
+//! - `purge` deletes only records revoked or expired before the given instant;
+//! - once a write returns, every later `get` sees it; timestamps read back exactly as
+//!   written (UTC, microseconds).
+//!
+//! Failures are [`StoreError`](crate::StoreError)s: say which
+//! [`StoreErrorKind`](crate::StoreErrorKind) (an unreachable backend is `Unavailable`, a row
+//! you cannot read is `Corrupt`) and keep the backend's error as the source.
+//!
+//! Here is a whole store, one `Mutex` around a `HashMap`, that passes the conformance suite:
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::collections::hash_map::Entry;
+//! use std::sync::{Arc, Mutex, MutexGuard};
+//!
+//! use api_tokens::store::{ListFilter, ListPage, RevokeOutcome};
+//! use api_tokens::{StoreError, TokenId, TokenRecord, TokenStore};
+//! use time::OffsetDateTime;
+//!
+//! /// Every record behind one lock: each method reads, decides and writes while holding it.
+//! #[derive(Default)]
+//! struct MapStore(Mutex<HashMap<TokenId, Arc<TokenRecord>>>);
+//!
+//! impl MapStore {
+//!     fn map(&self) -> MutexGuard<'_, HashMap<TokenId, Arc<TokenRecord>>> {
+//!         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+//!     }
+//! }
+//!
+//! impl TokenStore for MapStore {
+//!     async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError> {
+//!         match self.map().entry(record.id) {
+//!             Entry::Occupied(_) => Err(StoreError::duplicate_id()),
+//!             Entry::Vacant(slot) => {
+//!                 slot.insert(Arc::new(record.clone()));
+//!                 Ok(())
+//!             }
+//!         }
+//!     }
+//!
+//!     async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
+//!         Ok(self.map().get(id).cloned())
+//!     }
+//!
+//!     async fn list(&self, filter: &ListFilter<'_>) -> Result<ListPage, StoreError> {
+//!         let map = self.map();
+//!         let matching = map.values().filter(|r| filter.matches(r)).map(|r| (**r).clone());
+//!         Ok(ListPage::from_matching(matching.collect(), filter))
+//!     }
+//!
+//!     async fn record_last_use(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
+//!         let mut map = self.map();
+//!         match map.get_mut(id) {
+//!             Some(r) if r.last_used_at.is_none_or(|t| t < at) => {
+//!                 Arc::make_mut(r).last_used_at = Some(at); // copy-on-write
+//!                 Ok(true)
+//!             }
+//!             _ => Ok(false),
+//!         }
+//!     }
+//!
+//!     async fn revoke(
+//!         &self,
+//!         id: &TokenId,
+//!         owner: &str,
+//!         at: OffsetDateTime,
+//!         reason: Option<&str>,
+//!     ) -> Result<RevokeOutcome, StoreError> {
+//!         let mut map = self.map();
+//!         let Some(r) = map.get_mut(id).filter(|r| *r.owner == *owner) else {
+//!             return Ok(RevokeOutcome::NotFound);
+//!         };
+//!         if let Some(when) = r.revoked_at {
+//!             return Ok(RevokeOutcome::AlreadyRevoked(when));
+//!         }
+//!         let r = Arc::make_mut(r);
+//!         r.revoked_at = Some(at);
+//!         r.revocation_reason = reason.map(Into::into);
+//!         Ok(RevokeOutcome::Revoked)
+//!     }
+//!
+//!     async fn revoke_all(
+//!         &self,
+//!         owner: &str,
+//!         tenant: Option<&str>,
+//!         at: OffsetDateTime,
+//!         reason: Option<&str>,
+//!     ) -> Result<u64, StoreError> {
+//!         let mut count = 0;
+//!         for r in self.map().values_mut() {
+//!             let applies = *r.owner == *owner
+//!                 && r.revoked_at.is_none()
+//!                 && tenant.is_none_or(|t| r.tenant.as_deref() == Some(t));
+//!             if applies {
+//!                 let r = Arc::make_mut(r);
+//!                 r.revoked_at = Some(at);
+//!                 r.revocation_reason = reason.map(Into::into);
+//!                 count += 1;
+//!             }
+//!         }
+//!         Ok(count)
+//!     }
+//!
+//!     async fn shorten_expiry(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
+//!         let mut map = self.map();
+//!         match map.get_mut(id) {
+//!             Some(r) if r.revoked_at.is_none() && r.expires_at.is_none_or(|e| at < e) => {
+//!                 Arc::make_mut(r).expires_at = Some(at);
+//!                 Ok(true)
+//!             }
+//!             _ => Ok(false),
+//!         }
+//!     }
+//!
+//!     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+//!         let mut map = self.map();
+//!         let size = map.len();
+//!         map.retain(|_, r| {
+//!             !(r.revoked_at.is_some_and(|t| t < before) || r.expires_at.is_some_and(|t| t < before))
+//!         });
+//!         Ok((size - map.len()) as u64)
+//!     }
+//! }
+//!
+//! // In your tests: `api_tokens::conformance_tests!(async { MapStore::default() });`
+//! // defines one test per rule. Here, the same cases run one after another:
+//! # #[cfg(feature = "testkit")]
+//! # tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap().block_on(
+//! api_tokens::testkit::run_all(|| async { MapStore::default() })
+//! # );
+//! ```
+//!
+//! Methods return `impl Future + Send`, so they may be written as `async fn` and no
+//! `async-trait` is needed. A store behind an `Arc` is a store too, and
+//! [`DynTokenStore`](crate::DynTokenStore) hides a store's type from handlers and
+//! extractors.
 
 use time::OffsetDateTime;
 
 use crate::record::TokenRecord;
-use crate::token::TokenId;
 
-pub mod memory;
+pub(crate) mod dynamic;
+pub(crate) mod memory;
 #[cfg(feature = "postgres")]
-pub mod postgres;
+pub(crate) mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod sql;
 #[cfg(feature = "sqlite")]
-pub mod sqlite;
+pub(crate) mod sqlite;
+pub(crate) mod token_store;
 
-/// What went wrong in a store, in terms a caller can act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StoreErrorKind {
-    /// A record with this id already exists; nothing was written.
-    DuplicateId,
-    /// The backend cannot be reached, is restarting, or has no free connection. Retrying
-    /// later may succeed.
-    Unavailable,
-    /// The backend returned data this crate cannot read (a damaged row, a foreign schema).
-    Corrupt,
-    /// Any other backend failure.
-    Other,
-}
-
-/// A store failure. The backend's own error, if any, is kept as [`source`](StdError::source)
-/// so that this type never names a backend's types and backends can be upgraded freely.
-pub struct StoreError {
-    kind: StoreErrorKind,
-    message: &'static str,
-    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
-}
-
-impl StoreError {
-    /// An error of `kind`, with a short fixed description of what was being done.
-    pub fn new(kind: StoreErrorKind, message: &'static str) -> Self {
-        Self {
-            kind,
-            message,
-            source: None,
-        }
-    }
-
-    /// Attach the backend's error as the source.
-    pub fn with_source(mut self, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        self.source = Some(source.into());
-        self
-    }
-
-    /// A record with this id already exists.
-    pub fn duplicate_id() -> Self {
-        Self::new(
-            StoreErrorKind::DuplicateId,
-            "a token with this id already exists",
-        )
-    }
-
-    /// What kind of failure this is.
-    pub fn kind(&self) -> StoreErrorKind {
-        self.kind
-    }
-
-    /// The HTTP status: 503 while the backend is unavailable, 500 otherwise.
-    pub fn status(&self) -> u16 {
-        match self.kind {
-            StoreErrorKind::Unavailable => 503,
-            _ => 500,
-        }
-    }
-
-    /// A stable machine-readable code.
-    pub fn code(&self) -> &'static str {
-        match self.kind {
-            StoreErrorKind::Unavailable => "store_unavailable",
-            StoreErrorKind::DuplicateId => "duplicate_id",
-            _ => "store_error",
-        }
-    }
-}
-
-impl fmt::Debug for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreError")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("source", &self.source)
-            .finish()
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message)?;
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
-        }
-        Ok(())
-    }
-}
-
-impl StdError for StoreError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn StdError + 'static))
-    }
-}
-
-/// Which of an owner's records [`TokenStore::list`] returns.
+/// Which of an owner's records [`TokenStore::list`](crate::TokenStore::list) returns.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ListFilter<'a> {
@@ -162,7 +222,7 @@ impl<'a> ListFilter<'a> {
     }
 }
 
-/// One page of [`TokenStore::list`].
+/// One page of [`TokenStore::list`](crate::TokenStore::list).
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {
     /// The records, newest first (`created_at` descending, then id descending).
@@ -171,7 +231,26 @@ pub struct ListPage {
     pub total: u64,
 }
 
-/// What [`TokenStore::revoke`] did.
+impl ListPage {
+    /// The page `filter` asks for out of every record that matches it: sorted newest first
+    /// (`created_at`, then id, descending), `offset` skipped, at most `limit` kept, and the
+    /// total counted. For stores that filter in memory.
+    pub fn from_matching(mut records: Vec<TokenRecord>, filter: &ListFilter<'_>) -> Self {
+        records.sort_unstable_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
+        let total = records.len() as u64;
+        let start = usize::try_from(filter.offset)
+            .unwrap_or(usize::MAX)
+            .min(records.len());
+        let end = start
+            .saturating_add(filter.limit as usize)
+            .min(records.len());
+        records.truncate(end);
+        records.drain(..start);
+        Self { records, total }
+    }
+}
+
+/// What [`TokenStore::revoke`](crate::TokenStore::revoke) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeOutcome {
     /// The token was active or expired and is now revoked.
@@ -180,140 +259,4 @@ pub enum RevokeOutcome {
     AlreadyRevoked(OffsetDateTime),
     /// No token with this id belongs to this owner.
     NotFound,
-}
-
-/// Storage for token records.
-///
-/// Implementations must be safe to share between tasks and must keep these rules, which the
-/// [conformance suite](crate::testkit) checks:
-///
-/// - `insert` fails with [`StoreErrorKind::DuplicateId`] on an existing id and never overwrites;
-/// - `record_last_use` only moves `last_used_at` forward;
-/// - `revoke` changes a record only if it is not yet revoked, atomically, so two racing revokes
-///   cannot both win; a revoked record stays revoked;
-/// - `shorten_expiry` only moves `expires_at` earlier;
-/// - once a write returns, every later `get` sees it;
-/// - timestamps read back exactly as written (microsecond precision, UTC).
-///
-/// Methods return `impl Future + Send`, so implementations may use `async fn` and no
-/// `async-trait` is needed. The trait is implemented for `Arc<T>`.
-pub trait TokenStore: Send + Sync + 'static {
-    /// Store a new record. Fails with [`StoreErrorKind::DuplicateId`] if the id exists.
-    fn insert(&self, record: &TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The record with this id, if any. This is the verify path: one lookup.
-    ///
-    /// The record is shared (`Arc`) so that a store holding records in memory hands one out
-    /// without copying it; a database store wraps the row it read.
-    fn get(
-        &self,
-        id: &TokenId,
-    ) -> impl Future<Output = Result<Option<Arc<TokenRecord>>, StoreError>> + Send;
-
-    /// One page of an owner's records, newest first, and the total that match.
-    fn list(
-        &self,
-        filter: &ListFilter<'_>,
-    ) -> impl Future<Output = Result<ListPage, StoreError>> + Send;
-
-    /// Set `last_used_at` to `at` if it is unset or earlier. Returns whether it changed.
-    fn record_last_use(
-        &self,
-        id: &TokenId,
-        at: OffsetDateTime,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Revoke the token `id` of `owner` at `at`, unless it is already revoked.
-    fn revoke(
-        &self,
-        id: &TokenId,
-        owner: &str,
-        at: OffsetDateTime,
-        reason: Option<&str>,
-    ) -> impl Future<Output = Result<RevokeOutcome, StoreError>> + Send;
-
-    /// Revoke every not-yet-revoked token of `owner` (only of `tenant`, if given). Returns how
-    /// many were revoked.
-    fn revoke_all(
-        &self,
-        owner: &str,
-        tenant: Option<&str>,
-        at: OffsetDateTime,
-        reason: Option<&str>,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-
-    /// Set `expires_at` to `at` if the token is not revoked and `at` is earlier than its
-    /// current expiry (or it had none). Returns whether it changed.
-    fn shorten_expiry(
-        &self,
-        id: &TokenId,
-        at: OffsetDateTime,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Delete records revoked before `before` or expired before `before`. Returns how many.
-    fn purge(&self, before: OffsetDateTime)
-    -> impl Future<Output = Result<u64, StoreError>> + Send;
-}
-
-impl<T: TokenStore> TokenStore for Arc<T> {
-    fn insert(&self, record: &TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).insert(record)
-    }
-
-    fn get(
-        &self,
-        id: &TokenId,
-    ) -> impl Future<Output = Result<Option<Arc<TokenRecord>>, StoreError>> + Send {
-        (**self).get(id)
-    }
-
-    fn list(
-        &self,
-        filter: &ListFilter<'_>,
-    ) -> impl Future<Output = Result<ListPage, StoreError>> + Send {
-        (**self).list(filter)
-    }
-
-    fn record_last_use(
-        &self,
-        id: &TokenId,
-        at: OffsetDateTime,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).record_last_use(id, at)
-    }
-
-    fn revoke(
-        &self,
-        id: &TokenId,
-        owner: &str,
-        at: OffsetDateTime,
-        reason: Option<&str>,
-    ) -> impl Future<Output = Result<RevokeOutcome, StoreError>> + Send {
-        (**self).revoke(id, owner, at, reason)
-    }
-
-    fn revoke_all(
-        &self,
-        owner: &str,
-        tenant: Option<&str>,
-        at: OffsetDateTime,
-        reason: Option<&str>,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        (**self).revoke_all(owner, tenant, at, reason)
-    }
-
-    fn shorten_expiry(
-        &self,
-        id: &TokenId,
-        at: OffsetDateTime,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).shorten_expiry(id, at)
-    }
-
-    fn purge(
-        &self,
-        before: OffsetDateTime,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        (**self).purge(before)
-    }
 }

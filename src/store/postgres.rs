@@ -8,9 +8,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Row as _};
 use time::OffsetDateTime;
 
-use super::StoreError;
 use super::sql::{self, Dialect, SCHEMA_VERSION, Statements, TableName, store_error};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, StoreError};
 use crate::record::TokenRecord;
 
 /// A store in PostgreSQL, through a [`PgPool`] you already have or one opened with

@@ -4,14 +4,13 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::{StoreError, StoreErrorKind};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, StoreError, StoreErrorKind};
 use crate::hash::TokenHash;
 use crate::record::{Scopes, TokenRecord};
 use crate::token::TokenId;
 
 /// The table both SQL stores use unless told otherwise.
-pub const DEFAULT_TABLE: &str = "api_tokens";
+pub(crate) const DEFAULT_TABLE: &str = "api_tokens";
 
 /// The schema version this release writes and reads.
 pub(crate) const SCHEMA_VERSION: i64 = 1;
@@ -55,6 +54,7 @@ impl TableName {
             _ => {
                 return Err(ConfigError::TableName {
                     name: name.chars().take(120).collect(),
+                    reason: "it is not a plain identifier",
                 });
             }
         };
@@ -299,9 +299,11 @@ macro_rules! impl_sql_token_store {
             use sqlx::AssertSqlSafe;
             use time::OffsetDateTime;
 
+            use $crate::error::StoreError;
             use $crate::record::TokenRecord;
             use $crate::store::sql::{Statements, scopes_text, store_error};
-            use $crate::store::{ListFilter, ListPage, RevokeOutcome, StoreError, TokenStore};
+            use $crate::store::token_store::TokenStore;
+            use $crate::store::{ListFilter, ListPage, RevokeOutcome};
             use $crate::token::TokenId;
 
             impl TokenStore for $store {

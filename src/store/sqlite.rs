@@ -11,8 +11,7 @@ use sqlx::{AssertSqlSafe, Row as _};
 use time::OffsetDateTime;
 
 use super::sql::{self, Dialect, SCHEMA_VERSION, Statements, TableName, store_error};
-use super::{StoreError, StoreErrorKind};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, StoreError, StoreErrorKind};
 use crate::record::TokenRecord;
 
 /// A store in a SQLite database, through a [`SqlitePool`] you already have or one opened

@@ -10,12 +10,12 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use super::ApiTokens;
 use crate::clock::to_stored_precision;
 use crate::error::AuthError;
 use crate::hash::TokenHash;
 use crate::record::{Scopes, TokenRecord};
-use crate::service::ApiTokens;
-use crate::store::TokenStore;
+use crate::store::token_store::TokenStore;
 use crate::token::TokenId;
 
 /// Who a verified token acts for, and what it may do.

@@ -4,17 +4,31 @@ use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
 
+use super::ApiTokens;
+use super::policy::TokenPolicy;
 use crate::clock::to_stored_precision;
 use crate::error::{Error, FieldError, RandomError, ValidationErrors};
-use crate::record::{
-    MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_PRINCIPAL_CHARS, Scopes, TokenInfo, TokenRecord,
-    check_prose, check_text,
-};
-use crate::service::ApiTokens;
-use crate::store::{RevokeOutcome, TokenStore};
+use crate::limits::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_PRINCIPAL_CHARS};
+use crate::record::{Scopes, TokenInfo, TokenRecord};
+use crate::store::RevokeOutcome;
+use crate::store::token_store::TokenStore;
 use crate::token::{PlaintextToken, TokenId};
+use crate::validate::{check_prose, check_text};
 
 /// When a new token expires.
+///
+/// ```
+/// use api_tokens::{Expiry, TokenPolicy};
+/// use time::{Duration, macros::datetime};
+///
+/// let now = datetime!(2026-01-01 0:00 UTC);
+/// let policy = TokenPolicy::default();
+/// assert_eq!(Expiry::InDays(30).resolve(&policy, now), Ok(Some(now + Duration::days(30))));
+/// assert_eq!(Expiry::PolicyDefault.resolve(&policy, now), Ok(Some(now + Duration::days(365))));
+/// let refused = Expiry::InDays(366).resolve(&policy, now).unwrap_err();
+/// assert_eq!(refused.field, "expires_in_days");
+/// assert!(Expiry::Never.resolve(&policy, now).is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Expiry {
     /// The policy's default lifetime (365 days unless configured).
@@ -29,6 +43,75 @@ pub enum Expiry {
     At(OffsetDateTime),
     /// Never, if the policy allows it.
     Never,
+}
+
+impl Expiry {
+    /// The instant a token issued at `now` under `policy` expires (`None` for never), or the
+    /// field error that explains why this expiry is not allowed.
+    pub fn resolve(
+        self,
+        policy: &TokenPolicy,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, FieldError> {
+        let max = policy.get_max_lifetime();
+        let too_long = |field: &str| {
+            FieldError::new(
+                field,
+                format!(
+                    "exceeds the maximum lifetime of {} days",
+                    max.map_or(0, |m| m.whole_days())
+                ),
+            )
+        };
+        let too_far = |field: &str| FieldError::new(field, "is too far in the future");
+        match self {
+            Self::PolicyDefault => now
+                .checked_add(policy.get_default_lifetime())
+                .map(Some)
+                .ok_or_else(|| too_far("expires_at")),
+            Self::Never if policy.allows_never() => Ok(None),
+            Self::Never => Err(FieldError::new(
+                "expires_at",
+                "tokens that never expire are not allowed; give an expiry",
+            )),
+            Self::InDays(days) => {
+                let max_days = policy.max_days();
+                if days < 1 || max_days.is_some_and(|m| days > m) {
+                    let reason = match max_days {
+                        Some(m) => format!("must be between 1 and {m}"),
+                        None => "must be at least 1".to_owned(),
+                    };
+                    return Err(FieldError::new("expires_in_days", reason));
+                }
+                days.checked_mul(86_400)
+                    .map(Duration::seconds)
+                    .and_then(|d| now.checked_add(d))
+                    .map(Some)
+                    .ok_or_else(|| FieldError::new("expires_in_days", "is too large"))
+            }
+            Self::After(lifetime) => {
+                if !lifetime.is_positive() {
+                    Err(FieldError::new("expires_at", "must be in the future"))
+                } else if max.is_some_and(|m| lifetime > m) {
+                    Err(too_long("expires_at"))
+                } else {
+                    now.checked_add(lifetime)
+                        .map(Some)
+                        .ok_or_else(|| too_far("expires_at"))
+                }
+            }
+            Self::At(at) => {
+                let at = to_stored_precision(at);
+                if at <= now {
+                    Err(FieldError::new("expires_at", "must be in the future"))
+                } else if max.is_some_and(|m| at - now > m) {
+                    Err(too_long("expires_at"))
+                } else {
+                    Ok(Some(at))
+                }
+            }
+        }
+    }
 }
 
 /// What to issue: the owner, a name, and optionally a tenant, description, scopes and expiry.
@@ -134,7 +217,11 @@ impl<S: TokenStore> ApiTokens<S> {
         let scopes = Scopes::parse(&new.scopes)
             .map_err(|e| errors.extend(e.0))
             .unwrap_or_default();
-        let expires_at = self.expiry(new.expires, now, &mut errors);
+        let expires_at = new
+            .expires
+            .resolve(&self.inner.policy, now)
+            .map_err(|e| errors.push(e))
+            .unwrap_or_default();
         if !errors.is_empty() {
             return Err(Error::Invalid(ValidationErrors(errors)));
         }
@@ -156,12 +243,9 @@ impl<S: TokenStore> ApiTokens<S> {
     /// The replacement gets a lifetime as long as the old token's was (capped by the policy),
     /// or never expires if the old one never did and the policy still allows it.
     pub async fn rotate(&self, owner: &str, id: TokenId, grace: Duration) -> Result<Issued, Error> {
-        let invalid = |field: &str, reason: &str| {
-            Error::Invalid(ValidationErrors(vec![FieldError::new(field, reason)]))
-        };
-        let too_far = || invalid("grace", "reaches beyond the representable time range");
+        let too_far = || FieldError::new("grace", "reaches beyond the representable time range");
         if grace.is_negative() {
-            return Err(invalid("grace", "must not be negative"));
+            return Err(FieldError::new("grace", "must not be negative").into());
         }
         let now = self.now();
         let old = match self.inner.store.get(&id).await? {
@@ -213,93 +297,11 @@ impl<S: TokenStore> ApiTokens<S> {
         Ok(issued)
     }
 
-    /// Resolve an [`Expiry`] against the policy, recording what is wrong with it.
-    fn expiry(
-        &self,
-        expires: Expiry,
-        now: OffsetDateTime,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<OffsetDateTime> {
-        let policy = &self.inner.policy;
-        let max = policy.get_max_lifetime();
-        let too_long = |field: &str, errors: &mut Vec<FieldError>| {
-            errors.push(FieldError::new(
-                field,
-                format!(
-                    "exceeds the maximum lifetime of {} days",
-                    max.map_or(0, |m| m.whole_days())
-                ),
-            ));
-        };
-        match expires {
-            Expiry::PolicyDefault => now.checked_add(policy.get_default_lifetime()).or_else(|| {
-                errors.push(FieldError::new("expires_at", "is too far in the future"));
-                None
-            }),
-            Expiry::Never if policy.allows_never() => None,
-            Expiry::Never => {
-                errors.push(FieldError::new(
-                    "expires_at",
-                    "tokens that never expire are not allowed; give an expiry",
-                ));
-                None
-            }
-            Expiry::InDays(days) => {
-                let max_days = policy.max_days();
-                if days < 1 || max_days.is_some_and(|m| days > m) {
-                    let reason = match max_days {
-                        Some(m) => format!("must be between 1 and {m}"),
-                        None => "must be at least 1".to_owned(),
-                    };
-                    errors.push(FieldError::new("expires_in_days", reason));
-                    return None;
-                }
-                match days
-                    .checked_mul(86_400)
-                    .map(Duration::seconds)
-                    .and_then(|d| now.checked_add(d))
-                {
-                    Some(at) => Some(at),
-                    None => {
-                        errors.push(FieldError::new("expires_in_days", "is too large"));
-                        None
-                    }
-                }
-            }
-            Expiry::After(lifetime) => {
-                if !lifetime.is_positive() {
-                    errors.push(FieldError::new("expires_at", "must be in the future"));
-                    None
-                } else if max.is_some_and(|m| lifetime > m) {
-                    too_long("expires_at", errors);
-                    None
-                } else {
-                    now.checked_add(lifetime).or_else(|| {
-                        errors.push(FieldError::new("expires_at", "is too far in the future"));
-                        None
-                    })
-                }
-            }
-            Expiry::At(at) => {
-                let at = to_stored_precision(at);
-                if at <= now {
-                    errors.push(FieldError::new("expires_at", "must be in the future"));
-                    None
-                } else if max.is_some_and(|m| at - now > m) {
-                    too_long("expires_at", errors);
-                    None
-                } else {
-                    Some(at)
-                }
-            }
-        }
-    }
-
     async fn insert_new(&self, draft: Draft, now: OffsetDateTime) -> Result<Issued, Error> {
         let format = &self.inner.format;
         let (id, hash, plaintext) = format
             .generate()
-            .map_err(|e| Error::Random(RandomError(e)))?;
+            .map_err(|e| Error::Random(RandomError::new(e)))?;
         let record = TokenRecord {
             id,
             owner: draft.owner,

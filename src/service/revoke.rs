@@ -1,13 +1,17 @@
-//! Revocation: one token by id, the token in use, or all of an owner's.
+//! Revocation (one token by id, the token in use, or all of an owner's) and purging the
+//! records of tokens that stopped working long ago.
 //!
 //! Revocation is immediate (the very next verification fails) and cannot be undone.
 
-use crate::error::Error;
-use crate::record::check_reason;
-use crate::service::ApiTokens;
-use crate::store::{RevokeOutcome, TokenStore};
+use time::Duration;
+
+use super::ApiTokens;
+use super::verify::Principal;
+use crate::error::{Error, FieldError};
+use crate::store::RevokeOutcome;
+use crate::store::token_store::TokenStore;
 use crate::token::TokenId;
-use crate::verifier::Principal;
+use crate::validate::check_reason;
 
 impl<S: TokenStore> ApiTokens<S> {
     /// Revoke `owner`'s token `id`, with an optional reason (at most 1024 characters).
@@ -34,7 +38,7 @@ impl<S: TokenStore> ApiTokens<S> {
         }
     }
 
-    /// Revoke the presented token itself (the seeds' `DELETE /auth/token`). The token must
+    /// Revoke the presented token itself (the token API's `DELETE /auth/token`). The token must
     /// verify first; its owner's other tokens keep working. Returns who it was.
     pub async fn revoke_presented(
         &self,
@@ -76,5 +80,20 @@ impl<S: TokenStore> ApiTokens<S> {
             .store
             .revoke_all(owner, tenant, now, reason.as_deref())
             .await?)
+    }
+
+    /// Delete the records of tokens revoked or expired more than `retention` ago; returns
+    /// how many. Keep a retention long enough for audits: a purged token's record is gone.
+    pub async fn purge(&self, retention: Duration) -> Result<u64, Error> {
+        let before = (!retention.is_negative())
+            .then(|| self.now().checked_sub(retention))
+            .flatten()
+            .ok_or_else(|| {
+                FieldError::new(
+                    "retention",
+                    "must be zero or more and within the representable time range",
+                )
+            })?;
+        Ok(self.inner.store.purge(before).await?)
     }
 }

@@ -1,4 +1,8 @@
 //! [`ApiTokens`]: the handle a service keeps to issue, verify, revoke and list tokens.
+//!
+//! The operations live beside their request types: issuing and rotating in `issue.rs`,
+//! verification in `verify.rs`, revocation and purging in `revoke.rs`, reading and listing
+//! in `list.rs`; the lifetime rules in `policy.rs`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,19 +11,33 @@ use time::{Duration, OffsetDateTime};
 
 use crate::clock::{Clock, SystemClock, to_stored_precision};
 use crate::error::ConfigError;
-use crate::policy::TokenPolicy;
-use crate::store::TokenStore;
+use crate::limits::{DEFAULT_LAST_USE_INTERVAL, DEFAULT_SECRET_BYTES};
+use crate::store::token_store::TokenStore;
 use crate::token::TokenFormat;
 
-/// Default for [`ApiTokensBuilder::last_use_interval`].
-pub const DEFAULT_LAST_USE_INTERVAL: Duration = Duration::seconds(60);
+mod issue;
+mod list;
+mod policy;
+mod revoke;
+mod verify;
+
+pub use issue::{Expiry, Issued, NewToken};
+pub use list::{ListRequest, Page, PageMeta};
+pub use policy::TokenPolicy;
+pub use verify::{Principal, Requirements};
 
 /// Everything a service needs for the life of its API tokens, over one [`TokenStore`].
 ///
-/// Cheap to clone (one `Arc`), so keep one in your application state. The operations live
-/// with their concept: issuing and rotating in [`issuer`](crate::issuer), verification in
-/// [`verifier`](crate::verifier), revocation in [`revoke`](crate::revoke), listing in
-/// [`list`](crate::list) and purging in [`purge`](crate::purge).
+/// Cheap to clone (one `Arc`), so keep one in your application state.
+///
+/// | operation | what it does |
+/// |---|---|
+/// | [`issue`](Self::issue) | a new token from a [`NewToken`]; the plaintext is in the [`Issued`] once |
+/// | [`verify`](Self::verify), [`verify_with`](Self::verify_with) | a presented token → its [`Principal`], or an [`AuthError`](crate::AuthError) |
+/// | [`get`](Self::get), [`list`](Self::list) | an owner's tokens as [`TokenInfo`](crate::TokenInfo), never a hash |
+/// | [`revoke`](Self::revoke), [`revoke_presented`](Self::revoke_presented), [`revoke_all`](Self::revoke_all) | end tokens now, for good |
+/// | [`rotate`](Self::rotate) | a like-for-like replacement, with a grace period for the old token |
+/// | [`purge`](Self::purge) | delete records that stopped working long ago |
 ///
 /// ```
 /// use api_tokens::{ApiTokens, AuthError, MemoryStore, NewToken};
@@ -80,7 +98,7 @@ impl<S: TokenStore> ApiTokens<S> {
         ApiTokensBuilder {
             store,
             prefix: prefix.to_owned(),
-            secret_bytes: crate::token::DEFAULT_SECRET_BYTES,
+            secret_bytes: DEFAULT_SECRET_BYTES,
             policy: TokenPolicy::default(),
             clock: Arc::new(SystemClock),
             last_use_interval: DEFAULT_LAST_USE_INTERVAL,
@@ -138,6 +156,17 @@ pub struct ApiTokensBuilder<S> {
     policy: TokenPolicy,
     clock: Arc<dyn Clock>,
     last_use_interval: Duration,
+}
+
+impl<S> fmt::Debug for ApiTokensBuilder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiTokensBuilder")
+            .field("prefix", &self.prefix)
+            .field("secret_bytes", &self.secret_bytes)
+            .field("policy", &self.policy)
+            .field("last_use_interval", &self.last_use_interval)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: TokenStore> ApiTokensBuilder<S> {

@@ -1,16 +1,14 @@
-//! Listing an owner's tokens, newest first, a page at a time.
+//! Reading one of an owner's tokens, and listing them newest first, a page at a time.
 
 use serde::Serialize;
 
+use super::ApiTokens;
 use crate::error::{Error, FieldError, ValidationErrors};
+use crate::limits::{DEFAULT_PER_PAGE, MAX_PER_PAGE};
 use crate::record::TokenInfo;
-use crate::service::ApiTokens;
-use crate::store::{ListFilter, TokenStore};
-
-/// Most tokens on one page.
-pub const MAX_PER_PAGE: u32 = 100;
-/// Tokens on a page unless asked otherwise.
-pub const DEFAULT_PER_PAGE: u32 = 20;
+use crate::store::ListFilter;
+use crate::store::token_store::TokenStore;
+use crate::token::TokenId;
 
 /// Which tokens to list: an owner's, optionally one tenant's, active only unless asked.
 ///
@@ -67,7 +65,7 @@ impl<'a> ListRequest<'a> {
     }
 }
 
-/// One page of a listing, serialised as the seeds' `{"data": [...], "meta": {...}}`.
+/// One page of a listing, serialised as the token API's `{"data": [...], "meta": {...}}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {
     /// The items on this page.
@@ -88,6 +86,27 @@ pub struct PageMeta {
 }
 
 impl<S: TokenStore> ApiTokens<S> {
+    /// `owner`'s token `id`, as users may see it. Another owner's token is
+    /// [`Error::NotFound`], exactly like an id that does not exist.
+    ///
+    /// ```
+    /// use api_tokens::{ApiTokens, Error, MemoryStore, NewToken};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let tokens = ApiTokens::new(MemoryStore::new(), "dz")?;
+    /// let id = tokens.issue(NewToken::new("alice", "ci")).await?.record.id;
+    /// assert_eq!(&*tokens.get("alice", id).await?.name, "ci");
+    /// assert!(matches!(tokens.get("mallory", id).await, Err(Error::NotFound)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn get(&self, owner: &str, id: TokenId) -> Result<TokenInfo, Error> {
+        match self.inner.store.get(&id).await? {
+            Some(record) if *record.owner == *owner => Ok(record.info()),
+            _ => Err(Error::NotFound),
+        }
+    }
+
     /// One page of an owner's tokens, newest first, never with a hash or a plaintext.
     /// A page of 0 or a `per_page` outside 1–100 is [`Error::Invalid`].
     pub async fn list(&self, request: &ListRequest<'_>) -> Result<Page<TokenInfo>, Error> {

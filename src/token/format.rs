@@ -1,240 +1,20 @@
-//! The token format: generating, parsing and displaying API tokens.
-//!
-//! A token is `{prefix}_{id}{secret}{checksum}`:
-//!
-//! | part       | encoding        | length (default)        |
-//! |------------|-----------------|-------------------------|
-//! | `prefix`   | as configured   | 1–32 characters         |
-//! | `_`        | literal         | 1                       |
-//! | `id`       | lowercase hex   | 32 (16 random bytes)    |
-//! | `secret`   | lowercase hex   | 64 (32 random bytes)    |
-//! | `checksum` | lowercase hex   | 8 (CRC32 of all before) |
-//!
-//! Every character is in `[A-Za-z0-9_]`, so a double-click selects the whole token and it
-//! needs no escaping in a header, a URL or a shell. The checksum lets [`TokenFormat::parse`]
-//! reject typos and garbage before any storage is touched, and lets a secret scanner confirm a
-//! match offline.
+//! [`TokenFormat`]: one issuer's layout of tokens, how they are parsed and generated.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
+use super::TokenId;
+use super::encoding::{CHECKSUM_HEX, DISPLAY_ID_HEX, ID_HEX, decode_hex, in_alphabet, push_ascii};
+use super::id::display_prefix;
+use super::secret::{PlaintextToken, SecretBytes, Token};
 use crate::error::{ConfigError, ParseError};
 use crate::hash::TokenHash;
-
-/// Bytes in a [`TokenId`].
-pub const TOKEN_ID_BYTES: usize = 16;
-/// Fewest secret bytes a [`TokenFormat`] accepts (128 bits).
-pub const MIN_SECRET_BYTES: usize = 16;
-/// Most secret bytes a [`TokenFormat`] accepts (512 bits).
-pub const MAX_SECRET_BYTES: usize = 64;
-/// Secret bytes of a default [`TokenFormat`] (256 bits).
-pub const DEFAULT_SECRET_BYTES: usize = 32;
-/// Longest prefix a [`TokenFormat`] accepts.
-pub const MAX_PREFIX_LEN: usize = 32;
-/// Longest input [`TokenFormat::parse`] looks at; anything longer is rejected at once.
-pub const MAX_TOKEN_LEN: usize = 256;
-
-const ID_HEX: usize = TOKEN_ID_BYTES * 2;
-const CHECKSUM_HEX: usize = 8;
-/// Hex characters of the id shown in a display prefix (32 bits of the public id).
-const DISPLAY_ID_HEX: usize = 8;
-
-/// The public identifier of a token: 16 random bytes, shown as 32 lowercase hex characters.
-///
-/// The id is embedded in the token, so the store finds a record in one lookup. It is not a
-/// secret: it appears in lists, logs and URLs (`DELETE /api/v1/tokens/{id}`).
-///
-/// ```
-/// use api_tokens::TokenId;
-///
-/// let id: TokenId = "0123456789abcdef0123456789abcdef".parse()?;
-/// assert_eq!(id.to_string(), "0123456789abcdef0123456789abcdef");
-/// assert!("not-an-id".parse::<TokenId>().is_err());
-/// # Ok::<(), api_tokens::ParseError>(())
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TokenId([u8; TOKEN_ID_BYTES]);
-
-impl TokenId {
-    /// The id from its 16 raw bytes.
-    pub const fn from_bytes(bytes: [u8; TOKEN_ID_BYTES]) -> Self {
-        Self(bytes)
-    }
-
-    /// The 16 raw bytes.
-    pub const fn as_bytes(&self) -> &[u8; TOKEN_ID_BYTES] {
-        &self.0
-    }
-
-    /// Write the 32 hex characters into `out`.
-    fn encode_hex(&self, out: &mut [u8; ID_HEX]) {
-        // The output length is right by construction, so this cannot fail.
-        let _ = hex::encode_to_slice(self.0, out);
-    }
-}
-
-impl fmt::Display for TokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; ID_HEX];
-        self.encode_hex(&mut buf);
-        // Hex is ASCII.
-        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
-    }
-}
-
-impl fmt::Debug for TokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenId({self})")
-    }
-}
-
-impl FromStr for TokenId {
-    type Err = ParseError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != ID_HEX {
-            return Err(ParseError::WrongLength {
-                expected: ID_HEX,
-                found: s.len(),
-            });
-        }
-        let mut id = [0u8; TOKEN_ID_BYTES];
-        decode_hex(s.as_bytes(), &mut id)
-            .map_err(|position| ParseError::InvalidEncoding { position })?;
-        Ok(Self(id))
-    }
-}
-
-impl Serialize for TokenId {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for TokenId {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// Decode lowercase hex into `out` (`text` is twice as long). On failure, the offset of the
-/// first byte that is not a lowercase hex digit. Uppercase is refused so that every token has
-/// exactly one spelling.
-///
-/// This runs on every verification: `const-hex` decodes with SIMD, and the uppercase test is
-/// one branch-free pass.
-fn decode_hex(text: &[u8], out: &mut [u8]) -> Result<(), usize> {
-    let has_upper = text.iter().fold(false, |up, b| up | b.is_ascii_uppercase());
-    if !has_upper && hex::decode_to_slice(text, out).is_ok() {
-        return Ok(());
-    }
-    Err(text
-        .iter()
-        .position(|&b| !matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        .unwrap_or(0))
-}
-
-/// The secret part of a parsed token; wiped from memory when dropped.
-struct SecretBytes {
-    buf: [u8; MAX_SECRET_BYTES],
-    len: usize,
-}
-
-impl SecretBytes {
-    fn as_slice(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-impl Drop for SecretBytes {
-    fn drop(&mut self) {
-        // Only the first `len` bytes were ever written.
-        self.buf[..self.len].zeroize();
-    }
-}
-
-/// A token presented by a client, parsed and checksum-checked but not yet verified.
-///
-/// Obtained from [`TokenFormat::parse`]. It holds the public [`TokenId`] and the secret; the
-/// secret never shows in `Debug`, and is wiped from memory on drop.
-pub struct Token {
-    id: TokenId,
-    secret: SecretBytes,
-}
-
-impl Token {
-    /// The public id, used to find the token's record.
-    pub fn id(&self) -> TokenId {
-        self.id
-    }
-
-    /// SHA-256 of the secret: what a store keeps and what verification compares.
-    pub fn secret_hash(&self) -> TokenHash {
-        TokenHash::of_secret(self.secret.as_slice())
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token")
-            .field("id", &self.id)
-            .field("secret", &"[redacted]")
-            .finish()
-    }
-}
-
-/// A token's plaintext, returned exactly once when it is issued.
-///
-/// `Debug` and `Display` show only the display prefix; reading the whole token takes an
-/// explicit [`expose_secret`](Self::expose_secret). The memory is wiped on drop.
-///
-/// ```
-/// # use api_tokens::{ApiTokens, MemoryStore, NewToken};
-/// # tokio_test_block_on(async {
-/// let tokens = ApiTokens::new(MemoryStore::new(), "dz")?;
-/// let issued = tokens.issue(NewToken::new("user_1", "deploy-script")).await?;
-/// let shown = format!("{:?}", issued.plaintext);
-/// assert!(!shown.contains(issued.plaintext.expose_secret()));
-/// assert!(issued.plaintext.expose_secret().starts_with("dz_"));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// # }).unwrap();
-/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
-/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
-/// # }
-/// ```
-pub struct PlaintextToken {
-    text: Zeroizing<String>,
-    display_len: usize,
-}
-
-impl PlaintextToken {
-    /// The whole token, to hand to the user once. Never log it.
-    pub fn expose_secret(&self) -> &str {
-        &self.text
-    }
-
-    /// The display prefix (`dz_1a2b3c4d`), safe to show anywhere.
-    pub fn display_prefix(&self) -> &str {
-        &self.text[..self.display_len]
-    }
-}
-
-impl fmt::Debug for PlaintextToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PlaintextToken({}…[redacted])", self.display_prefix())
-    }
-}
-
-impl fmt::Display for PlaintextToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}…[redacted]", self.display_prefix())
-    }
-}
+use crate::limits::{
+    DEFAULT_SECRET_BYTES, MAX_PREFIX_LEN, MAX_SECRET_BYTES, MAX_TOKEN_LEN, MIN_SECRET_BYTES,
+    TOKEN_ID_BYTES,
+};
 
 /// The layout of one issuer's tokens: its prefix and its secret length.
 ///
@@ -375,7 +155,7 @@ impl TokenFormat {
             }
         })?;
         Ok(Token {
-            id: TokenId(id),
+            id: TokenId::from_bytes(id),
             secret,
         })
     }
@@ -391,7 +171,7 @@ impl TokenFormat {
         let (id_bytes, secret) = random.split_at(TOKEN_ID_BYTES);
         let mut id = [0u8; TOKEN_ID_BYTES];
         id.copy_from_slice(id_bytes);
-        let id = TokenId(id);
+        let id = TokenId::from_bytes(id);
         let hash = TokenHash::of_secret(secret);
 
         // Built in place at its final capacity so no reallocation leaves a copy behind.
@@ -413,26 +193,6 @@ impl TokenFormat {
         let display_len = self.prefix.len() + 1 + DISPLAY_ID_HEX;
         Ok((id, hash, PlaintextToken { text, display_len }))
     }
-}
-
-/// The display prefix of the token `id` of issuer `prefix`: `{prefix}_{first 8 hex of id}`.
-pub(crate) fn display_prefix(prefix: &str, id: &TokenId) -> String {
-    let mut buf = [0u8; ID_HEX];
-    id.encode_hex(&mut buf);
-    let mut out = String::with_capacity(prefix.len() + 1 + DISPLAY_ID_HEX);
-    out.push_str(prefix);
-    out.push('_');
-    push_ascii(&mut out, &buf[..DISPLAY_ID_HEX]);
-    out
-}
-
-/// Whether `b` is in `[A-Za-z0-9_]`, without branches, so a scan over a token vectorises.
-fn in_alphabet(b: u8) -> bool {
-    (b.wrapping_sub(b'0') < 10) | ((b | 0x20).wrapping_sub(b'a') < 26) | (b == b'_')
-}
-
-fn push_ascii(out: &mut String, ascii: &[u8]) {
-    out.extend(ascii.iter().map(|&b| char::from(b)));
 }
 
 fn validate_prefix(prefix: &str) -> Result<(), ConfigError> {
@@ -565,38 +325,6 @@ mod tests {
     }
 
     #[test]
-    fn hex_decoding_agrees_with_the_hex_crate_on_lowercase_and_refuses_the_rest() {
-        for byte in 0..=255u8 {
-            let text = hex::encode([byte]);
-            let mut out = [0u8; 1];
-            decode_hex(text.as_bytes(), &mut out).unwrap();
-            assert_eq!(out[0], byte);
-        }
-        for bad in 0..=255u8 {
-            if bad.is_ascii_digit() || (b'a'..=b'f').contains(&bad) {
-                continue;
-            }
-            let mut out = [0u8; 2];
-            assert_eq!(
-                decode_hex(&[b'0', b'1', b'2', bad], &mut out),
-                Err(3),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_alphabet_test_matches_its_definition() {
-        for b in 0..=255u8 {
-            assert_eq!(
-                in_alphabet(b),
-                b.is_ascii_alphanumeric() || b == b'_',
-                "{b}"
-            );
-        }
-    }
-
-    #[test]
     fn prefixes_are_validated() {
         for good in ["dz", "opt_live", "api_prod", "A1", &"a".repeat(32)] {
             TokenFormat::new(good).unwrap();
@@ -629,19 +357,5 @@ mod tests {
             assert!(!shown.contains(secret_part), "{shown}");
             assert!(!shown.contains(plain.expose_secret()), "{shown}");
         }
-    }
-
-    #[test]
-    fn token_id_round_trips_through_serde_and_text() {
-        let (id, _, _) = fmt().generate().unwrap();
-        let json = serde_json::to_string(&id).unwrap();
-        assert_eq!(json, format!("\"{id}\""));
-        assert_eq!(serde_json::from_str::<TokenId>(&json).unwrap(), id);
-        assert!(serde_json::from_str::<TokenId>("\"zz\"").is_err());
-        assert!(
-            "0123456789ABCDEF0123456789abcdef"
-                .parse::<TokenId>()
-                .is_err()
-        );
     }
 }

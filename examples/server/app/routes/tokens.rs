@@ -1,0 +1,181 @@
+//! `/api/v1/tokens`: create a token, list the caller's tokens, revoke one by id.
+
+use api_tokens::axum::RequireScopes;
+use api_tokens::{Error, Expiry, FieldError, ListRequest, NewToken, Scopes, TokenId, TokenStore};
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{DEFAULT_SCOPES, TokensRead, TokensWrite};
+use crate::app::json::{JsonBody, error, too_many_attempts};
+use crate::app::state::AppState;
+use crate::app::views::TokenView;
+
+#[derive(Deserialize)]
+pub struct CreateRequest {
+    name: Option<String>,
+    description: Option<String>,
+    expires_in_days: Option<i64>,
+    scopes: Option<Vec<String>>,
+}
+
+/// `POST /api/v1/tokens`: create a token for the caller (needs `tokens:write`). It can only
+/// grant scopes the caller's token holds, and belongs to the caller's tenant.
+pub async fn create<St: TokenStore>(
+    State(state): State<AppState<St>>,
+    auth: RequireScopes<TokensWrite, St>,
+    JsonBody(body): JsonBody<CreateRequest>,
+) -> Response {
+    let requested = body
+        .scopes
+        .unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect());
+    let scopes = match Scopes::parse(&requested) {
+        Ok(scopes) => scopes,
+        Err(invalid) => return Error::Invalid(invalid).into_response(),
+    };
+    if !auth.scopes().contains_all(&scopes) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "a token can only grant scopes that the token creating it holds",
+        );
+    }
+    let mut new = NewToken::new(auth.owner(), body.name.unwrap_or_default())
+        .scopes(scopes.iter())
+        .expires(
+            body.expires_in_days
+                .map_or(Expiry::PolicyDefault, Expiry::InDays),
+        );
+    if let Some(tenant) = auth.tenant() {
+        new = new.tenant(tenant);
+    }
+    if let Some(description) = body.description {
+        new = new.description(description);
+    }
+    match state.tokens.issue(new).await {
+        Ok(issued) => (
+            StatusCode::CREATED,
+            Json(json!({
+                "token": issued.plaintext.expose_secret(),
+                "token_info": TokenView::from(&issued.info()),
+            })),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The query of `GET /api/v1/tokens`, as sent; each field is checked with its own message.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    page: Option<String>,
+    per_page: Option<String>,
+    include_revoked: Option<String>,
+}
+
+/// `GET /api/v1/tokens?page=&per_page=&include_revoked=`: the caller's tokens, newest first
+/// (needs `tokens:read`).
+pub async fn list<St: TokenStore>(
+    State(state): State<AppState<St>>,
+    auth: RequireScopes<TokensRead, St>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return Error::from(FieldError::new("query", "is not a valid query string"))
+            .into_response();
+    };
+    let mut request = ListRequest::new(auth.owner());
+    let mut details = Vec::new();
+    if let Some(page) = query.page {
+        match page.parse() {
+            Ok(page) => request = request.page(page),
+            Err(_) => details.push(FieldError::new(
+                "page",
+                "must be a whole number of 1 or more",
+            )),
+        }
+    }
+    if let Some(per_page) = query.per_page {
+        match per_page.parse() {
+            Ok(n) => request = request.per_page(n),
+            Err(_) => details.push(FieldError::new(
+                "per_page",
+                "must be a whole number from 1 to 100",
+            )),
+        }
+    }
+    match query.include_revoked.as_deref() {
+        None => {}
+        Some("true" | "1") => request = request.include_inactive(true),
+        Some("false" | "0") => request = request.include_inactive(false),
+        Some(_) => details.push(FieldError::new("include_revoked", "must be true or false")),
+    }
+    if !details.is_empty() {
+        return Error::Invalid(api_tokens::ValidationErrors(details)).into_response();
+    }
+    match state.tokens.list(&request).await {
+        Ok(page) => Json(json!({
+            "data": page.data.iter().map(TokenView::from).collect::<Vec<_>>(),
+            "meta": page.meta,
+        }))
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RevokeRequest {
+    password: Option<String>,
+    reason: Option<String>,
+}
+
+/// `DELETE /api/v1/tokens/{id}`: revoke one of the caller's tokens, confirmed by the
+/// owner's password (needs `tokens:write`). Another user's token is not found.
+pub async fn revoke<St: TokenStore>(
+    State(state): State<AppState<St>>,
+    auth: RequireScopes<TokensWrite, St>,
+    path: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<RevokeRequest>,
+) -> Response {
+    let no_such_token = || Error::NotFound.into_response();
+    let Some(id) = path.ok().and_then(|Path(id)| id.parse::<TokenId>().ok()) else {
+        return no_such_token();
+    };
+    let Some(password) = body.password.filter(|p| !p.is_empty()) else {
+        return Error::from(FieldError::new(
+            "password",
+            "is required to confirm the revocation",
+        ))
+        .into_response();
+    };
+    if let Err(e) = state.tokens.get(auth.owner(), id).await {
+        return e.into_response();
+    }
+    let Some(user) = state.users.by_id(auth.owner()).cloned() else {
+        return no_such_token();
+    };
+    let key = user.email.to_lowercase();
+    if let Some(wait) = state.limiter.blocked(&key) {
+        return too_many_attempts(wait);
+    }
+    if state.users.check(&key, password).await.is_none() {
+        state.limiter.failed(&key);
+        return error(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "the password is not correct; the token was not revoked",
+        );
+    }
+    match state
+        .tokens
+        .revoke(auth.owner(), id, body.reason.as_deref())
+        .await
+    {
+        Ok(()) => Json(json!({ "message": "Token revoked successfully" })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}

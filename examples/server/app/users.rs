@@ -1,0 +1,88 @@
+//! The users who can log in, from `DEMO_USERS`, with Argon2 password hashes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A user who can log in.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Stable id, derived from the email so it survives restarts.
+    pub id: String,
+    /// Login email, as configured.
+    pub email: String,
+    /// The tenant the user's tokens belong to.
+    pub tenant: String,
+    password_hash: String,
+}
+
+/// The users of this service, from `DEMO_USERS`.
+#[derive(Debug)]
+pub struct Users {
+    by_email: HashMap<String, User>,
+    by_id: HashMap<String, User>,
+    /// Checked against when an email is unknown, so timing does not reveal which exist.
+    dummy_hash: String,
+}
+
+impl Users {
+    /// Parse `email:password:tenant` entries separated by commas, hashing each password.
+    pub fn from_spec(spec: &str) -> Result<Self, String> {
+        let mut by_email = HashMap::new();
+        let mut by_id = HashMap::new();
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let mut parts = entry.splitn(3, ':');
+            let (Some(email), Some(password), Some(tenant)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(format!(
+                    "a DEMO_USERS entry is not `email:password:tenant` (for the user starting {:?})",
+                    entry.chars().take(3).collect::<String>()
+                ));
+            };
+            if email.is_empty() || password.is_empty() || tenant.is_empty() {
+                return Err("a DEMO_USERS entry has an empty email, password or tenant".into());
+            }
+            let digest = api_tokens::TokenHash::of_secret(email.to_lowercase().as_bytes());
+            let id = format!("user_{}", hex::encode(&digest.as_bytes()[..8]));
+            let user = User {
+                id: id.clone(),
+                email: email.to_owned(),
+                tenant: tenant.to_owned(),
+                password_hash: password_auth::generate_hash(password),
+            };
+            if by_email
+                .insert(email.to_lowercase(), user.clone())
+                .is_some()
+            {
+                return Err(format!("DEMO_USERS lists {email} twice"));
+            }
+            by_id.insert(id, user);
+        }
+        if by_email.is_empty() {
+            return Err("DEMO_USERS lists no user".into());
+        }
+        Ok(Self {
+            by_email,
+            by_id,
+            dummy_hash: password_auth::generate_hash("not a password anyone has"),
+        })
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<&User> {
+        self.by_id.get(id)
+    }
+
+    /// The user with this email and password, checked off the async runtime.
+    pub async fn check(self: &Arc<Self>, email: &str, password: String) -> Option<User> {
+        let user = self.by_email.get(&email.to_lowercase()).cloned();
+        let hash = user
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let ok = tokio::task::spawn_blocking(move || {
+            password_auth::verify_password(password, &hash).is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        user.filter(|_| ok)
+    }
+}

@@ -1,0 +1,45 @@
+//! How this API shows a token: the token API's `token_info`.
+
+use api_tokens::TokenInfo;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+/// A timestamp as RFC 3339 (`2026-01-01T00:00:00Z`).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A token as this API shows it (the token API's `token_info`): never a hash or a secret.
+#[derive(Debug, Serialize)]
+pub struct TokenView {
+    id: String,
+    name: String,
+    description: Option<String>,
+    token_prefix: String,
+    token_type: &'static str,
+    scopes: Vec<String>,
+    created_at: String,
+    last_used_at: Option<String>,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+    revocation_reason: Option<String>,
+}
+
+impl From<&TokenInfo> for TokenView {
+    fn from(t: &TokenInfo) -> Self {
+        Self {
+            id: t.id.to_string(),
+            name: t.name.to_string(),
+            description: t.description.as_deref().map(str::to_owned),
+            token_prefix: t.token_prefix.to_string(),
+            token_type: "api",
+            scopes: t.scopes.iter().map(str::to_owned).collect(),
+            created_at: rfc3339(t.created_at),
+            last_used_at: t.last_used_at.map(rfc3339),
+            expires_at: t.expires_at.map(rfc3339),
+            revoked_at: t.revoked_at.map(rfc3339),
+            revocation_reason: t.revocation_reason.as_deref().map(str::to_owned),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! [`AuthError`]: every way a presented token fails.
+
+use time::OffsetDateTime;
+
+use super::{ParseError, StoreError};
+use crate::clock::Rfc3339;
+
+/// Why a presented token was not accepted.
+///
+/// The credential failures ([`Missing`](Self::Missing), [`MalformedHeader`](Self::MalformedHeader),
+/// [`Malformed`](Self::Malformed), [`Invalid`](Self::Invalid), [`Expired`](Self::Expired),
+/// [`Revoked`](Self::Revoked)) all map to 401, and a web layer must answer them with one
+/// body so a caller cannot probe which tokens exist. An unknown id and a wrong secret are the
+/// same [`Invalid`](Self::Invalid). `Expired` and `Revoked` are only reported once the secret
+/// has matched; their messages name the time, so never send `to_string()` to a client.
+///
+/// ```
+/// use api_tokens::AuthError;
+///
+/// assert_eq!(AuthError::Invalid.status(), 401);
+/// assert_eq!(AuthError::WrongTenant.status(), 403);
+/// assert_eq!(AuthError::Invalid.code(), "invalid_token");
+/// assert!(AuthError::Invalid.store_error().is_none());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No token was presented.
+    #[error(
+        "no API token was presented; send it as `Authorization: Bearer <token>` or `X-API-Key: <token>`"
+    )]
+    Missing,
+    /// The header carrying the token is unusable.
+    #[error("the API token header is malformed: {reason}")]
+    MalformedHeader {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The presented string is not a token of this issuer.
+    #[error("the API token is malformed: {0}")]
+    Malformed(#[from] ParseError),
+    /// No such token, or the secret does not match.
+    #[error("the API token is not valid; check it or create a new one")]
+    Invalid,
+    /// The token expired.
+    #[error("the API token expired at {}; create a new one", Rfc3339(*.expired_at))]
+    Expired {
+        /// When it expired.
+        expired_at: OffsetDateTime,
+    },
+    /// The token was revoked; revocation cannot be undone.
+    #[error("the API token was revoked at {}; create a new one", Rfc3339(*.revoked_at))]
+    Revoked {
+        /// When it was revoked.
+        revoked_at: OffsetDateTime,
+    },
+    /// The token lacks scopes the operation requires.
+    #[error("the API token lacks the required scopes: {}; use a token that has them", .missing.join(", "))]
+    InsufficientScope {
+        /// The required scopes the token does not carry.
+        missing: Vec<String>,
+    },
+    /// The token belongs to another tenant (or to none, where one is required).
+    #[error("the API token does not belong to the requested tenant; use a token of that tenant")]
+    WrongTenant,
+    /// The token store could not answer; the request fails closed.
+    #[error("the token store could not check the token: {0}")]
+    Store(#[source] StoreError),
+}
+
+impl AuthError {
+    /// The HTTP status to answer: 401 for credential failures, 403 for scope and tenant,
+    /// 503 (store unavailable) or 500 (store fault).
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Missing
+            | Self::MalformedHeader { .. }
+            | Self::Malformed(_)
+            | Self::Invalid
+            | Self::Expired { .. }
+            | Self::Revoked { .. } => 401,
+            Self::InsufficientScope { .. } | Self::WrongTenant => 403,
+            Self::Store(e) => e.status(),
+        }
+    }
+
+    /// A stable machine-readable code. All credential failures share `invalid_token`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::WrongTenant => "wrong_tenant",
+            Self::Store(e) => e.code(),
+            _ => "invalid_token",
+        }
+    }
+
+    /// Whether this is one of the 401 credential failures.
+    pub fn is_credential_failure(&self) -> bool {
+        self.status() == 401
+    }
+
+    /// The store's failure, if the store is why verification failed.
+    pub fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}

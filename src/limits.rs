@@ -1,0 +1,48 @@
+//! The limits and defaults the crate enforces, in one place.
+//!
+//! ```
+//! use api_tokens::limits;
+//!
+//! assert_eq!(limits::MAX_NAME_CHARS, 255);
+//! assert_eq!(limits::DEFAULT_PER_PAGE, 20);
+//! ```
+
+use time::Duration;
+
+/// Bytes in a [`TokenId`](crate::TokenId).
+pub const TOKEN_ID_BYTES: usize = 16;
+/// Fewest secret bytes a [`TokenFormat`](crate::TokenFormat) accepts (128 bits).
+pub const MIN_SECRET_BYTES: usize = 16;
+/// Most secret bytes a [`TokenFormat`](crate::TokenFormat) accepts (512 bits).
+pub const MAX_SECRET_BYTES: usize = 64;
+/// Secret bytes of a default [`TokenFormat`](crate::TokenFormat) (256 bits).
+pub const DEFAULT_SECRET_BYTES: usize = 32;
+/// Longest prefix a [`TokenFormat`](crate::TokenFormat) accepts.
+pub const MAX_PREFIX_LEN: usize = 32;
+/// Longest input [`TokenFormat::parse`](crate::TokenFormat::parse) looks at; anything
+/// longer is rejected at once.
+pub const MAX_TOKEN_LEN: usize = 256;
+/// Bytes in a [`TokenHash`](crate::TokenHash) (SHA-256).
+pub const HASH_BYTES: usize = 32;
+
+/// Longest token name, in characters.
+pub const MAX_NAME_CHARS: usize = 255;
+/// Longest token description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 1024;
+/// Longest owner or tenant id, in characters.
+pub const MAX_PRINCIPAL_CHARS: usize = 255;
+/// Longest revocation reason, in characters.
+pub const MAX_REASON_CHARS: usize = 1024;
+/// Longest scope, in characters.
+pub const MAX_SCOPE_CHARS: usize = 128;
+/// Most scopes on one token.
+pub const MAX_SCOPES: usize = 64;
+
+/// Most tokens on one page of a listing.
+pub const MAX_PER_PAGE: u32 = 100;
+/// Tokens on a page of a listing unless asked otherwise.
+pub const DEFAULT_PER_PAGE: u32 = 20;
+
+/// How often, at most, a token's last use is written unless configured
+/// ([`ApiTokensBuilder::last_use_interval`](crate::ApiTokensBuilder::last_use_interval)).
+pub const DEFAULT_LAST_USE_INTERVAL: Duration = Duration::seconds(60);

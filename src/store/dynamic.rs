@@ -1,0 +1,161 @@
+//! [`DynTokenStore`]: any store behind one type, so handlers and extractors need not name it.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::token_store::TokenStore;
+use super::{ListFilter, ListPage, RevokeOutcome};
+use crate::error::StoreError;
+use crate::record::TokenRecord;
+use crate::token::TokenId;
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Any [`TokenStore`], with its type erased: `ApiTokens<DynTokenStore>` is one type whether
+/// the tokens live in memory, SQLite or PostgreSQL, so handlers, extractors and application
+/// state need no type parameter for the store.
+///
+/// Each call goes through one virtual call and one boxed future; the README's
+/// Performance section gives what that costs on `verify`. Cloning is one reference-count
+/// increment.
+///
+/// ```
+/// use api_tokens::{ApiTokens, DynTokenStore, MemoryStore, NewToken};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// // The store is chosen at startup (say, from configuration); the type stays the same.
+/// let store = DynTokenStore::new(MemoryStore::new());
+/// let tokens: ApiTokens<DynTokenStore> = ApiTokens::new(store, "dz")?;
+/// let issued = tokens.issue(NewToken::new("user_1", "ci")).await?;
+/// tokens.verify(issued.plaintext.expose_secret()).await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct DynTokenStore(Arc<dyn ErasedStore>);
+
+impl DynTokenStore {
+    /// Erase the type of `store`.
+    pub fn new(store: impl TokenStore) -> Self {
+        Self(Arc::new(store))
+    }
+}
+
+impl fmt::Debug for DynTokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DynTokenStore")
+    }
+}
+
+/// [`TokenStore`] with boxed futures, so it can be a trait object.
+trait ErasedStore: Send + Sync + 'static {
+    fn insert<'a>(&'a self, record: &'a TokenRecord) -> BoxFuture<'a, ()>;
+    fn get<'a>(&'a self, id: &'a TokenId) -> BoxFuture<'a, Option<Arc<TokenRecord>>>;
+    fn list<'a>(&'a self, filter: &'a ListFilter<'a>) -> BoxFuture<'a, ListPage>;
+    fn record_last_use<'a>(&'a self, id: &'a TokenId, at: OffsetDateTime) -> BoxFuture<'a, bool>;
+    fn revoke<'a>(
+        &'a self,
+        id: &'a TokenId,
+        owner: &'a str,
+        at: OffsetDateTime,
+        reason: Option<&'a str>,
+    ) -> BoxFuture<'a, RevokeOutcome>;
+    fn revoke_all<'a>(
+        &'a self,
+        owner: &'a str,
+        tenant: Option<&'a str>,
+        at: OffsetDateTime,
+        reason: Option<&'a str>,
+    ) -> BoxFuture<'a, u64>;
+    fn shorten_expiry<'a>(&'a self, id: &'a TokenId, at: OffsetDateTime) -> BoxFuture<'a, bool>;
+    fn purge(&self, before: OffsetDateTime) -> BoxFuture<'_, u64>;
+}
+
+impl<S: TokenStore> ErasedStore for S {
+    fn insert<'a>(&'a self, record: &'a TokenRecord) -> BoxFuture<'a, ()> {
+        Box::pin(TokenStore::insert(self, record))
+    }
+    fn get<'a>(&'a self, id: &'a TokenId) -> BoxFuture<'a, Option<Arc<TokenRecord>>> {
+        Box::pin(TokenStore::get(self, id))
+    }
+    fn list<'a>(&'a self, filter: &'a ListFilter<'a>) -> BoxFuture<'a, ListPage> {
+        Box::pin(TokenStore::list(self, filter))
+    }
+    fn record_last_use<'a>(&'a self, id: &'a TokenId, at: OffsetDateTime) -> BoxFuture<'a, bool> {
+        Box::pin(TokenStore::record_last_use(self, id, at))
+    }
+    fn revoke<'a>(
+        &'a self,
+        id: &'a TokenId,
+        owner: &'a str,
+        at: OffsetDateTime,
+        reason: Option<&'a str>,
+    ) -> BoxFuture<'a, RevokeOutcome> {
+        Box::pin(TokenStore::revoke(self, id, owner, at, reason))
+    }
+    fn revoke_all<'a>(
+        &'a self,
+        owner: &'a str,
+        tenant: Option<&'a str>,
+        at: OffsetDateTime,
+        reason: Option<&'a str>,
+    ) -> BoxFuture<'a, u64> {
+        Box::pin(TokenStore::revoke_all(self, owner, tenant, at, reason))
+    }
+    fn shorten_expiry<'a>(&'a self, id: &'a TokenId, at: OffsetDateTime) -> BoxFuture<'a, bool> {
+        Box::pin(TokenStore::shorten_expiry(self, id, at))
+    }
+    fn purge(&self, before: OffsetDateTime) -> BoxFuture<'_, u64> {
+        Box::pin(TokenStore::purge(self, before))
+    }
+}
+
+impl TokenStore for DynTokenStore {
+    async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError> {
+        self.0.insert(record).await
+    }
+
+    async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
+        self.0.get(id).await
+    }
+
+    async fn list(&self, filter: &ListFilter<'_>) -> Result<ListPage, StoreError> {
+        self.0.list(filter).await
+    }
+
+    async fn record_last_use(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.0.record_last_use(id, at).await
+    }
+
+    async fn revoke(
+        &self,
+        id: &TokenId,
+        owner: &str,
+        at: OffsetDateTime,
+        reason: Option<&str>,
+    ) -> Result<RevokeOutcome, StoreError> {
+        self.0.revoke(id, owner, at, reason).await
+    }
+
+    async fn revoke_all(
+        &self,
+        owner: &str,
+        tenant: Option<&str>,
+        at: OffsetDateTime,
+        reason: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        self.0.revoke_all(owner, tenant, at, reason).await
+    }
+
+    async fn shorten_expiry(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.0.shorten_expiry(id, at).await
+    }
+
+    async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.0.purge(before).await
+    }
+}

@@ -1,0 +1,82 @@
+//! What every case starts from: a clock at a fixed instant, an `ApiTokens` over a counting
+//! wrapper of the store under test, and records and tokens made to order.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::counting::{Calls, CountingStore};
+use crate::{
+    ApiTokens, ManualClock, NewToken, Scopes, TokenHash, TokenId, TokenPolicy, TokenRecord,
+    TokenStore,
+};
+
+/// 2026-01-01T00:00:00Z, where every case's clock starts.
+pub fn epoch() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_767_225_600).expect("a valid timestamp")
+}
+
+pub(crate) struct Kit<S: TokenStore> {
+    pub(crate) tokens: ApiTokens<CountingStore<S>>,
+    pub(crate) clock: ManualClock,
+    pub(crate) calls: Arc<Calls>,
+}
+
+pub(crate) fn kit<S: TokenStore>(store: S) -> Kit<S> {
+    kit_with(store, TokenPolicy::default())
+}
+
+pub(crate) fn kit_with<S: TokenStore>(store: S, policy: TokenPolicy) -> Kit<S> {
+    let clock = ManualClock::new(epoch());
+    let store = CountingStore::new(store);
+    let calls = store.calls();
+    let tokens = ApiTokens::builder(store, "kit_test")
+        .policy(policy)
+        .clock(clock.clone())
+        .build()
+        .expect("a valid configuration");
+    Kit {
+        tokens,
+        clock,
+        calls,
+    }
+}
+
+impl<S: TokenStore> Kit<S> {
+    pub(crate) async fn issue(&self, new: NewToken) -> (String, TokenRecord) {
+        let issued = self.tokens.issue(new).await.expect("issue");
+        (issued.plaintext.expose_secret().to_owned(), issued.record)
+    }
+
+    pub(crate) fn store(&self) -> &S {
+        self.tokens.store().inner()
+    }
+}
+
+/// A token with this id and a random secret, well-formed and with a valid checksum.
+pub(crate) fn forge(prefix: &str, id: &TokenId) -> String {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).expect("random bytes");
+    let body = format!("{prefix}_{id}{}", hex::encode(secret));
+    format!("{body}{:08x}", crc32fast::hash(body.as_bytes()))
+}
+
+pub(crate) fn record(owner: &str, created_at: OffsetDateTime) -> TokenRecord {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).expect("random bytes");
+    TokenRecord {
+        id: TokenId::from_bytes(id),
+        owner: owner.into(),
+        tenant: None,
+        name: "store-level".into(),
+        description: None,
+        scopes: Scopes::default(),
+        hash: TokenHash::of_secret(&id),
+        prefix: "kit_test".into(),
+        created_at,
+        expires_at: None,
+        last_used_at: None,
+        revoked_at: None,
+        revocation_reason: None,
+    }
+}
