@@ -18,7 +18,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use api_keys_simplified::{ApiKeyManagerV0, Environment, ExposeSecret, KeyStatus, SecureString};
-use api_tokens::{ApiTokens, AuthError, MemoryStore, NewToken, TokenHash};
+use std::sync::Arc;
+
+use api_tokens::{ApiTokens, AuthError, DynTokenStore, MemoryStore, NewToken, TokenHash};
 use criterion::{Criterion, criterion_group, criterion_main};
 use prefixed_api_key::PrefixedApiKeyController;
 use sha2::{Digest, Sha256};
@@ -66,14 +68,18 @@ impl Presented {
 }
 
 struct Setup {
-    tokens: ApiTokens<MemoryStore>,
+    tokens: ApiTokens<Arc<MemoryStore>>,
+    /// The same store and tokens, through a type-erased store.
+    dyn_tokens: ApiTokens<DynTokenStore>,
     presented: Presented,
 }
 
 fn setup() -> Setup {
     let n = store_size();
     let started = Instant::now();
-    let tokens = ApiTokens::new(MemoryStore::new(), "dz").unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let tokens = ApiTokens::new(Arc::clone(&store), "dz").unwrap();
+    let dyn_tokens = ApiTokens::new(DynTokenStore::new(store), "dz").unwrap();
     let len = tokens.format().token_len();
     let mut text = String::with_capacity(PRESENTED.min(n) * len);
     for i in 0..n {
@@ -89,13 +95,17 @@ fn setup() -> Setup {
     let presented = Presented { text, len };
     warm(&tokens, &presented);
     eprintln!("setup: {n} tokens in {:?}", started.elapsed());
-    Setup { tokens, presented }
+    Setup {
+        tokens,
+        dyn_tokens,
+        presented,
+    }
 }
 
 /// Verify every presented token once: checks that each verifies, and writes each one's
 /// last use, as a running service would have long before, so that the measurement that
 /// follows (well inside the 60 s interval) sees no last-use writes.
-fn warm(tokens: &ApiTokens<MemoryStore>, presented: &Presented) {
+fn warm<St: api_tokens::TokenStore>(tokens: &ApiTokens<St>, presented: &Presented) {
     for t in presented.iter() {
         ready(tokens.verify(t)).expect("a valid token verifies");
     }
@@ -138,6 +148,15 @@ fn verify_memory(c: &mut Criterion, s: &Setup) {
         b.iter(|| {
             i = (i + 1) % s.presented.len();
             black_box(ready(s.tokens.verify(black_box(s.presented.get(i)))).is_ok())
+        })
+    });
+    // The same verifications through `DynTokenStore`: one virtual call and a boxed future.
+    let mut i = 0;
+    warm(&s.dyn_tokens, &s.presented);
+    group.bench_function("memory_dyn", |b| {
+        b.iter(|| {
+            i = (i + 1) % s.presented.len();
+            black_box(ready(s.dyn_tokens.verify(black_box(s.presented.get(i)))).is_ok())
         })
     });
     let mut garbage = s.presented.get(0).to_owned().into_bytes();
@@ -273,8 +292,41 @@ fn verify_threads(c: &mut Criterion, s: &Setup) {
     group.finish();
 }
 
+/// `verify/memory` and `verify/memory_dyn` are separate criterion runs, which a noisy
+/// neighbour moves by more than the difference between them; here the two run in
+/// alternating rounds over the same tokens, and the medians are compared.
+fn dyn_against_concrete(s: &Setup) {
+    let (rounds, per_round) = if std::env::args().any(|a| a == "--bench") {
+        (15, 200_000)
+    } else {
+        (3, 1_000)
+    };
+    let time = |f: &dyn Fn(&str) -> bool| {
+        let start = Instant::now();
+        for i in 0..per_round {
+            black_box(f(s.presented.get(i % s.presented.len())));
+        }
+        start.elapsed().as_secs_f64() * 1e9 / per_round as f64
+    };
+    let concrete = |t: &str| ready(s.tokens.verify(t)).is_ok();
+    let erased = |t: &str| ready(s.dyn_tokens.verify(t)).is_ok();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        a.push(time(&concrete));
+        b.push(time(&erased));
+    }
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (a, b) = (a[rounds / 2], b[rounds / 2]);
+    println!(
+        "verify/memory_dyn vs verify/memory: interleaved medians {b:.0} ns vs {a:.0} ns, ratio {:.3}",
+        b / a
+    );
+}
+
 fn benches(c: &mut Criterion) {
     let s = setup();
+    dyn_against_concrete(&s);
     floor(c, store_size());
     verify_memory(c, &s);
     verify_threads(c, &s);

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration as StdDuration;
 
 use api_tokens::sqlx::{self, postgres::PgConnectOptions, postgres::PgPoolOptions};
-use api_tokens::testkit::CountingStore;
 use api_tokens::{ApiTokens, AuthError, NewToken, PostgresStore, StoreErrorKind, TokenStore};
 use time::OffsetDateTime;
 
@@ -33,6 +32,7 @@ async fn store() -> PostgresStore {
     store_in("api_tokens_tests").await
 }
 
+#[cfg(feature = "testkit")]
 api_tokens::conformance_tests!(
     #[cfg_attr(
         not(api_tokens_postgres_tests),
@@ -107,6 +107,7 @@ async fn concurrent_migrations_agree() {
 
 /// `(idx_scan, n_tup_upd)` of a table from `pg_stat_user_tables`, once `expected_scans`
 /// have been flushed (backends flush their statistics when they exit) or 10 s have passed.
+#[cfg(feature = "testkit")]
 async fn table_stats(table: &str, expected_scans: i64) -> (i64, i64) {
     let pool = pool_for(&url(), "api_tokens_stats", 1).await;
     let (schema, name) = table.split_once('.').unwrap();
@@ -133,12 +134,15 @@ async fn table_stats(table: &str, expected_scans: i64) -> (i64, i64) {
     stats
 }
 
+#[cfg(feature = "testkit")]
 #[tokio::test]
 #[cfg_attr(
     not(api_tokens_postgres_tests),
     ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
 )]
 async fn verify_is_one_indexed_select_and_writes_once_per_interval() {
+    use api_tokens::testkit::CountingStore;
+
     let store = store().await;
     let table = store.table().to_owned();
     let pool = store.pool().clone();

@@ -24,18 +24,22 @@ async fn memory_store() -> SqliteStore {
     store
 }
 
-mod file {
-    api_tokens::conformance_tests!(super::file_store());
-}
+/// The conformance suite (feature `testkit`) on a file, on `:memory:`, and type-erased.
+#[cfg(feature = "testkit")]
+mod conformance {
+    mod file {
+        api_tokens::conformance_tests!(super::super::file_store());
+    }
 
-mod memory {
-    api_tokens::conformance_tests!(super::memory_store());
-}
+    mod memory {
+        api_tokens::conformance_tests!(super::super::memory_store());
+    }
 
-mod dynamic {
-    api_tokens::conformance_tests!(async {
-        api_tokens::DynTokenStore::new(super::file_store().await)
-    });
+    mod dynamic {
+        api_tokens::conformance_tests!(async {
+            api_tokens::DynTokenStore::new(super::super::file_store().await)
+        });
+    }
 }
 
 #[tokio::test]

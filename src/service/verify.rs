@@ -1,7 +1,8 @@
 //! Verifying presented tokens: [`ApiTokens::verify`] and [`ApiTokens::verify_with`].
 //!
 //! The steps, in order: parse (length, alphabet, prefix, checksum: no storage touched) →
-//! SHA-256 of the secret → one store lookup by id → constant-time hash compare (against a
+//! SHA-256 of the secret → one store lookup by id (at once if the store can answer without
+//! waiting, [`TokenStore::get_now`](crate::TokenStore::get_now)) → constant-time hash compare (against a
 //! dummy when the id is unknown) → revoked? → expired? → scopes and tenant → record last use
 //! (at most once per interval) → the [`Principal`].
 
@@ -148,7 +149,11 @@ impl<S: TokenStore> ApiTokens<S> {
         let id = token.id();
         drop(token);
 
-        let record = inner.store.get(&id).await.map_err(AuthError::Store)?;
+        let record = match inner.store.get_now(&id) {
+            Some(answer) => answer,
+            None => inner.store.get(&id).await,
+        };
+        let record = record.map_err(AuthError::Store)?;
         let record = match record {
             Some(record) if record.hash.ct_eq(&presented_hash) => record,
             Some(_) => return Err(AuthError::Invalid),

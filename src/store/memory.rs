@@ -111,6 +111,10 @@ impl MemoryStore {
         &self.shards.0[usize::from(id.as_bytes()[15]) & (SHARDS - 1)]
     }
 
+    fn lookup(&self, id: &TokenId) -> Option<Arc<TokenRecord>> {
+        read(self.shard(id)).get(id).map(|e| Arc::clone(&e.0))
+    }
+
     fn owner_ids(&self, owner: &str) -> Vec<TokenId> {
         read(&self.by_owner).get(owner).cloned().unwrap_or_default()
     }
@@ -195,7 +199,11 @@ impl TokenStore for MemoryStore {
     }
 
     async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
-        Ok(read(self.shard(id)).get(id).map(|e| Arc::clone(&e.0)))
+        Ok(self.lookup(id))
+    }
+
+    fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
+        Some(Ok(self.lookup(id)))
     }
 
     async fn list(&self, filter: &ListFilter<'_>) -> Result<ListPage, StoreError> {

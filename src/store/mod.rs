@@ -16,7 +16,7 @@
 //!
 //! # Implementing a store
 //!
-//! A store keeps [`TokenRecord`](crate::TokenRecord)s by [`TokenId`](crate::TokenId). The
+//! A store keeps [`TokenRecord`]s by [`TokenId`](crate::TokenId). The
 //! rules below are what make the crate's guarantees hold; each write method **reads,
 //! decides and writes as one atomic step** (one lock, one transaction, or one conditional
 //! statement such as `UPDATE … WHERE revoked_at IS NULL`), so that two racing calls can

@@ -39,6 +39,18 @@ pub trait TokenStore: Send + Sync + 'static {
         id: &TokenId,
     ) -> impl Future<Output = Result<Option<Arc<TokenRecord>>, StoreError>> + Send;
 
+    /// The record with this id **if the store can answer at once**, without waiting (a store
+    /// in memory, a cache hit); `None` if it would have to wait, and the caller then awaits
+    /// [`get`](Self::get). Verification tries this first.
+    ///
+    /// Optional: the default answers `None`. A store that implements it must answer exactly
+    /// what `get` would. It spares a store behind [`DynTokenStore`](crate::DynTokenStore)
+    /// the boxed future of `get`.
+    fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
+        let _ = id;
+        None
+    }
+
     /// One page of an owner's records, newest first, and the total that match.
     fn list(
         &self,
@@ -94,6 +106,10 @@ impl<T: TokenStore> TokenStore for Arc<T> {
         id: &TokenId,
     ) -> impl Future<Output = Result<Option<Arc<TokenRecord>>, StoreError>> + Send {
         (**self).get(id)
+    }
+
+    fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
+        (**self).get_now(id)
     }
 
     fn list(

@@ -14,7 +14,7 @@ use crate::{StoreError, TokenId, TokenRecord, TokenStore};
 pub struct Calls {
     /// `insert` calls.
     pub insert: AtomicU64,
-    /// `get` calls.
+    /// `get` calls, and `get_now` calls the store answered.
     pub get: AtomicU64,
     /// `list` calls.
     pub list: AtomicU64,
@@ -91,6 +91,14 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
     async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
         bump(&self.calls.get);
         self.inner.get(id).await
+    }
+    /// Counted with `get` when the store answers at once: a read is a read.
+    fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
+        let answer = self.inner.get_now(id);
+        if answer.is_some() {
+            bump(&self.calls.get);
+        }
+        answer
     }
     async fn list(&self, filter: &ListFilter<'_>) -> Result<ListPage, StoreError> {
         bump(&self.calls.list);

@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             store_round_trips_every_field,
             last_use_only_moves_forward,
             shorten_expiry_only_moves_earlier,
+            get_now_agrees_with_get,
             malformed_tokens_never_touch_the_store,
             unknown_id_and_wrong_secret_look_the_same,
             scopes_and_tenant_are_enforced,

@@ -113,3 +113,15 @@ pub async fn shorten_expiry_only_moves_earlier<S: TokenStore>(store: S) {
             .expect("unknown")
     );
 }
+
+/// `get_now`, where a store answers it, agrees with `get`, for a known and an unknown id.
+pub async fn get_now_agrees_with_get<S: TokenStore>(store: S) {
+    let r = record("alice", epoch());
+    store.insert(&r).await.expect("insert");
+    for id in [r.id, record("x", epoch()).id] {
+        let awaited = store.get(&id).await.expect("get");
+        if let Some(now) = store.get_now(&id) {
+            assert_eq!(now.expect("get_now"), awaited, "get_now and get disagree");
+        }
+    }
+}

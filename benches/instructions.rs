@@ -1,0 +1,139 @@
+//! Instructions per verification, counted by callgrind rather than timed, so the figures
+//! do not drift with the machine's load.
+//!
+//! ```text
+//! cargo bench --bench instructions --no-run
+//! valgrind --tool=callgrind --toggle-collect='*measured_*' --callgrind-out-file=/dev/null \
+//!     target/release/deps/instructions-<hash> <case>
+//! ```
+//!
+//! `scripts/instructions.sh` does both and prints one line per case. Each case runs
+//! `ROUNDS` verifications inside a function named `measured_<case>`; callgrind counts only
+//! inside it (`--toggle-collect`), so setup is not counted. Without valgrind the binary just
+//! checks that every case does what it claims (`cargo test --benches` runs it that way).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use api_tokens::{ApiTokens, DynTokenStore, MemoryStore, NewToken};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Verifications per case.
+const ROUNDS: usize = 10_000;
+/// Tokens in each store: instruction counts barely depend on it (cache misses are not
+/// instructions), so it is small enough for valgrind.
+const TOKENS: usize = 10_000;
+
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("the memory store never waits"),
+    }
+}
+
+struct Tokens<St: api_tokens::TokenStore> {
+    tokens: ApiTokens<St>,
+    presented: Vec<String>,
+}
+
+fn memory() -> (Tokens<Arc<MemoryStore>>, Tokens<DynTokenStore>) {
+    let store = Arc::new(MemoryStore::new());
+    let tokens = ApiTokens::new(Arc::clone(&store), "dz").unwrap();
+    let presented: Vec<String> = (0..TOKENS)
+        .map(|i| {
+            let new = NewToken::new(format!("user_{}", i % 100), format!("tok-{i:06}"));
+            let issued = ready(tokens.issue(new)).unwrap();
+            issued.plaintext.expose_secret().to_owned()
+        })
+        .collect();
+    for t in &presented {
+        ready(tokens.verify(t)).expect("a valid token verifies"); // last use is now fresh
+    }
+    let dyn_tokens = ApiTokens::new(DynTokenStore::new(store), "dz").unwrap();
+    (
+        Tokens {
+            tokens,
+            presented: presented.clone(),
+        },
+        Tokens {
+            tokens: dyn_tokens,
+            presented,
+        },
+    )
+}
+
+#[inline(never)]
+fn measured_memory(t: &Tokens<Arc<MemoryStore>>) -> usize {
+    let mut ok = 0;
+    for i in 0..ROUNDS {
+        ok += usize::from(ready(t.tokens.verify(black_box(&t.presented[i % TOKENS]))).is_ok());
+    }
+    ok
+}
+
+#[inline(never)]
+fn measured_memory_dyn(t: &Tokens<DynTokenStore>) -> usize {
+    let mut ok = 0;
+    for i in 0..ROUNDS {
+        ok += usize::from(ready(t.tokens.verify(black_box(&t.presented[i % TOKENS]))).is_ok());
+    }
+    ok
+}
+
+/// The floor: a std `HashMap<[u8; 16], [u8; 32]>`, a lookup, SHA-256 and `ct_eq`.
+#[inline(never)]
+fn measured_floor(map: &HashMap<[u8; 16], [u8; 32]>, presented: &[([u8; 16], [u8; 32])]) -> usize {
+    let mut ok = 0;
+    for i in 0..ROUNDS {
+        let (id, secret) = black_box(&presented[i % presented.len()]);
+        let digest: [u8; 32] = Sha256::digest(secret).into();
+        ok += usize::from(map.get(id).is_some_and(|h| bool::from(h.ct_eq(&digest))));
+    }
+    ok
+}
+
+fn floor() -> (HashMap<[u8; 16], [u8; 32]>, Vec<([u8; 16], [u8; 32])>) {
+    let mut map = HashMap::with_capacity(TOKENS);
+    let mut presented = Vec::with_capacity(TOKENS);
+    for _ in 0..TOKENS {
+        let mut id = [0u8; 16];
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut id).unwrap();
+        getrandom::fill(&mut secret).unwrap();
+        map.insert(id, Sha256::digest(secret).into());
+        presented.push((id, secret));
+    }
+    (map, presented)
+}
+
+fn main() {
+    let cases: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let all = cases.is_empty();
+    let wants = |name: &str| all || cases.iter().any(|c| c == name);
+    if wants("floor") {
+        let (map, presented) = floor();
+        assert_eq!(
+            measured_floor(&map, &presented),
+            ROUNDS,
+            "the floor finds every entry"
+        );
+    }
+    if wants("memory") || wants("memory_dyn") {
+        let (concrete, erased) = memory();
+        if wants("memory") {
+            assert_eq!(measured_memory(&concrete), ROUNDS, "every token verifies");
+        }
+        if wants("memory_dyn") {
+            assert_eq!(measured_memory_dyn(&erased), ROUNDS, "every token verifies");
+        }
+    }
+}
