@@ -86,9 +86,14 @@ fn measured_memory_dyn(t: &Tokens<DynTokenStore>) -> usize {
     ok
 }
 
+/// The floor's table: id → SHA-256 of the secret.
+type FloorMap = HashMap<[u8; 16], [u8; 32]>;
+/// What the floor is presented: id and secret.
+type FloorToken = ([u8; 16], [u8; 32]);
+
 /// The floor: a std `HashMap<[u8; 16], [u8; 32]>`, a lookup, SHA-256 and `ct_eq`.
 #[inline(never)]
-fn measured_floor(map: &HashMap<[u8; 16], [u8; 32]>, presented: &[([u8; 16], [u8; 32])]) -> usize {
+fn measured_floor(map: &FloorMap, presented: &[FloorToken]) -> usize {
     let mut ok = 0;
     for i in 0..ROUNDS {
         let (id, secret) = black_box(&presented[i % presented.len()]);
@@ -98,7 +103,7 @@ fn measured_floor(map: &HashMap<[u8; 16], [u8; 32]>, presented: &[([u8; 16], [u8
     ok
 }
 
-fn floor() -> (HashMap<[u8; 16], [u8; 32]>, Vec<([u8; 16], [u8; 32])>) {
+fn floor() -> (FloorMap, Vec<FloorToken>) {
     let mut map = HashMap::with_capacity(TOKENS);
     let mut presented = Vec::with_capacity(TOKENS);
     for _ in 0..TOKENS {
