@@ -40,8 +40,8 @@ pub use hash::TokenHash;
 pub use header::presented_token;
 pub use record::{Scopes, TokenInfo, TokenRecord};
 pub use service::{
-    ApiTokens, ApiTokensBuilder, Expiry, Issued, ListRequest, NewToken, Page, PageMeta, Principal,
-    Requirements, TokenPolicy,
+    ApiTokens, ApiTokensBuilder, Expiry, Issued, LastUseFailure, ListRequest, NewToken, Page,
+    PageMeta, Principal, Requirements, TokenPolicy,
 };
 pub use store::dynamic::DynTokenStore;
 pub use store::memory::MemoryStore;

@@ -1,11 +1,57 @@
 //! Input checks shared by every entry point, at the bottom of the crate so that records,
 //! stores and the service all apply the same rules.
+//!
+//! Two kinds of text:
+//!
+//! - **identifiers** (owner, tenant): compared byte for byte, so never altered. Surrounding
+//!   whitespace, control characters and invisible format characters are refused, not
+//!   trimmed: `"\u{3000}carol "` would otherwise be stored as one owner and looked up as
+//!   another;
+//! - **display text** (name, description, reason): trimmed, and refused if it holds control
+//!   characters or invisible format characters (bidi overrides such as U+202E, which make
+//!   `"\u{202e}exe.txt"` read as `txt.exe`, and zero-width characters).
+
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::error::{Error, FieldError, ValidationErrors};
-use crate::limits::MAX_REASON_CHARS;
+use crate::limits::{MAX_PRINCIPAL_CHARS, MAX_REASON_CHARS};
 
-/// Check a required single-line text field: trimmed, 1..=max characters, no control
-/// characters. Returns the trimmed text.
+/// Whether `c` is an invisible format character (general category Cf): bidi controls,
+/// zero-width spaces and joiners, the BOM, soft hyphens and the like.
+fn is_format(c: char) -> bool {
+    c.general_category() == GeneralCategory::Format
+}
+
+/// Check an identifier (owner, tenant): 1..=255 characters, taken exactly as given.
+pub(crate) fn check_identifier(field: &str, value: &str, errors: &mut Vec<FieldError>) {
+    let reason = if value.trim().is_empty() {
+        "is required and must not be blank"
+    } else if value.chars().count() > MAX_PRINCIPAL_CHARS {
+        "is longer than 255 characters"
+    } else if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        "must not start or end with whitespace"
+    } else if value.chars().any(char::is_control) {
+        "contains control characters"
+    } else if value.chars().any(is_format) {
+        "contains invisible formatting characters (bidi or zero-width controls)"
+    } else {
+        return;
+    };
+    errors.push(FieldError::new(field, reason));
+}
+
+/// [`check_identifier`] for one value, as an [`Error`].
+pub(crate) fn identifier(field: &str, value: &str) -> Result<(), Error> {
+    let mut errors = Vec::new();
+    check_identifier(field, value, &mut errors);
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(Error::Invalid(ValidationErrors(errors))),
+    }
+}
+
+/// Check a required single-line display text (a name): trimmed, 1..=max characters, no
+/// control or format characters. Returns the trimmed text.
 pub(crate) fn check_text<'a>(
     field: &str,
     value: &'a str,
@@ -22,6 +68,11 @@ pub(crate) fn check_text<'a>(
         ));
     } else if trimmed.chars().any(char::is_control) {
         errors.push(FieldError::new(field, "contains control characters"));
+    } else if trimmed.chars().any(is_format) {
+        errors.push(FieldError::new(
+            field,
+            "contains invisible formatting characters (bidi or zero-width controls)",
+        ));
     }
     trimmed
 }
@@ -45,6 +96,11 @@ pub(crate) fn check_prose<'a>(
         .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
     {
         errors.push(FieldError::new(field, "contains control characters"));
+    } else if trimmed.chars().any(is_format) {
+        errors.push(FieldError::new(
+            field,
+            "contains invisible formatting characters (bidi or zero-width controls)",
+        ));
     }
     trimmed
 }
@@ -66,6 +122,34 @@ pub(crate) fn check_reason(reason: Option<&str>) -> Result<Option<Box<str>>, Err
 mod tests {
     use super::*;
 
+    fn refused(value: &str) -> bool {
+        let mut e = Vec::new();
+        check_identifier("owner", value, &mut e);
+        !e.is_empty()
+    }
+
+    #[test]
+    fn identifiers_are_refused_rather_than_altered() {
+        for good in ["carol", "user_42", "Acme Corp", "名前", "a"] {
+            assert!(!refused(good), "{good:?}");
+        }
+        for bad in [
+            "",
+            "   ",
+            "\u{3000}carol ",
+            " carol",
+            "carol\t",
+            "ca\u{0}rol",
+            "ca\u{7}rol",
+            "ca\u{200b}rol",
+            "\u{202e}lorac",
+            "\u{feff}carol",
+            &"x".repeat(256),
+        ] {
+            assert!(refused(bad), "{bad:?}");
+        }
+    }
+
     #[test]
     fn text_checks() {
         let mut e = Vec::new();
@@ -74,12 +158,15 @@ mod tests {
         check_text("name", "   ", 255, &mut e);
         check_text("name", "a\u{0}b", 255, &mut e);
         check_text("name", &"é".repeat(256), 255, &mut e);
-        assert_eq!(e.len(), 3);
+        check_text("name", "\u{202e}exe.txt", 255, &mut e);
+        check_text("name", "zero\u{200b}width", 255, &mut e);
+        assert_eq!(e.len(), 5);
         let mut e = Vec::new();
         check_prose("description", "line one\nline two", 1024, &mut e);
         assert!(e.is_empty());
         check_prose("description", "bell\u{7}", 1024, &mut e);
-        assert_eq!(e.len(), 1);
+        check_prose("description", "\u{2066}isolate", 1024, &mut e);
+        assert_eq!(e.len(), 2);
     }
 
     #[test]
@@ -91,5 +178,6 @@ mod tests {
         assert_eq!(check_reason(Some("   ")).unwrap(), None);
         assert_eq!(check_reason(None).unwrap(), None);
         assert!(check_reason(Some("a\u{0}b")).is_err());
+        assert!(check_reason(Some("\u{202e}dekael")).is_err());
     }
 }

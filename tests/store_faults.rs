@@ -1,30 +1,34 @@
 //! A store that fails makes every operation fail closed with a typed, 5xx error.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use api_tokens::store::{ListFilter, ListPage, RevokeOutcome};
+use api_tokens::store::{Change, ListFilter, ListPage, RevokeAll};
 use api_tokens::{
-    ApiTokens, AuthError, Error, ListRequest, MemoryStore, NewToken, StoreError, StoreErrorKind,
-    TokenId, TokenRecord, TokenStore,
+    ApiTokens, AuthError, Error, LastUseFailure, ListRequest, ManualClock, MemoryStore, NewToken,
+    StoreError, StoreErrorKind, TokenId, TokenRecord, TokenStore,
 };
 use time::{Duration, OffsetDateTime};
 
-/// A `MemoryStore` that can be switched to fail every call as unavailable.
+/// A `MemoryStore` that can be switched to fail every call as unavailable, or only its
+/// last-use writes (as a full disk or a held write lock would).
 #[derive(Default)]
 struct Flaky {
     inner: MemoryStore,
     down: AtomicBool,
+    last_use_down: AtomicBool,
+    last_use_attempts: AtomicU64,
+}
+
+fn unavailable() -> StoreError {
+    StoreError::new(StoreErrorKind::Unavailable, "the test store is down")
+        .with_source(std::io::Error::other("connection refused"))
 }
 
 impl Flaky {
     fn check(&self) -> Result<(), StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(
-                StoreError::new(StoreErrorKind::Unavailable, "the test store is down")
-                    .with_source(std::io::Error::other("connection refused")),
-            )
-        } else {
-            Ok(())
+        match self.down.load(Ordering::SeqCst) {
+            true => Err(unavailable()),
+            false => Ok(()),
         }
     }
 }
@@ -44,36 +48,92 @@ impl TokenStore for Flaky {
     }
     async fn record_last_use(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
         self.check()?;
+        self.last_use_attempts.fetch_add(1, Ordering::SeqCst);
+        if self.last_use_down.load(Ordering::SeqCst) {
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "the database or disk is full",
+            ));
+        }
         self.inner.record_last_use(id, at).await
     }
-    async fn revoke(
+    async fn update(&self, id: &TokenId, change: &mut Change<'_>) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.update(id, change).await
+    }
+    async fn rotate(
         &self,
         id: &TokenId,
-        owner: &str,
-        at: OffsetDateTime,
-        reason: Option<&str>,
-    ) -> Result<RevokeOutcome, StoreError> {
+        change: &mut Change<'_>,
+        successor: &TokenRecord,
+    ) -> Result<bool, StoreError> {
         self.check()?;
-        self.inner.revoke(id, owner, at, reason).await
+        self.inner.rotate(id, change, successor).await
     }
-    async fn revoke_all(
-        &self,
-        owner: &str,
-        tenant: Option<&str>,
-        at: OffsetDateTime,
-        reason: Option<&str>,
-    ) -> Result<u64, StoreError> {
+    async fn revoke_all(&self, all: &RevokeAll<'_>) -> Result<u64, StoreError> {
         self.check()?;
-        self.inner.revoke_all(owner, tenant, at, reason).await
-    }
-    async fn shorten_expiry(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
-        self.check()?;
-        self.inner.shorten_expiry(id, at).await
+        self.inner.revoke_all(all).await
     }
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.check()?;
         self.inner.purge(before).await
     }
+}
+
+/// A token whose last use is older than the interval, over a store whose last-use writes
+/// fail: the policy decides whether the request is served.
+async fn stale_token(policy: LastUseFailure) -> (ApiTokens<Flaky>, String, ManualClock) {
+    let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH + Duration::days(20_000));
+    let tokens = ApiTokens::builder(Flaky::default(), "dz")
+        .clock(clock.clone())
+        .last_use_failure(policy)
+        .build()
+        .unwrap();
+    let issued = tokens.issue(NewToken::new("alice", "ci")).await.unwrap();
+    tokens.store().last_use_down.store(true, Ordering::SeqCst);
+    (tokens, issued.plaintext.expose_secret().to_owned(), clock)
+}
+
+#[tokio::test]
+async fn a_failed_last_use_write_fails_the_request_by_default() {
+    let (tokens, plain, _) = stale_token(LastUseFailure::default()).await;
+    let err = tokens.verify(&plain).await.unwrap_err();
+    assert!(matches!(err, AuthError::Store(_)), "{err:?}");
+    assert_eq!(err.status(), 503);
+}
+
+#[tokio::test]
+async fn serving_despite_a_failed_last_use_write_retries_it_later() {
+    let (tokens, plain, clock) = stale_token(LastUseFailure::ServeRequest).await;
+    for _ in 0..3 {
+        tokens
+            .verify(&plain)
+            .await
+            .expect("served though last use could not be written");
+        clock.advance(Duration::seconds(1));
+    }
+    assert_eq!(
+        tokens.store().last_use_attempts.load(Ordering::SeqCst),
+        3,
+        "each verification retried the write the previous one could not make"
+    );
+    tokens.store().last_use_down.store(false, Ordering::SeqCst);
+    let who = tokens.verify(&plain).await.expect("verifies");
+    let stored = tokens
+        .store()
+        .inner
+        .get(&who.token_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.last_used_at,
+        Some(tokens.now()),
+        "written once the store recovered"
+    );
+    // Revocation is never weakened: a store that cannot be read still fails closed.
+    tokens.store().down.store(true, Ordering::SeqCst);
+    assert_eq!(tokens.verify(&plain).await.unwrap_err().status(), 503);
 }
 
 #[tokio::test]
@@ -132,6 +192,10 @@ fn statuses_and_codes() {
     );
     assert_eq!(Error::NotFound.status(), 404);
     assert_eq!(Error::NotActive.status(), 409);
+    assert_eq!(
+        (Error::AlreadyRotated.status(), Error::AlreadyRotated.code()),
+        (409, "already_rotated")
+    );
     let dup = Error::Store(StoreError::duplicate_id());
     assert_eq!((dup.status(), dup.code()), (500, "duplicate_id"));
 }

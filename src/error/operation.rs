@@ -99,6 +99,16 @@ pub enum Error {
     /// The token is revoked or expired, so it cannot be rotated.
     #[error("the token is no longer active; issue a new one instead")]
     NotActive,
+    /// The token was already rotated and lives out its grace period; a token has at most
+    /// one successor. Rotate the successor instead.
+    #[error("the token was already rotated; rotate its successor instead")]
+    AlreadyRotated,
+    /// The owner already has as many active tokens as the policy allows.
+    #[error("the owner already has {limit} active tokens, the most allowed; revoke one first")]
+    TooManyTokens {
+        /// The policy's cap on an owner's active tokens.
+        limit: u32,
+    },
     /// The presented token did not verify (for operations on the token in use).
     #[error(transparent)]
     Auth(AuthError),
@@ -139,7 +149,8 @@ impl Error {
         match self {
             Self::Invalid(_) => 422,
             Self::NotFound => 404,
-            Self::AlreadyRevoked { .. } | Self::NotActive => 409,
+            Self::AlreadyRevoked { .. } | Self::NotActive | Self::AlreadyRotated => 409,
+            Self::TooManyTokens { .. } => 422,
             Self::Auth(e) => e.status(),
             Self::Random(_) => 500,
             Self::Store(e) => e.status(),
@@ -153,6 +164,8 @@ impl Error {
             Self::NotFound => "not_found",
             Self::AlreadyRevoked { .. } => "already_revoked",
             Self::NotActive => "not_active",
+            Self::AlreadyRotated => "already_rotated",
+            Self::TooManyTokens { .. } => "too_many_tokens",
             Self::Auth(e) => e.code(),
             Self::Random(_) => "internal_error",
             Self::Store(e) => e.code(),

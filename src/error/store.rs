@@ -14,6 +14,9 @@ pub enum StoreErrorKind {
     Unavailable,
     /// The backend returned data this crate cannot read (a damaged row, a foreign schema).
     Corrupt,
+    /// The store does not implement an optional operation that a setting needs (such as a
+    /// cap on active tokens per owner); a configuration problem, not a passing fault.
+    Unsupported,
     /// Any other backend failure.
     Other,
 }

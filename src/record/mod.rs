@@ -67,6 +67,8 @@ pub struct TokenRecord {
     pub description: Option<Box<str>>,
     /// Why it was revoked, if a reason was given.
     pub revocation_reason: Option<Box<str>>,
+    /// The token that replaced this one, once it was rotated (a token has at most one).
+    pub successor: Option<TokenId>,
 }
 
 impl TokenRecord {
@@ -131,6 +133,8 @@ pub struct TokenInfo {
     pub revoked_at: Option<OffsetDateTime>,
     /// Why it was revoked.
     pub revocation_reason: Option<Box<str>>,
+    /// The token that replaced this one, once it was rotated.
+    pub replaced_by: Option<TokenId>,
 }
 
 impl From<&TokenRecord> for TokenInfo {
@@ -148,6 +152,7 @@ impl From<&TokenRecord> for TokenInfo {
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
             revocation_reason: r.revocation_reason.clone(),
+            replaced_by: r.successor,
         }
     }
 }

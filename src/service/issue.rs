@@ -8,12 +8,12 @@ use super::ApiTokens;
 use super::policy::TokenPolicy;
 use crate::clock::to_stored_precision;
 use crate::error::{Error, FieldError, RandomError, ValidationErrors};
-use crate::limits::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_PRINCIPAL_CHARS};
+use crate::limits::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
 use crate::record::{Scopes, TokenInfo, TokenRecord};
-use crate::store::RevokeOutcome;
+use crate::store::Change;
 use crate::store::token_store::TokenStore;
 use crate::token::{PlaintextToken, TokenId};
-use crate::validate::{check_prose, check_text};
+use crate::validate::{check_identifier, check_prose, check_text, identifier};
 
 /// When a new token expires.
 ///
@@ -139,7 +139,9 @@ pub struct NewToken {
 
 impl NewToken {
     /// A token for `owner` called `name` (trimmed, 1–255 characters), with no scopes and the
-    /// policy's default expiry.
+    /// policy's default expiry. The owner (and the tenant) are identifiers, kept exactly as
+    /// given: surrounding whitespace, control and invisible format characters are refused,
+    /// never trimmed.
     pub fn new(owner: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             owner: owner.into(),
@@ -203,11 +205,10 @@ impl<S: TokenStore> ApiTokens<S> {
     pub async fn issue(&self, new: NewToken) -> Result<Issued, Error> {
         let now = self.now();
         let mut errors = Vec::new();
-        let owner = check_text("owner", &new.owner, MAX_PRINCIPAL_CHARS, &mut errors);
-        let tenant = new
-            .tenant
-            .as_deref()
-            .map(|t| check_text("tenant", t, MAX_PRINCIPAL_CHARS, &mut errors));
+        check_identifier("owner", &new.owner, &mut errors);
+        if let Some(tenant) = &new.tenant {
+            check_identifier("tenant", tenant, &mut errors);
+        }
         let name = check_text("name", &new.name, MAX_NAME_CHARS, &mut errors);
         let description = new
             .description
@@ -226,14 +227,23 @@ impl<S: TokenStore> ApiTokens<S> {
             return Err(Error::Invalid(ValidationErrors(errors)));
         }
         let draft = Draft {
-            owner: Arc::from(owner),
-            tenant: tenant.map(Arc::from),
+            owner: Arc::from(new.owner.as_str()),
+            tenant: new.tenant.as_deref().map(Arc::from),
             name: Box::from(name),
             description: description.map(Box::from),
             scopes,
             expires_at,
         };
-        self.insert_new(draft, now).await
+        let (plaintext, record) = self.generate(draft, now)?;
+        match self.inner.policy.get_max_active_per_owner() {
+            None => self.inner.store.insert(&record).await?,
+            Some(limit) => {
+                if !self.inner.store.insert_capped(&record, limit, now).await? {
+                    return Err(Error::TooManyTokens { limit });
+                }
+            }
+        }
+        Ok(Issued { plaintext, record })
     }
 
     /// Rotate `owner`'s token `id`: issue a replacement with the same owner, tenant, name,
@@ -242,19 +252,27 @@ impl<S: TokenStore> ApiTokens<S> {
     ///
     /// The replacement gets a lifetime as long as the old token's was (capped by the policy),
     /// or never expires if the old one never did and the policy still allows it.
+    ///
+    /// Rotation is one atomic step in the store, so it is linearizable with revocation: if
+    /// the old token was revoked (or expired) first, rotating it fails with
+    /// [`Error::NotActive`] and no successor exists; a token has at most one successor, so
+    /// rotating a token again during its grace period fails with
+    /// [`Error::AlreadyRotated`]; and a concurrent `revoke_all` of the owner either comes
+    /// first (the rotation fails) or revokes the successor too.
     pub async fn rotate(&self, owner: &str, id: TokenId, grace: Duration) -> Result<Issued, Error> {
         let too_far = || FieldError::new("grace", "reaches beyond the representable time range");
+        identifier("owner", owner)?;
         if grace.is_negative() {
             return Err(FieldError::new("grace", "must not be negative").into());
         }
         let now = self.now();
+        let prefix = self.format().prefix();
+        // The successor's lifetime comes from this read; whether the rotation may happen at
+        // all is decided again, atomically, by the store below.
         let old = match self.inner.store.get(&id).await? {
-            Some(r) if *r.owner == *owner => r,
+            Some(r) if *r.owner == *owner && *r.prefix == *prefix => r,
             _ => return Err(Error::NotFound),
         };
-        if !old.is_active(now) {
-            return Err(Error::NotActive);
-        }
         let policy = self.inner.policy;
         let expires_at = match old.expires_at {
             Some(at) => {
@@ -279,25 +297,48 @@ impl<S: TokenStore> ApiTokens<S> {
             scopes: old.scopes.clone(),
             expires_at,
         };
-        let issued = self.insert_new(draft, now).await?;
-        if grace.is_zero() {
-            match self
-                .inner
-                .store
-                .revoke(&id, owner, now, Some("rotated"))
-                .await?
-            {
-                // Revoked meanwhile by someone else: the old token is dead either way.
-                RevokeOutcome::Revoked | RevokeOutcome::AlreadyRevoked(_) => {}
-                RevokeOutcome::NotFound => return Err(Error::NotFound),
+        let (plaintext, record) = self.generate(draft, now)?;
+        let successor = record.id;
+        let mut outcome = Err(Error::NotFound);
+        let mut retire = |r: &mut TokenRecord| {
+            outcome = if *r.owner != *owner || *r.prefix != *prefix {
+                Err(Error::NotFound)
+            } else if !r.is_active(now) {
+                Err(Error::NotActive)
+            } else if r.successor.is_some() {
+                Err(Error::AlreadyRotated)
+            } else {
+                Ok(())
+            };
+            if outcome.is_err() {
+                return false;
             }
-        } else {
-            self.inner.store.shorten_expiry(&id, old_until).await?;
+            r.successor = Some(successor);
+            if grace.is_zero() {
+                r.revoked_at = Some(now);
+                r.revocation_reason = Some("rotated".into());
+            } else {
+                r.expires_at = Some(r.expires_at.map_or(old_until, |at| at.min(old_until)));
+            }
+            true
+        };
+        let found = self
+            .inner
+            .store
+            .rotate(&id, &mut Change::new(&mut retire), &record)
+            .await?;
+        if !found {
+            return Err(Error::NotFound);
         }
-        Ok(issued)
+        outcome.map(|()| Issued { plaintext, record })
     }
 
-    async fn insert_new(&self, draft: Draft, now: OffsetDateTime) -> Result<Issued, Error> {
+    /// A fresh token with these fields: its plaintext and the record to store.
+    fn generate(
+        &self,
+        draft: Draft,
+        now: OffsetDateTime,
+    ) -> Result<(PlaintextToken, TokenRecord), Error> {
         let format = &self.inner.format;
         let (id, hash, plaintext) = format
             .generate()
@@ -316,9 +357,9 @@ impl<S: TokenStore> ApiTokens<S> {
             last_used_at: None,
             revoked_at: None,
             revocation_reason: None,
+            successor: None,
         };
-        self.inner.store.insert(&record).await?;
-        Ok(Issued { plaintext, record })
+        Ok((plaintext, record))
     }
 }
 

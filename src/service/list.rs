@@ -9,6 +9,7 @@ use crate::record::TokenInfo;
 use crate::store::ListFilter;
 use crate::store::token_store::TokenStore;
 use crate::token::TokenId;
+use crate::validate::identifier;
 
 /// Which tokens to list: an owner's, optionally one tenant's, active only unless asked.
 ///
@@ -86,8 +87,8 @@ pub struct PageMeta {
 }
 
 impl<S: TokenStore> ApiTokens<S> {
-    /// `owner`'s token `id`, as users may see it. Another owner's token is
-    /// [`Error::NotFound`], exactly like an id that does not exist.
+    /// `owner`'s token `id`, as users may see it. Another owner's token, or another
+    /// issuer's, is [`Error::NotFound`], exactly like an id that does not exist.
     ///
     /// ```
     /// use api_tokens::{ApiTokens, Error, MemoryStore, NewToken};
@@ -101,16 +102,23 @@ impl<S: TokenStore> ApiTokens<S> {
     /// # }).unwrap();
     /// ```
     pub async fn get(&self, owner: &str, id: TokenId) -> Result<TokenInfo, Error> {
+        identifier("owner", owner)?;
+        let prefix = self.format().prefix();
         match self.inner.store.get(&id).await? {
-            Some(record) if *record.owner == *owner => Ok(record.info()),
+            Some(r) if *r.owner == *owner && *r.prefix == *prefix => Ok(r.info()),
             _ => Err(Error::NotFound),
         }
     }
 
-    /// One page of an owner's tokens, newest first, never with a hash or a plaintext.
-    /// A page of 0 or a `per_page` outside 1–100 is [`Error::Invalid`].
+    /// One page of an owner's tokens from this issuer, newest first, never with a hash or a
+    /// plaintext. A page of 0, a `per_page` outside 1–100, or an owner or tenant that is not
+    /// a valid identifier is [`Error::Invalid`].
     pub async fn list(&self, request: &ListRequest<'_>) -> Result<Page<TokenInfo>, Error> {
         let mut errors = Vec::new();
+        crate::validate::check_identifier("owner", request.owner, &mut errors);
+        if let Some(tenant) = request.tenant {
+            crate::validate::check_identifier("tenant", tenant, &mut errors);
+        }
         if request.page == 0 {
             errors.push(FieldError::new("page", "must be 1 or more"));
         }
@@ -123,7 +131,7 @@ impl<S: TokenStore> ApiTokens<S> {
         if !errors.is_empty() {
             return Err(Error::Invalid(ValidationErrors(errors)));
         }
-        let mut filter = ListFilter::new(request.owner, self.now());
+        let mut filter = ListFilter::new(self.format().prefix(), request.owner, self.now());
         filter.tenant = request.tenant;
         filter.include_inactive = request.include_inactive;
         filter.offset = u64::from(request.page - 1) * u64::from(request.per_page);

@@ -24,7 +24,7 @@ mod verify;
 pub use issue::{Expiry, Issued, NewToken};
 pub use list::{ListRequest, Page, PageMeta};
 pub use policy::TokenPolicy;
-pub use verify::{Principal, Requirements};
+pub use verify::{LastUseFailure, Principal, Requirements};
 
 /// Everything a service needs for the life of its API tokens, over one [`TokenStore`].
 ///
@@ -66,6 +66,7 @@ pub(crate) struct Inner<S> {
     pub(crate) policy: TokenPolicy,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) last_use_interval: Duration,
+    pub(crate) last_use_failure: LastUseFailure,
 }
 
 impl<S> Clone for ApiTokens<S> {
@@ -102,6 +103,7 @@ impl<S: TokenStore> ApiTokens<S> {
             policy: TokenPolicy::default(),
             clock: Arc::new(SystemClock),
             last_use_interval: DEFAULT_LAST_USE_INTERVAL,
+            last_use_failure: LastUseFailure::default(),
         }
     }
 }
@@ -125,6 +127,11 @@ impl<S> ApiTokens<S> {
     /// How often, at most, a token's last use is written.
     pub fn last_use_interval(&self) -> Duration {
         self.inner.last_use_interval
+    }
+
+    /// What a failed last-use write does to a verification.
+    pub fn last_use_failure_policy(&self) -> LastUseFailure {
+        self.inner.last_use_failure
     }
 
     /// The current time from the configured clock, at the precision stores keep.
@@ -156,6 +163,7 @@ pub struct ApiTokensBuilder<S> {
     policy: TokenPolicy,
     clock: Arc<dyn Clock>,
     last_use_interval: Duration,
+    last_use_failure: LastUseFailure,
 }
 
 impl<S> fmt::Debug for ApiTokensBuilder<S> {
@@ -165,11 +173,19 @@ impl<S> fmt::Debug for ApiTokensBuilder<S> {
             .field("secret_bytes", &self.secret_bytes)
             .field("policy", &self.policy)
             .field("last_use_interval", &self.last_use_interval)
+            .field("last_use_failure", &self.last_use_failure)
             .finish_non_exhaustive()
     }
 }
 
 impl<S: TokenStore> ApiTokensBuilder<S> {
+    /// What a failed last-use write does to a verification (default
+    /// [`LastUseFailure::FailRequest`]).
+    pub fn last_use_failure(mut self, policy: LastUseFailure) -> Self {
+        self.last_use_failure = policy;
+        self
+    }
+
     /// Random bytes per secret: 16–64, default 32.
     pub fn secret_bytes(mut self, bytes: usize) -> Self {
         self.secret_bytes = bytes;
@@ -211,6 +227,7 @@ impl<S: TokenStore> ApiTokensBuilder<S> {
                 policy: self.policy,
                 clock: self.clock,
                 last_use_interval: self.last_use_interval,
+                last_use_failure: self.last_use_failure,
             }),
         })
     }

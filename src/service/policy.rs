@@ -28,6 +28,7 @@ pub struct TokenPolicy {
     default_lifetime: Duration,
     max_lifetime: Option<Duration>,
     allow_never: bool,
+    max_active_per_owner: Option<u32>,
 }
 
 impl Default for TokenPolicy {
@@ -36,6 +37,7 @@ impl Default for TokenPolicy {
             default_lifetime: Duration::days(365),
             max_lifetime: Some(Duration::days(365)),
             allow_never: false,
+            max_active_per_owner: None,
         }
     }
 }
@@ -57,6 +59,20 @@ impl TokenPolicy {
     pub fn allow_never(mut self, allow: bool) -> Self {
         self.allow_never = allow;
         self
+    }
+
+    /// The most active (not revoked, not expired) tokens an owner may hold from this issuer;
+    /// issuing one more is refused with [`Error::TooManyTokens`](crate::Error::TooManyTokens)
+    /// (422 `too_many_tokens`). `None` (the default) for no cap. Rotation is not capped: the
+    /// old token ends with its grace period. Like Knox's `TOKEN_LIMIT_PER_USER`.
+    pub fn max_active_per_owner(mut self, cap: Option<u32>) -> Self {
+        self.max_active_per_owner = cap;
+        self
+    }
+
+    /// The cap on an owner's active tokens, if any.
+    pub fn get_max_active_per_owner(&self) -> Option<u32> {
+        self.max_active_per_owner
     }
 
     /// The lifetime of a token issued without an explicit expiry.
@@ -82,6 +98,11 @@ impl TokenPolicy {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.default_lifetime <= Duration::ZERO {
             return Err(ConfigError::Policy("the default lifetime must be positive"));
+        }
+        if self.max_active_per_owner == Some(0) {
+            return Err(ConfigError::Policy(
+                "a cap of 0 active tokens per owner would refuse every token; use None for no cap",
+            ));
         }
         if let Some(max) = self.max_lifetime {
             if max < Duration::DAY {

@@ -3,43 +3,36 @@
 //!
 //! Revocation is immediate (the very next verification fails) and cannot be undone.
 
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use super::ApiTokens;
 use super::verify::Principal;
 use crate::error::{Error, FieldError};
-use crate::store::RevokeOutcome;
+use crate::record::TokenRecord;
 use crate::store::token_store::TokenStore;
+use crate::store::{Change, RevokeAll};
 use crate::token::TokenId;
-use crate::validate::check_reason;
+use crate::validate::{check_reason, identifier};
 
 impl<S: TokenStore> ApiTokens<S> {
     /// Revoke `owner`'s token `id`, with an optional reason (at most 1024 characters).
     ///
-    /// Another owner's token is [`Error::NotFound`], exactly like an id that does not exist.
-    /// A token already revoked is [`Error::AlreadyRevoked`] and keeps its first revocation.
+    /// Another owner's token, or another issuer's, is [`Error::NotFound`], exactly like an
+    /// id that does not exist. A token already revoked is [`Error::AlreadyRevoked`] and
+    /// keeps its first revocation.
     pub async fn revoke(
         &self,
         owner: &str,
         id: TokenId,
         reason: Option<&str>,
     ) -> Result<(), Error> {
+        identifier("owner", owner)?;
         let reason = check_reason(reason)?;
-        let now = self.now();
-        match self
-            .inner
-            .store
-            .revoke(&id, owner, now, reason.as_deref())
-            .await?
-        {
-            RevokeOutcome::Revoked => Ok(()),
-            RevokeOutcome::AlreadyRevoked(revoked_at) => Err(Error::AlreadyRevoked { revoked_at }),
-            RevokeOutcome::NotFound => Err(Error::NotFound),
-        }
+        self.revoke_checked(owner, id, reason, self.now()).await
     }
 
-    /// Revoke the presented token itself (the token API's `DELETE /auth/token`). The token must
-    /// verify first; its owner's other tokens keep working. Returns who it was.
+    /// Revoke the presented token itself (the token API's `DELETE /auth/token`). The token
+    /// must verify first; its owner's other tokens keep working. Returns who it was.
     pub async fn revoke_presented(
         &self,
         presented: &str,
@@ -48,42 +41,37 @@ impl<S: TokenStore> ApiTokens<S> {
         let reason = check_reason(reason)?;
         let principal = self.verify(presented).await?;
         let now = self.now();
-        match self
-            .inner
-            .store
-            .revoke(
-                &principal.token_id(),
-                principal.owner(),
-                now,
-                reason.as_deref(),
-            )
-            .await?
-        {
-            RevokeOutcome::Revoked => Ok(principal),
-            RevokeOutcome::AlreadyRevoked(revoked_at) => Err(Error::AlreadyRevoked { revoked_at }),
-            RevokeOutcome::NotFound => Err(Error::NotFound),
-        }
+        self.revoke_checked(principal.owner(), principal.token_id(), reason, now)
+            .await?;
+        Ok(principal)
     }
 
-    /// Revoke every active token of `owner` (only those of `tenant`, if given) in one call.
-    /// Returns how many were revoked.
+    /// Revoke every active token of `owner` from this issuer (only those of `tenant`, if
+    /// given) in one step. Returns how many were revoked.
     pub async fn revoke_all(
         &self,
         owner: &str,
         tenant: Option<&str>,
         reason: Option<&str>,
     ) -> Result<u64, Error> {
+        identifier("owner", owner)?;
+        if let Some(tenant) = tenant {
+            identifier("tenant", tenant)?;
+        }
         let reason = check_reason(reason)?;
-        let now = self.now();
-        Ok(self
-            .inner
-            .store
-            .revoke_all(owner, tenant, now, reason.as_deref())
-            .await?)
+        let all = RevokeAll::new(
+            self.format().prefix(),
+            owner,
+            tenant,
+            self.now(),
+            reason.as_deref(),
+        );
+        Ok(self.inner.store.revoke_all(&all).await?)
     }
 
     /// Delete the records of tokens revoked or expired more than `retention` ago; returns
     /// how many. Keep a retention long enough for audits: a purged token's record is gone.
+    /// Purging is store-wide: it removes long-dead records of every issuer sharing the store.
     pub async fn purge(&self, retention: Duration) -> Result<u64, Error> {
         let before = (!retention.is_negative())
             .then(|| self.now().checked_sub(retention))
@@ -95,5 +83,35 @@ impl<S: TokenStore> ApiTokens<S> {
                 )
             })?;
         Ok(self.inner.store.purge(before).await?)
+    }
+
+    /// Revoke `owner`'s token `id` of this issuer at `now`, in one atomic step.
+    async fn revoke_checked(
+        &self,
+        owner: &str,
+        id: TokenId,
+        reason: Option<Box<str>>,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let prefix = self.format().prefix();
+        let mut outcome = Err(Error::NotFound);
+        let mut revoke = |r: &mut TokenRecord| {
+            if *r.owner != *owner || *r.prefix != *prefix {
+                return false;
+            }
+            if let Some(revoked_at) = r.revoked_at {
+                outcome = Err(Error::AlreadyRevoked { revoked_at });
+                return false;
+            }
+            r.revoked_at = Some(now);
+            r.revocation_reason = reason.clone();
+            outcome = Ok(());
+            true
+        };
+        self.inner
+            .store
+            .update(&id, &mut Change::new(&mut revoke))
+            .await?;
+        outcome
     }
 }

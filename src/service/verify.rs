@@ -3,8 +3,9 @@
 //! The steps, in order: parse (length, alphabet, prefix, checksum: no storage touched) →
 //! SHA-256 of the secret → one store lookup by id (at once if the store can answer without
 //! waiting, [`TokenStore::get_now`](crate::TokenStore::get_now)) → constant-time hash compare (against a
-//! dummy when the id is unknown) → revoked? → expired? → scopes and tenant → record last use
-//! (at most once per interval) → the [`Principal`].
+//! dummy when the id is unknown) → this issuer's? → revoked? → expired? → scopes and tenant
+//! → record last use (at most once per interval, [`LastUseFailure`] deciding what a failed
+//! write does) → the [`Principal`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -145,9 +146,8 @@ impl<S: TokenStore> ApiTokens<S> {
     ) -> Result<Principal, AuthError> {
         let inner = &*self.inner;
         let token = inner.format.parse(presented)?;
-        let presented_hash = token.secret_hash();
         let id = token.id();
-        drop(token);
+        let presented_hash = token.secret_hash();
 
         let record = match inner.store.get_now(&id) {
             Some(answer) => answer,
@@ -155,7 +155,13 @@ impl<S: TokenStore> ApiTokens<S> {
         };
         let record = record.map_err(AuthError::Store)?;
         let record = match record {
-            Some(record) if record.hash.ct_eq(&presented_hash) => record,
+            // A record of another issuer sharing the store is not this issuer's token, even
+            // with a valid checksum and secret.
+            Some(record)
+                if record.hash.ct_eq(&presented_hash) && inner.format.issued(&record.prefix) =>
+            {
+                record
+            }
             Some(_) => return Err(AuthError::Invalid),
             None => {
                 // Same work as a wrong secret, so timing does not tell which ids exist.
@@ -184,21 +190,52 @@ impl<S: TokenStore> ApiTokens<S> {
                 .collect();
             return Err(AuthError::InsufficientScope { missing });
         }
-        if let Some(tenant) = requirements.tenant {
-            if record.tenant.as_deref() != Some(tenant) {
-                return Err(AuthError::WrongTenant);
-            }
+        // Stored tenants are valid identifiers, so an invalid one never matches.
+        if let Some(tenant) = requirements.tenant
+            && record.tenant.as_deref() != Some(tenant)
+        {
+            return Err(AuthError::WrongTenant);
         }
         if record
             .last_used_at
             .is_none_or(|last| now - last >= inner.last_use_interval)
-        {
-            inner
+            && let Err(e) = inner
                 .store
                 .record_last_use(&id, to_stored_precision(now))
                 .await
-                .map_err(AuthError::Store)?;
+            && inner.last_use_failure == LastUseFailure::FailRequest
+        {
+            return Err(AuthError::Store(e));
         }
         Ok(Principal { record })
     }
+}
+
+/// What verification does when writing a token's last use fails (the token itself checked
+/// out: its record was read, and it is valid).
+///
+/// Revocation is never weakened by either choice: a store that cannot be *read* always
+/// fails verification closed. Set it with
+/// [`ApiTokensBuilder::last_use_failure`](crate::ApiTokensBuilder::last_use_failure).
+///
+/// ```
+/// use api_tokens::{ApiTokens, LastUseFailure, MemoryStore};
+///
+/// let tokens = ApiTokens::builder(MemoryStore::new(), "dz")
+///     .last_use_failure(LastUseFailure::ServeRequest)
+///     .build()?;
+/// assert_eq!(tokens.last_use_failure_policy(), LastUseFailure::ServeRequest);
+/// # Ok::<(), api_tokens::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LastUseFailure {
+    /// Fail the request with the store's error (503 or 500), as if the store could not be
+    /// read. The default: a store that cannot write may not be trusted to have kept the
+    /// revocations either.
+    #[default]
+    FailRequest,
+    /// Serve the request. The write is retried by the next verification of that token
+    /// (its recorded last use is still older than the interval), so at most the precision
+    /// of `last_used_at` suffers while the store cannot write.
+    ServeRequest,
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::token_store::TokenStore;
-use super::{ListFilter, ListPage, RevokeOutcome};
+use super::{Change, ListFilter, ListPage, RevokeAll};
 use crate::error::StoreError;
 use crate::record::TokenRecord;
 use crate::token::TokenId;
@@ -55,31 +55,42 @@ impl fmt::Debug for DynTokenStore {
 /// [`TokenStore`] with boxed futures, so it can be a trait object.
 trait ErasedStore: Send + Sync + 'static {
     fn insert<'a>(&'a self, record: &'a TokenRecord) -> BoxFuture<'a, ()>;
+    fn insert_capped<'a>(
+        &'a self,
+        record: &'a TokenRecord,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, bool>;
     fn get<'a>(&'a self, id: &'a TokenId) -> BoxFuture<'a, Option<Arc<TokenRecord>>>;
     fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>>;
     fn list<'a>(&'a self, filter: &'a ListFilter<'a>) -> BoxFuture<'a, ListPage>;
     fn record_last_use<'a>(&'a self, id: &'a TokenId, at: OffsetDateTime) -> BoxFuture<'a, bool>;
-    fn revoke<'a>(
+    fn update<'a, 'c: 'a>(
         &'a self,
         id: &'a TokenId,
-        owner: &'a str,
-        at: OffsetDateTime,
-        reason: Option<&'a str>,
-    ) -> BoxFuture<'a, RevokeOutcome>;
-    fn revoke_all<'a>(
+        change: &'a mut Change<'c>,
+    ) -> BoxFuture<'a, bool>;
+    fn rotate<'a, 'c: 'a>(
         &'a self,
-        owner: &'a str,
-        tenant: Option<&'a str>,
-        at: OffsetDateTime,
-        reason: Option<&'a str>,
-    ) -> BoxFuture<'a, u64>;
-    fn shorten_expiry<'a>(&'a self, id: &'a TokenId, at: OffsetDateTime) -> BoxFuture<'a, bool>;
+        id: &'a TokenId,
+        change: &'a mut Change<'c>,
+        successor: &'a TokenRecord,
+    ) -> BoxFuture<'a, bool>;
+    fn revoke_all<'a>(&'a self, all: &'a RevokeAll<'a>) -> BoxFuture<'a, u64>;
     fn purge(&self, before: OffsetDateTime) -> BoxFuture<'_, u64>;
 }
 
 impl<S: TokenStore> ErasedStore for S {
     fn insert<'a>(&'a self, record: &'a TokenRecord) -> BoxFuture<'a, ()> {
         Box::pin(TokenStore::insert(self, record))
+    }
+    fn insert_capped<'a>(
+        &'a self,
+        record: &'a TokenRecord,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(TokenStore::insert_capped(self, record, cap, now))
     }
     fn get<'a>(&'a self, id: &'a TokenId) -> BoxFuture<'a, Option<Arc<TokenRecord>>> {
         Box::pin(TokenStore::get(self, id))
@@ -93,26 +104,23 @@ impl<S: TokenStore> ErasedStore for S {
     fn record_last_use<'a>(&'a self, id: &'a TokenId, at: OffsetDateTime) -> BoxFuture<'a, bool> {
         Box::pin(TokenStore::record_last_use(self, id, at))
     }
-    fn revoke<'a>(
+    fn update<'a, 'c: 'a>(
         &'a self,
         id: &'a TokenId,
-        owner: &'a str,
-        at: OffsetDateTime,
-        reason: Option<&'a str>,
-    ) -> BoxFuture<'a, RevokeOutcome> {
-        Box::pin(TokenStore::revoke(self, id, owner, at, reason))
+        change: &'a mut Change<'c>,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(TokenStore::update(self, id, change))
     }
-    fn revoke_all<'a>(
+    fn rotate<'a, 'c: 'a>(
         &'a self,
-        owner: &'a str,
-        tenant: Option<&'a str>,
-        at: OffsetDateTime,
-        reason: Option<&'a str>,
-    ) -> BoxFuture<'a, u64> {
-        Box::pin(TokenStore::revoke_all(self, owner, tenant, at, reason))
+        id: &'a TokenId,
+        change: &'a mut Change<'c>,
+        successor: &'a TokenRecord,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(TokenStore::rotate(self, id, change, successor))
     }
-    fn shorten_expiry<'a>(&'a self, id: &'a TokenId, at: OffsetDateTime) -> BoxFuture<'a, bool> {
-        Box::pin(TokenStore::shorten_expiry(self, id, at))
+    fn revoke_all<'a>(&'a self, all: &'a RevokeAll<'a>) -> BoxFuture<'a, u64> {
+        Box::pin(TokenStore::revoke_all(self, all))
     }
     fn purge(&self, before: OffsetDateTime) -> BoxFuture<'_, u64> {
         Box::pin(TokenStore::purge(self, before))
@@ -122,6 +130,15 @@ impl<S: TokenStore> ErasedStore for S {
 impl TokenStore for DynTokenStore {
     async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError> {
         self.0.insert(record).await
+    }
+
+    async fn insert_capped(
+        &self,
+        record: &TokenRecord,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.0.insert_capped(record, cap, now).await
     }
 
     async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
@@ -140,28 +157,21 @@ impl TokenStore for DynTokenStore {
         self.0.record_last_use(id, at).await
     }
 
-    async fn revoke(
+    async fn update(&self, id: &TokenId, change: &mut Change<'_>) -> Result<bool, StoreError> {
+        self.0.update(id, change).await
+    }
+
+    async fn rotate(
         &self,
         id: &TokenId,
-        owner: &str,
-        at: OffsetDateTime,
-        reason: Option<&str>,
-    ) -> Result<RevokeOutcome, StoreError> {
-        self.0.revoke(id, owner, at, reason).await
+        change: &mut Change<'_>,
+        successor: &TokenRecord,
+    ) -> Result<bool, StoreError> {
+        self.0.rotate(id, change, successor).await
     }
 
-    async fn revoke_all(
-        &self,
-        owner: &str,
-        tenant: Option<&str>,
-        at: OffsetDateTime,
-        reason: Option<&str>,
-    ) -> Result<u64, StoreError> {
-        self.0.revoke_all(owner, tenant, at, reason).await
-    }
-
-    async fn shorten_expiry(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
-        self.0.shorten_expiry(id, at).await
+    async fn revoke_all(&self, all: &RevokeAll<'_>) -> Result<u64, StoreError> {
+        self.0.revoke_all(all).await
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {

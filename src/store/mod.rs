@@ -16,27 +16,31 @@
 //!
 //! # Implementing a store
 //!
-//! A store keeps [`TokenRecord`]s by [`TokenId`](crate::TokenId). The
-//! rules below are what make the crate's guarantees hold; each write method **reads,
-//! decides and writes as one atomic step** (one lock, one transaction, or one conditional
-//! statement such as `UPDATE … WHERE revoked_at IS NULL`), so that two racing calls can
-//! never both win:
+//! A store keeps [`TokenRecord`]s by [`TokenId`](crate::TokenId). Every rule about tokens
+//! is decided by the crate; what a store must give is **atomicity**. Each write method
+//! reads, decides and writes as one step (one lock, one transaction, or one conditional
+//! statement), so that any interleaving of concurrent calls leaves what some sequential
+//! order of them would have left:
 //!
 //! - `insert` never overwrites: an existing id is
 //!   [`StoreError::duplicate_id`](crate::StoreError::duplicate_id);
 //! - `get` is the verify path: one lookup by id, nothing else;
 //! - `record_last_use` only moves `last_used_at` forward;
-//! - `revoke` changes a record only if it belongs to the owner and is not yet revoked, and
-//!   reports which of [`RevokeOutcome`] happened; a revoked record stays revoked;
-//! - `revoke_all` revokes only not-yet-revoked records and counts them;
-//! - `shorten_expiry` only moves `expires_at` earlier, and never touches a revoked record;
+//! - `update` reads the record, lets the [`Change`] decide on a copy, and writes the copy
+//!   back if it approved, with no other write to that record in between;
+//! - `rotate` is `update` plus inserting the successor, both or neither, and no
+//!   `revoke_all` of the same owner may interleave with it;
+//! - `revoke_all` revokes, in one step, every not-yet-revoked record that [`RevokeAll`]
+//!   selects, and counts them;
 //! - `purge` deletes only records revoked or expired before the given instant;
 //! - once a write returns, every later `get` sees it; timestamps read back exactly as
 //!   written (UTC, microseconds).
 //!
 //! Failures are [`StoreError`](crate::StoreError)s: say which
 //! [`StoreErrorKind`](crate::StoreErrorKind) (an unreachable backend is `Unavailable`, a row
-//! you cannot read is `Corrupt`) and keep the backend's error as the source.
+//! you cannot read is `Corrupt`) and keep the backend's error as the source. A store that
+//! talks to a network should also bound every call by a deadline, and answer
+//! `Unavailable` when it passes.
 //!
 //! Here is a whole store, one `Mutex` around a `HashMap`, that passes the conformance suite:
 //!
@@ -45,7 +49,7 @@
 //! use std::collections::hash_map::Entry;
 //! use std::sync::{Arc, Mutex, MutexGuard};
 //!
-//! use api_tokens::store::{ListFilter, ListPage, RevokeOutcome};
+//! use api_tokens::store::{Change, ListFilter, ListPage, RevokeAll};
 //! use api_tokens::{StoreError, TokenId, TokenRecord, TokenStore};
 //! use time::OffsetDateTime;
 //!
@@ -57,6 +61,17 @@
 //!     fn map(&self) -> MutexGuard<'_, HashMap<TokenId, Arc<TokenRecord>>> {
 //!         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 //!     }
+//! }
+//!
+//! /// Let `change` decide on a copy of the record `id`; keep the copy if it approves.
+//! fn apply(map: &mut HashMap<TokenId, Arc<TokenRecord>>, id: &TokenId, change: &mut Change<'_>) -> Option<bool> {
+//!     let current = map.get_mut(id)?;
+//!     let mut copy = TokenRecord::clone(current);
+//!     let approved = change.apply(&mut copy);
+//!     if approved {
+//!         *current = Arc::new(copy);
+//!     }
+//!     Some(approved)
 //! }
 //!
 //! impl TokenStore for MapStore {
@@ -91,57 +106,38 @@
 //!         }
 //!     }
 //!
-//!     async fn revoke(
+//!     async fn update(&self, id: &TokenId, change: &mut Change<'_>) -> Result<bool, StoreError> {
+//!         Ok(apply(&mut self.map(), id, change).is_some())
+//!     }
+//!
+//!     async fn rotate(
 //!         &self,
 //!         id: &TokenId,
-//!         owner: &str,
-//!         at: OffsetDateTime,
-//!         reason: Option<&str>,
-//!     ) -> Result<RevokeOutcome, StoreError> {
+//!         change: &mut Change<'_>,
+//!         successor: &TokenRecord,
+//!     ) -> Result<bool, StoreError> {
 //!         let mut map = self.map();
-//!         let Some(r) = map.get_mut(id).filter(|r| *r.owner == *owner) else {
-//!             return Ok(RevokeOutcome::NotFound);
-//!         };
-//!         if let Some(when) = r.revoked_at {
-//!             return Ok(RevokeOutcome::AlreadyRevoked(when));
+//!         if map.contains_key(&successor.id) {
+//!             return Err(StoreError::duplicate_id());
 //!         }
-//!         let r = Arc::make_mut(r);
-//!         r.revoked_at = Some(at);
-//!         r.revocation_reason = reason.map(Into::into);
-//!         Ok(RevokeOutcome::Revoked)
-//!     }
-//!
-//!     async fn revoke_all(
-//!         &self,
-//!         owner: &str,
-//!         tenant: Option<&str>,
-//!         at: OffsetDateTime,
-//!         reason: Option<&str>,
-//!     ) -> Result<u64, StoreError> {
-//!         let mut count = 0;
-//!         for r in self.map().values_mut() {
-//!             let applies = *r.owner == *owner
-//!                 && r.revoked_at.is_none()
-//!                 && tenant.is_none_or(|t| r.tenant.as_deref() == Some(t));
-//!             if applies {
-//!                 let r = Arc::make_mut(r);
-//!                 r.revoked_at = Some(at);
-//!                 r.revocation_reason = reason.map(Into::into);
-//!                 count += 1;
-//!             }
-//!         }
-//!         Ok(count)
-//!     }
-//!
-//!     async fn shorten_expiry(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
-//!         let mut map = self.map();
-//!         match map.get_mut(id) {
-//!             Some(r) if r.revoked_at.is_none() && r.expires_at.is_none_or(|e| at < e) => {
-//!                 Arc::make_mut(r).expires_at = Some(at);
+//!         match apply(&mut map, id, change) {
+//!             Some(true) => {
+//!                 map.insert(successor.id, Arc::new(successor.clone()));
 //!                 Ok(true)
 //!             }
-//!             _ => Ok(false),
+//!             found => Ok(found.is_some()),
 //!         }
+//!     }
+//!
+//!     async fn revoke_all(&self, all: &RevokeAll<'_>) -> Result<u64, StoreError> {
+//!         let mut count = 0;
+//!         for r in self.map().values_mut().filter(|r| all.selects(r)) {
+//!             let r = Arc::make_mut(r);
+//!             r.revoked_at = Some(all.at);
+//!             r.revocation_reason = all.reason.map(Into::into);
+//!             count += 1;
+//!         }
+//!         Ok(count)
 //!     }
 //!
 //!     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
@@ -157,10 +153,15 @@
 //! // In your tests: `api_tokens::conformance_tests!(async { MapStore::default() });`
 //! // defines one test per rule. Here, the same cases run one after another:
 //! # #[cfg(feature = "testkit")]
-//! # tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap().block_on(
+//! # tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap().block_on(
 //! api_tokens::testkit::run_all(|| async { MapStore::default() })
 //! # );
 //! ```
+//!
+//! Two methods are optional. `get_now` answers a read without waiting, for stores that can
+//! (it spares verification a future). `insert_capped`, an insert that respects a cap on an
+//! owner's active tokens, is needed only when the [`TokenPolicy`](crate::TokenPolicy) sets
+//! one; without it, issuing under such a policy fails with a clear error.
 //!
 //! Methods return `impl Future + Send`, so they may be written as `async fn` and no
 //! `async-trait` is needed. A store behind an `Arc` is a store too, and
@@ -185,6 +186,8 @@ pub(crate) mod token_store;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ListFilter<'a> {
+    /// Only tokens of this issuer (the token prefix).
+    pub prefix: &'a str,
     /// Only this owner's tokens.
     pub owner: &'a str,
     /// Only this tenant's tokens, if set.
@@ -200,9 +203,10 @@ pub struct ListFilter<'a> {
 }
 
 impl<'a> ListFilter<'a> {
-    /// A filter for `owner`'s active tokens at `now`, first page of 20.
-    pub fn new(owner: &'a str, now: OffsetDateTime) -> Self {
+    /// A filter for `owner`'s active tokens of issuer `prefix` at `now`, first page of 20.
+    pub fn new(prefix: &'a str, owner: &'a str, now: OffsetDateTime) -> Self {
         Self {
+            prefix,
             owner,
             tenant: None,
             include_inactive: false,
@@ -215,6 +219,7 @@ impl<'a> ListFilter<'a> {
     /// Whether `record` passes this filter (ignoring offset and limit).
     pub fn matches(&self, record: &TokenRecord) -> bool {
         *record.owner == *self.owner
+            && *record.prefix == *self.prefix
             && self
                 .tenant
                 .is_none_or(|t| record.tenant.as_deref() == Some(t))
@@ -250,13 +255,78 @@ impl ListPage {
     }
 }
 
-/// What [`TokenStore::revoke`](crate::TokenStore::revoke) did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevokeOutcome {
-    /// The token was active or expired and is now revoked.
-    Revoked,
-    /// The token had already been revoked, at this time; nothing changed.
-    AlreadyRevoked(OffsetDateTime),
-    /// No token with this id belongs to this owner.
-    NotFound,
+/// A decision about one record, made by the crate and applied by a store inside its
+/// atomic step ([`TokenStore::update`](crate::TokenStore::update),
+/// [`TokenStore::rotate`](crate::TokenStore::rotate)).
+///
+/// [`apply`](Self::apply) is given a copy of the current record, may change it, and says
+/// whether to write the copy back. A store calls it at most once per call, while nothing
+/// else can write that record.
+pub struct Change<'a> {
+    decide: &'a mut (dyn FnMut(&mut TokenRecord) -> bool + Send + 'a),
+}
+
+impl<'a> Change<'a> {
+    /// A change decided by `decide`.
+    pub(crate) fn new(decide: &'a mut (dyn FnMut(&mut TokenRecord) -> bool + Send + 'a)) -> Self {
+        Self { decide }
+    }
+
+    /// Decide on `record` (a copy of the stored one), changing it if needed. `true`: write
+    /// the copy back; `false`: leave the stored record as it was.
+    pub fn apply(&mut self, record: &mut TokenRecord) -> bool {
+        (self.decide)(record)
+    }
+}
+
+impl std::fmt::Debug for Change<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Change")
+    }
+}
+
+/// Which records [`TokenStore::revoke_all`](crate::TokenStore::revoke_all) revokes, and how.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RevokeAll<'a> {
+    /// Tokens of this issuer (the token prefix).
+    pub prefix: &'a str,
+    /// Tokens of this owner.
+    pub owner: &'a str,
+    /// Only this tenant's tokens, if set.
+    pub tenant: Option<&'a str>,
+    /// When they are revoked.
+    pub at: OffsetDateTime,
+    /// Why, if a reason was given.
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> RevokeAll<'a> {
+    /// Revoke `owner`'s tokens of issuer `prefix` (only `tenant`'s, if given) at `at`.
+    pub(crate) fn new(
+        prefix: &'a str,
+        owner: &'a str,
+        tenant: Option<&'a str>,
+        at: OffsetDateTime,
+        reason: Option<&'a str>,
+    ) -> Self {
+        Self {
+            prefix,
+            owner,
+            tenant,
+            at,
+            reason,
+        }
+    }
+
+    /// Whether `record` is one to revoke: the owner's, the issuer's, the tenant's if one is
+    /// given, and not revoked yet.
+    pub fn selects(&self, record: &TokenRecord) -> bool {
+        record.revoked_at.is_none()
+            && *record.owner == *self.owner
+            && *record.prefix == *self.prefix
+            && self
+                .tenant
+                .is_none_or(|t| record.tenant.as_deref() == Some(t))
+    }
 }

@@ -1,22 +1,25 @@
 //! [`PostgresStore`]: tokens in PostgreSQL (feature `postgres`), shared by every instance of
 //! a service.
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::{AssertSqlSafe, Row as _};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Postgres, Row as _, Transaction};
 use time::OffsetDateTime;
 
-use super::sql::{self, Dialect, SCHEMA_VERSION, Statements, TableName, store_error};
-use crate::error::{ConfigError, StoreError};
+use super::sql::schema::{self, SCHEMA_VERSION};
+use super::sql::{self, DEFAULT_DEADLINE, Dialect, Statements, TableName, map_error};
+use crate::error::{ConfigError, StoreError, StoreErrorKind};
 use crate::record::TokenRecord;
 
 /// A store in PostgreSQL, through a [`PgPool`] you already have or one opened with
 /// [`connect`](Self::connect).
 ///
 /// Ids and hashes are `BYTEA`, timestamps `TIMESTAMPTZ`. Verification is one `SELECT` by
-/// primary key; revocation one conditional `UPDATE`.
+/// primary key. Every call fails with `Unavailable` rather than wait past the store's
+/// [deadline](Self::with_deadline) (5 s by default), whatever the network does.
 ///
 /// ```no_run
 /// use api_tokens::{ApiTokens, PostgresStore};
@@ -40,6 +43,7 @@ pub struct PostgresStore {
     pool: PgPool,
     table: Arc<TableName>,
     sql: Arc<Statements>,
+    deadline: Duration,
 }
 
 impl PostgresStore {
@@ -50,25 +54,42 @@ impl PostgresStore {
     }
 
     /// A store over `pool` in `table` or `schema.table` (each part 1–48 characters of
-    /// `[A-Za-z0-9_]`, unquoted, so folded to lower case by PostgreSQL).
+    /// `[A-Za-z0-9_]`, not starting with a digit, folded to lower case as PostgreSQL folds
+    /// unquoted names; reserved words such as `user` are fine).
     pub fn with_table(pool: PgPool, table: &str) -> Result<Self, ConfigError> {
-        let table = TableName::parse(table)?;
+        let table = TableName::parse(table, true)?;
         let sql = Statements::new(&table, Dialect::Postgres);
         Ok(Self {
             pool,
             table: Arc::new(table),
             sql: Arc::new(sql),
+            deadline: DEFAULT_DEADLINE,
         })
     }
 
-    /// Open a pool for `url` with a 5-second acquire timeout, so that verification fails
-    /// closed quickly while the database is unreachable. Does not migrate.
+    /// The same store with every call bounded by `deadline` (default 5 s): past it the call
+    /// fails with `Unavailable` (503), even when the network stops answering.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Open a pool for `url` whose connections time out as this store's calls do: an
+    /// acquire timeout and a server-side `statement_timeout` of the default deadline, so
+    /// verification fails closed quickly while the database is unreachable or stuck. Does
+    /// not migrate.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(error("the PostgreSQL URL is not valid"))?
+            .options([(
+                "statement_timeout",
+                DEFAULT_DEADLINE.as_millis().to_string(),
+            )]);
         let pool = PgPoolOptions::new()
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
+            .acquire_timeout(DEFAULT_DEADLINE)
+            .connect_with(options)
             .await
-            .map_err(store_error("could not connect to PostgreSQL"))?;
+            .map_err(error("could not connect to PostgreSQL"))?;
         Ok(Self::new(pool))
     }
 
@@ -77,72 +98,124 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// The table name.
+    /// The table name, as given.
     pub fn table(&self) -> &str {
-        &self.table.qualified
+        self.table.given()
     }
 
-    /// Create or upgrade the schema (and its schema, for `schema.table`). Idempotent, and
-    /// safe when several instances start at once: the work runs in one transaction under a
-    /// transaction-scoped advisory lock that all of this crate's migrations share. Fails if
-    /// the database holds a newer schema than this release knows.
+    /// The deadline every call is bounded by.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Create the schema (and its schema, for `schema.table`), or upgrade an older one in
+    /// place without losing a row: each version step runs in its own transaction under a
+    /// transaction-scoped advisory lock that all of this crate's migrations share, so
+    /// instances starting at once do not collide. Idempotent. Fails if the database holds a
+    /// newer schema than this release knows.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let t = &self.table.qualified;
-        let bare = &self.table.bare;
-        let failed = || store_error("could not migrate the PostgreSQL schema");
+        let failed = || error("could not migrate the PostgreSQL schema");
+        let t = &*self.table;
+        let mut tx = self.migration().await?;
+        sqlx::raw_sql(AssertSqlSafe(schema::create_v1(t, Dialect::Postgres)))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed())?;
+        let found = read_version(&mut tx, t).await?;
+        if found.is_none() {
+            record_version(&mut tx, t, 1).await?;
+        }
+        tx.commit().await.map_err(failed())?;
+        let mut version = found.unwrap_or(1);
+        schema::refuse_newer(version)?;
+        while version < SCHEMA_VERSION {
+            let to = version + 1;
+            let mut tx = self.migration().await?;
+            if read_version(&mut tx, t).await?.unwrap_or(1) < to {
+                sqlx::raw_sql(AssertSqlSafe(schema::upgrade_to(to, t, Dialect::Postgres)))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed())?;
+                record_version(&mut tx, t, to).await?;
+            }
+            tx.commit().await.map_err(failed())?;
+            version = to;
+        }
+        Ok(())
+    }
+
+    /// A transaction holding the migration lock. One key for every table: migrations are
+    /// rare, and `CREATE SCHEMA IF NOT EXISTS` races between tables of the same schema.
+    async fn migration(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let failed = || error("could not migrate the PostgreSQL schema");
         let mut tx = self.pool.begin().await.map_err(failed())?;
-        // One key for every table: migrations are rare, and `CREATE SCHEMA IF NOT EXISTS`
-        // races between tables of the same schema.
         let key = i64::from(crc32fast::hash(b"api_tokens:migrate"));
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(key)
             .execute(&mut *tx)
             .await
             .map_err(failed())?;
-        let schema = match t.split_once('.') {
-            Some((schema, _)) => format!("CREATE SCHEMA IF NOT EXISTS {schema};"),
-            None => String::new(),
-        };
-        let ddl = format!(
-            "{schema}
-             CREATE TABLE IF NOT EXISTS {t}_schema (version INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS {t} (
-                 id BYTEA PRIMARY KEY CHECK (octet_length(id) = 16),
-                 owner TEXT NOT NULL,
-                 tenant TEXT,
-                 name TEXT NOT NULL,
-                 description TEXT,
-                 scopes TEXT NOT NULL,
-                 hash BYTEA NOT NULL CHECK (octet_length(hash) = 32),
-                 prefix TEXT NOT NULL,
-                 created_at TIMESTAMPTZ NOT NULL,
-                 expires_at TIMESTAMPTZ,
-                 last_used_at TIMESTAMPTZ,
-                 revoked_at TIMESTAMPTZ,
-                 revocation_reason TEXT
-             );
-             CREATE INDEX IF NOT EXISTS {bare}_owner_idx ON {t} (owner, created_at DESC, id DESC);"
-        );
-        sqlx::raw_sql(AssertSqlSafe(ddl))
-            .execute(&mut *tx)
-            .await
-            .map_err(failed())?;
-        let version: Option<i32> = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT MAX(version) FROM {t}_schema"
-        )))
-        .fetch_one(&mut *tx)
+        Ok(tx)
+    }
+}
+
+async fn read_version(
+    tx: &mut Transaction<'static, Postgres>,
+    t: &TableName,
+) -> Result<Option<i64>, StoreError> {
+    let version: Option<i32> = sqlx::query_scalar(AssertSqlSafe(schema::read_version(t)))
+        .fetch_one(&mut **tx)
         .await
-        .map_err(failed())?;
-        if sql::must_record_version(version.map(i64::from))? {
-            sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO {t}_schema (version) VALUES ($1)"
-            )))
-            .bind(SCHEMA_VERSION as i32)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed())?;
+        .map_err(error("could not read the PostgreSQL schema version"))?;
+    Ok(version.map(i64::from))
+}
+
+async fn record_version(
+    tx: &mut Transaction<'static, Postgres>,
+    t: &TableName,
+    version: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(AssertSqlSafe(schema::record_version(t, Dialect::Postgres)))
+        .bind(i32::try_from(version).unwrap_or(i32::MAX))
+        .execute(&mut **tx)
+        .await
+        .map_err(error("could not record the PostgreSQL schema version"))?;
+    Ok(())
+}
+
+async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin().await
+}
+
+/// Serialise one owner's multi-record writes for the rest of the transaction.
+async fn lock_owner(tx: &mut Transaction<'static, Postgres>, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Map a driver error, classifying PostgreSQL's SQLSTATEs.
+fn error(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| map_error(e, doing, classify)
+}
+
+/// What a SQLSTATE means for a caller. Unavailable (try again later): connection
+/// exceptions (08), insufficient resources (53: disk full, out of memory, too many
+/// connections), operator intervention (57P: shutting down, starting up, terminated; 57014:
+/// a statement timeout), serialization failures and deadlocks (40001, 40P01), a lock not
+/// available (55P03) and a read-only standby (25006). Corrupt: data or index corruption
+/// (XX001, XX002). Everything else, including data exceptions (22, which input validation
+/// prevents), is a plain 500: never "unavailable".
+fn classify(code: &str) -> StoreErrorKind {
+    match code {
+        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => {
+            StoreErrorKind::Unavailable
         }
-        tx.commit().await.map_err(failed())
+        "57014" | "40001" | "40P01" | "55P03" | "25006" => StoreErrorKind::Unavailable,
+        "XX001" | "XX002" => StoreErrorKind::Corrupt,
+        _ => StoreErrorKind::Other,
     }
 }
 
@@ -162,9 +235,10 @@ fn decode(row: &PgRow) -> Result<TokenRecord, StoreError> {
             last_used_at: row.try_get(10)?,
             revoked_at: row.try_get(11)?,
             revocation_reason: row.try_get(12)?,
+            successor: row.try_get(13)?,
         })
     })();
-    raw.map_err(store_error("could not read a token row"))?
+    raw.map_err(error("could not read a token row"))?
         .into_record()
 }
 
@@ -173,8 +247,31 @@ fn same(t: OffsetDateTime) -> OffsetDateTime {
     t
 }
 
-fn checked(t: OffsetDateTime) -> Result<OffsetDateTime, StoreError> {
-    Ok(t)
-}
+super::sql::impl_sql_token_store!(
+    PostgresStore, db: Postgres, decode: decode, timestamps: OffsetDateTime, same,
+    error: error, begin: begin, lock_owner: lock_owner
+);
 
-super::sql::impl_sql_token_store!(PostgresStore, decode: decode, timestamps: OffsetDateTime, same, checked);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_are_classified_for_postgres() {
+        for unavailable in [
+            "08006", "53100", "53300", "57P01", "57014", "40001", "40P01",
+        ] {
+            assert_eq!(
+                classify(unavailable),
+                StoreErrorKind::Unavailable,
+                "{unavailable}"
+            );
+        }
+        // Data exceptions are never "unavailable": a NUL byte (22021) used to be read as
+        // SQLite's BUSY because 22021 & 0xff == 5.
+        for other in ["22021", "22P02", "42P01", "23502", "00005"] {
+            assert_eq!(classify(other), StoreErrorKind::Other, "{other}");
+        }
+        assert_eq!(classify("XX001"), StoreErrorKind::Corrupt);
+    }
+}

@@ -7,18 +7,21 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
 };
-use sqlx::{AssertSqlSafe, Row as _};
+use sqlx::{AssertSqlSafe, Row as _, Sqlite, Transaction};
 use time::OffsetDateTime;
 
-use super::sql::{self, Dialect, SCHEMA_VERSION, Statements, TableName, store_error};
+use super::sql::schema::{self, SCHEMA_VERSION};
+use super::sql::{self, DEFAULT_DEADLINE, Dialect, Statements, TableName, map_error};
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
 use crate::record::TokenRecord;
 
 /// A store in a SQLite database, through a [`SqlitePool`] you already have or one opened
-/// with [`connect`](Self::connect).
+/// with [`connect`](Self::connect) or [`connect_existing`](Self::connect_existing).
 ///
 /// Timestamps are stored as integer microseconds since the Unix epoch, so they compare
 /// numerically; ids and hashes as `BLOB`s. Verification is one `SELECT` by primary key.
+/// Every call fails with `Unavailable` rather than wait past the store's
+/// [deadline](Self::with_deadline) (5 s by default).
 ///
 /// ```
 /// use api_tokens::{ApiTokens, NewToken, SqliteStore};
@@ -37,6 +40,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     table: Arc<TableName>,
     sql: Arc<Statements>,
+    deadline: Duration,
 }
 
 impl SqliteStore {
@@ -46,22 +50,32 @@ impl SqliteStore {
         Self::with_table(pool, sql::DEFAULT_TABLE).expect("the default table name is valid")
     }
 
-    /// A store over `pool` in `table` (1–48 characters of `[A-Za-z0-9_]`).
+    /// A store over `pool` in `table` (1–48 characters of `[A-Za-z0-9_]`, not starting with
+    /// a digit; no `schema.` part: SQLite's schemas are attached databases, which a store
+    /// cannot create).
     pub fn with_table(pool: SqlitePool, table: &str) -> Result<Self, ConfigError> {
-        let table = TableName::parse(table)?;
+        let table = TableName::parse(table, false)?;
         let sql = Statements::new(&table, Dialect::Sqlite);
         Ok(Self {
             pool,
             table: Arc::new(table),
             sql: Arc::new(sql),
+            deadline: DEFAULT_DEADLINE,
         })
+    }
+
+    /// The same store with every call bounded by `deadline` (default 5 s): past it the call
+    /// fails with `Unavailable` (503) instead of waiting for a busy database.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// The connection options this crate recommends for `url` (`sqlite://path` or
     /// `sqlite::memory:`): create the file if missing, WAL journal, a 5-second busy timeout.
     pub fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(store_error("the SQLite URL is not valid"))?
+            .map_err(error("the SQLite URL is not valid"))?
             .create_if_missing(true)
             .busy_timeout(Duration::from_secs(5));
         Ok(if is_memory(url) {
@@ -71,11 +85,25 @@ impl SqliteStore {
         })
     }
 
-    /// Open a pool for `url` with [`connect_options`](Self::connect_options). An in-memory
-    /// database gets a single connection that is never closed, so it lives as long as the
-    /// pool. Does not migrate.
+    /// Open a pool for `url` with [`connect_options`](Self::connect_options), creating the
+    /// database file if it is missing. An in-memory database gets a single connection that
+    /// is never closed, so it lives as long as the pool. Does not migrate.
+    ///
+    /// Use it for the first start; afterwards prefer
+    /// [`connect_existing`](Self::connect_existing), so that a database file that vanished
+    /// is an error rather than a new, empty database in which every token is unknown.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = Self::connect_options(url)?;
+        Self::open(url, Self::connect_options(url)?).await
+    }
+
+    /// Like [`connect`](Self::connect), but the database file must already exist: a missing
+    /// file fails with a [`StoreError`] instead of being created empty.
+    pub async fn connect_existing(url: &str) -> Result<Self, StoreError> {
+        let options = Self::connect_options(url)?.create_if_missing(false);
+        Self::open(url, options).await
+    }
+
+    async fn open(url: &str, options: SqliteConnectOptions) -> Result<Self, StoreError> {
         let pool = if is_memory(url) {
             SqlitePoolOptions::new()
                 .max_connections(1)
@@ -85,9 +113,10 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new()
         }
+        .acquire_timeout(DEFAULT_DEADLINE)
         .connect_with(options)
         .await
-        .map_err(store_error("could not open the SQLite database"))?;
+        .map_err(error("could not open the SQLite database"))?;
         Ok(Self::new(pool))
     }
 
@@ -96,67 +125,109 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// The table name.
+    /// The table name, as given.
     pub fn table(&self) -> &str {
-        &self.table.qualified
+        self.table.given()
     }
 
-    /// Create or upgrade the schema. Idempotent, and safe when several processes start at
-    /// once: the work runs in one `BEGIN IMMEDIATE` transaction. Fails if the database holds
-    /// a newer schema than this release knows.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let t = &self.table.qualified;
-        let bare = &self.table.bare;
-        let failed = || store_error("could not migrate the SQLite schema");
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(failed())?;
-        let ddl = format!(
-            "CREATE TABLE IF NOT EXISTS {t}_schema (version INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS {t} (
-                 id BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 16),
-                 owner TEXT NOT NULL,
-                 tenant TEXT,
-                 name TEXT NOT NULL,
-                 description TEXT,
-                 scopes TEXT NOT NULL,
-                 hash BLOB NOT NULL CHECK (length(hash) = 32),
-                 prefix TEXT NOT NULL,
-                 created_at INTEGER NOT NULL,
-                 expires_at INTEGER,
-                 last_used_at INTEGER,
-                 revoked_at INTEGER,
-                 revocation_reason TEXT
-             ) WITHOUT ROWID;
-             CREATE INDEX IF NOT EXISTS {bare}_owner_idx ON {t} (owner, created_at DESC, id DESC);"
-        );
-        sqlx::raw_sql(AssertSqlSafe(ddl))
-            .execute(&mut *tx)
-            .await
-            .map_err(failed())?;
-        let version: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT MAX(version) FROM {t}_schema"
-        )))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(failed())?;
-        if sql::must_record_version(version)? {
-            sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO {t}_schema (version) VALUES (?1)"
-            )))
-            .bind(SCHEMA_VERSION)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed())?;
-        }
-        tx.commit().await.map_err(failed())
+    /// The deadline every call is bounded by.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
     }
+
+    /// Create the schema, or upgrade an older one in place without losing a row: each
+    /// version step runs in its own `BEGIN IMMEDIATE` transaction, so processes starting
+    /// at once do not collide. Idempotent. Fails if the database holds a newer schema than
+    /// this release knows.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let failed = || error("could not migrate the SQLite schema");
+        let t = &*self.table;
+        let mut tx = begin(&self.pool).await.map_err(failed())?;
+        sqlx::raw_sql(AssertSqlSafe(schema::create_v1(t, Dialect::Sqlite)))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed())?;
+        let found = read_version(&mut tx, t).await?;
+        if found.is_none() {
+            record_version(&mut tx, t, 1).await?;
+        }
+        tx.commit().await.map_err(failed())?;
+        let mut version = found.unwrap_or(1);
+        schema::refuse_newer(version)?;
+        while version < SCHEMA_VERSION {
+            let to = version + 1;
+            let mut tx = begin(&self.pool).await.map_err(failed())?;
+            if read_version(&mut tx, t).await?.unwrap_or(1) < to {
+                sqlx::raw_sql(AssertSqlSafe(schema::upgrade_to(to, t, Dialect::Sqlite)))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed())?;
+                record_version(&mut tx, t, to).await?;
+            }
+            tx.commit().await.map_err(failed())?;
+            version = to;
+        }
+        Ok(())
+    }
+}
+
+async fn read_version(
+    tx: &mut Transaction<'static, Sqlite>,
+    t: &TableName,
+) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar(AssertSqlSafe(schema::read_version(t)))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(error("could not read the SQLite schema version"))
+}
+
+async fn record_version(
+    tx: &mut Transaction<'static, Sqlite>,
+    t: &TableName,
+    version: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(AssertSqlSafe(schema::record_version(t, Dialect::Sqlite)))
+        .bind(version)
+        .execute(&mut **tx)
+        .await
+        .map_err(error("could not record the SQLite schema version"))?;
+    Ok(())
 }
 
 fn is_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// A transaction that holds the database's write lock from its first statement, so that
+/// what it reads cannot change before it writes.
+async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// SQLite's write lock (taken by `BEGIN IMMEDIATE`) already serialises every writer.
+async fn lock_owner(_: &mut Transaction<'static, Sqlite>, _: &str) -> Result<(), sqlx::Error> {
+    Ok(())
+}
+
+/// Map a driver error, classifying SQLite's result codes (in any extended form).
+fn error(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| map_error(e, doing, classify)
+}
+
+/// What a SQLite result code means for a caller:
+///
+/// - `BUSY` (5), `LOCKED` (6): another writer holds the database; try again: unavailable;
+/// - `FULL` (13): the disk or the database is full; retrying once space is freed may
+///   succeed: unavailable (503);
+/// - `IOERR` (10), `CANTOPEN` (14): the file cannot be read or written now: unavailable;
+/// - `READONLY` (8): the database cannot be written until an operator fixes it: a 500;
+/// - `CORRUPT` (11), `NOTADB` (26): the file is damaged: corrupt.
+fn classify(code: &str) -> StoreErrorKind {
+    match code.parse::<i32>().map(|c| c & 0xff) {
+        Ok(5 | 6 | 10 | 13 | 14) => StoreErrorKind::Unavailable,
+        Ok(11 | 26) => StoreErrorKind::Corrupt,
+        _ => StoreErrorKind::Other,
+    }
 }
 
 /// Microseconds since the Unix epoch: what SQLite stores.
@@ -180,7 +251,6 @@ fn opt_from_micros(us: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError
 }
 
 fn decode(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
-    let d = store_error("could not read a token row");
     let raw = (|| {
         Ok::<_, sqlx::Error>((
             sql::Row {
@@ -197,6 +267,7 @@ fn decode(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
                 last_used_at: None,
                 revoked_at: None,
                 revocation_reason: row.try_get(12)?,
+                successor: row.try_get(13)?,
             },
             [
                 Some(row.try_get::<i64, _>(8)?),
@@ -206,7 +277,8 @@ fn decode(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
             ],
         ))
     })();
-    let (mut raw, [created, expires, used, revoked]) = raw.map_err(d)?;
+    let (mut raw, [created, expires, used, revoked]) =
+        raw.map_err(error("could not read a token row"))?;
     raw.created_at = from_micros(created.unwrap_or_default())?;
     raw.expires_at = opt_from_micros(expires)?;
     raw.last_used_at = opt_from_micros(used)?;
@@ -214,4 +286,7 @@ fn decode(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
     raw.into_record()
 }
 
-super::sql::impl_sql_token_store!(SqliteStore, decode: decode, timestamps: i64, micros, from_micros);
+super::sql::impl_sql_token_store!(
+    SqliteStore, db: Sqlite, decode: decode, timestamps: i64, micros,
+    error: error, begin: begin, lock_owner: lock_owner
+);

@@ -5,30 +5,43 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::{ListFilter, ListPage, RevokeOutcome};
-use crate::error::StoreError;
+use super::{Change, ListFilter, ListPage, RevokeAll};
+use crate::error::{StoreError, StoreErrorKind};
 use crate::record::TokenRecord;
 use crate::token::TokenId;
 
 /// Storage for token records.
 ///
-/// Implementations must be safe to share between tasks and must keep these rules, which the
-/// conformance suite (`api_tokens::testkit`, feature `testkit`) checks; the
-/// [store guide](crate::store#implementing-a-store) shows a whole store that keeps them:
-///
-/// - `insert` fails with [`StoreErrorKind::DuplicateId`](crate::StoreErrorKind::DuplicateId) on an existing id and never overwrites;
-/// - `record_last_use` only moves `last_used_at` forward;
-/// - `revoke` changes a record only if it is not yet revoked, atomically, so two racing revokes
-///   cannot both win; a revoked record stays revoked;
-/// - `shorten_expiry` only moves `expires_at` earlier;
-/// - once a write returns, every later `get` sees it;
-/// - timestamps read back exactly as written (microsecond precision, UTC).
+/// Implementations must be safe to share between tasks and keep the rules the
+/// [store guide](crate::store#implementing-a-store) states (each write is one atomic
+/// step), which the conformance suite (`api_tokens::testkit`, feature `testkit`) checks.
 ///
 /// Methods return `impl Future + Send`, so implementations may use `async fn` and no
 /// `async-trait` is needed. The trait is implemented for `Arc<T>`.
 pub trait TokenStore: Send + Sync + 'static {
-    /// Store a new record. Fails with [`StoreErrorKind::DuplicateId`](crate::StoreErrorKind::DuplicateId) if the id exists.
+    /// Store a new record. Fails with
+    /// [`StoreErrorKind::DuplicateId`](crate::StoreErrorKind::DuplicateId) if the id exists.
     fn insert(&self, record: &TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Store a new record only if its owner has fewer than `cap` active tokens of its
+    /// issuer at `now` (not revoked, not expired); `false` if the cap is reached, and then
+    /// nothing is written. The count and the insert are one atomic step.
+    ///
+    /// Optional: only a [`TokenPolicy`](crate::TokenPolicy) with
+    /// `max_active_per_owner` calls it. The default fails, saying the store cannot.
+    fn insert_capped(
+        &self,
+        record: &TokenRecord,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (record, cap, now);
+        std::future::ready(Err(StoreError::new(
+            StoreErrorKind::Unsupported,
+            "this store cannot cap an owner's active tokens; implement \
+             `TokenStore::insert_capped` or turn `max_active_per_owner` off",
+        )))
+    }
 
     /// The record with this id, if any. This is the verify path: one lookup.
     ///
@@ -64,32 +77,33 @@ pub trait TokenStore: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Revoke the token `id` of `owner` at `at`, unless it is already revoked.
-    fn revoke(
+    /// In one atomic step: read the record `id`, let `change` decide on a copy of it, and
+    /// write the copy back if `change` approves. Returns whether the record exists (when it
+    /// does not, `change` is not called).
+    ///
+    /// Revocation, expiry changes and every other change to one token go through here.
+    fn update(
         &self,
         id: &TokenId,
-        owner: &str,
-        at: OffsetDateTime,
-        reason: Option<&str>,
-    ) -> impl Future<Output = Result<RevokeOutcome, StoreError>> + Send;
+        change: &mut Change<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Revoke every not-yet-revoked token of `owner` (only of `tenant`, if given). Returns how
-    /// many were revoked.
+    /// [`update`](Self::update) the record `id` and, if `change` approves, insert
+    /// `successor` too: both or neither, in one atomic step that no `revoke_all` of the same
+    /// owner interleaves with. Returns whether the record `id` exists. An existing
+    /// successor id fails with `DuplicateId` and changes nothing.
+    fn rotate(
+        &self,
+        id: &TokenId,
+        change: &mut Change<'_>,
+        successor: &TokenRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Revoke every record [`RevokeAll::selects`] in one step. Returns how many.
     fn revoke_all(
         &self,
-        owner: &str,
-        tenant: Option<&str>,
-        at: OffsetDateTime,
-        reason: Option<&str>,
+        all: &RevokeAll<'_>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-
-    /// Set `expires_at` to `at` if the token is not revoked and `at` is earlier than its
-    /// current expiry (or it had none). Returns whether it changed.
-    fn shorten_expiry(
-        &self,
-        id: &TokenId,
-        at: OffsetDateTime,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Delete records revoked before `before` or expired before `before`. Returns how many.
     fn purge(&self, before: OffsetDateTime)
@@ -99,6 +113,15 @@ pub trait TokenStore: Send + Sync + 'static {
 impl<T: TokenStore> TokenStore for Arc<T> {
     fn insert(&self, record: &TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).insert(record)
+    }
+
+    fn insert_capped(
+        &self,
+        record: &TokenRecord,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).insert_capped(record, cap, now)
     }
 
     fn get(
@@ -127,32 +150,28 @@ impl<T: TokenStore> TokenStore for Arc<T> {
         (**self).record_last_use(id, at)
     }
 
-    fn revoke(
+    fn update(
         &self,
         id: &TokenId,
-        owner: &str,
-        at: OffsetDateTime,
-        reason: Option<&str>,
-    ) -> impl Future<Output = Result<RevokeOutcome, StoreError>> + Send {
-        (**self).revoke(id, owner, at, reason)
+        change: &mut Change<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).update(id, change)
+    }
+
+    fn rotate(
+        &self,
+        id: &TokenId,
+        change: &mut Change<'_>,
+        successor: &TokenRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).rotate(id, change, successor)
     }
 
     fn revoke_all(
         &self,
-        owner: &str,
-        tenant: Option<&str>,
-        at: OffsetDateTime,
-        reason: Option<&str>,
+        all: &RevokeAll<'_>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        (**self).revoke_all(owner, tenant, at, reason)
-    }
-
-    fn shorten_expiry(
-        &self,
-        id: &TokenId,
-        at: OffsetDateTime,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).shorten_expiry(id, at)
+        (**self).revoke_all(all)
     }
 
     fn purge(

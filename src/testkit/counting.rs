@@ -3,16 +3,17 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::store::{ListFilter, ListPage, RevokeOutcome};
+use crate::store::{Change, ListFilter, ListPage, RevokeAll};
 use crate::{StoreError, TokenId, TokenRecord, TokenStore};
 
 /// How many times each [`TokenStore`] method was called on a [`CountingStore`].
 #[derive(Debug, Default)]
 pub struct Calls {
-    /// `insert` calls.
+    /// `insert` and `insert_capped` calls.
     pub insert: AtomicU64,
     /// `get` calls, and `get_now` calls the store answered.
     pub get: AtomicU64,
@@ -20,12 +21,12 @@ pub struct Calls {
     pub list: AtomicU64,
     /// `record_last_use` calls.
     pub record_last_use: AtomicU64,
-    /// `revoke` calls.
-    pub revoke: AtomicU64,
+    /// `update` calls.
+    pub update: AtomicU64,
+    /// `rotate` calls.
+    pub rotate: AtomicU64,
     /// `revoke_all` calls.
     pub revoke_all: AtomicU64,
-    /// `shorten_expiry` calls.
-    pub shorten_expiry: AtomicU64,
     /// `purge` calls.
     pub purge: AtomicU64,
 }
@@ -36,9 +37,9 @@ impl Calls {
         [
             &self.insert,
             &self.record_last_use,
-            &self.revoke,
+            &self.update,
+            &self.rotate,
             &self.revoke_all,
-            &self.shorten_expiry,
             &self.purge,
         ]
         .iter()
@@ -52,11 +53,14 @@ impl Calls {
     }
 }
 
-/// A store that counts the calls made to the store it wraps.
+/// A store that counts the calls made to the store it wraps, and can make its reads slow
+/// ([`slow_reads`](Self::slow_reads)) to widen the window between a read and a write, where
+/// races live.
 #[derive(Debug)]
 pub struct CountingStore<S> {
     inner: S,
     calls: Arc<Calls>,
+    read_delay: Duration,
 }
 
 impl<S> CountingStore<S> {
@@ -65,7 +69,15 @@ impl<S> CountingStore<S> {
         Self {
             inner,
             calls: Arc::default(),
+            read_delay: Duration::ZERO,
         }
+    }
+
+    /// Make every `get` wait `delay` before reading (and `get_now` answer "not now", so the
+    /// read goes through `get`). Needs a Tokio runtime with its timer enabled.
+    pub fn slow_reads(mut self, delay: Duration) -> Self {
+        self.read_delay = delay;
+        self
     }
 
     /// The counts so far.
@@ -88,12 +100,27 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
         bump(&self.calls.insert);
         self.inner.insert(record).await
     }
+    async fn insert_capped(
+        &self,
+        record: &TokenRecord,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        bump(&self.calls.insert);
+        self.inner.insert_capped(record, cap, now).await
+    }
     async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
         bump(&self.calls.get);
+        if !self.read_delay.is_zero() {
+            tokio::time::sleep(self.read_delay).await;
+        }
         self.inner.get(id).await
     }
     /// Counted with `get` when the store answers at once: a read is a read.
     fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
+        if !self.read_delay.is_zero() {
+            return None;
+        }
         let answer = self.inner.get_now(id);
         if answer.is_some() {
             bump(&self.calls.get);
@@ -108,29 +135,22 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
         bump(&self.calls.record_last_use);
         self.inner.record_last_use(id, at).await
     }
-    async fn revoke(
+    async fn update(&self, id: &TokenId, change: &mut Change<'_>) -> Result<bool, StoreError> {
+        bump(&self.calls.update);
+        self.inner.update(id, change).await
+    }
+    async fn rotate(
         &self,
         id: &TokenId,
-        owner: &str,
-        at: OffsetDateTime,
-        reason: Option<&str>,
-    ) -> Result<RevokeOutcome, StoreError> {
-        bump(&self.calls.revoke);
-        self.inner.revoke(id, owner, at, reason).await
+        change: &mut Change<'_>,
+        successor: &TokenRecord,
+    ) -> Result<bool, StoreError> {
+        bump(&self.calls.rotate);
+        self.inner.rotate(id, change, successor).await
     }
-    async fn revoke_all(
-        &self,
-        owner: &str,
-        tenant: Option<&str>,
-        at: OffsetDateTime,
-        reason: Option<&str>,
-    ) -> Result<u64, StoreError> {
+    async fn revoke_all(&self, all: &RevokeAll<'_>) -> Result<u64, StoreError> {
         bump(&self.calls.revoke_all);
-        self.inner.revoke_all(owner, tenant, at, reason).await
-    }
-    async fn shorten_expiry(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
-        bump(&self.calls.shorten_expiry);
-        self.inner.shorten_expiry(id, at).await
+        self.inner.revoke_all(all).await
     }
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         bump(&self.calls.purge);

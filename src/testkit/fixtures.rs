@@ -26,9 +26,20 @@ pub(crate) fn kit<S: TokenStore>(store: S) -> Kit<S> {
     kit_with(store, TokenPolicy::default())
 }
 
+/// A kit whose store takes `delay` for every read, to widen race windows.
+pub(crate) fn kit_slow<S: TokenStore>(store: S, delay: std::time::Duration) -> Kit<S> {
+    kit_over(
+        CountingStore::new(store).slow_reads(delay),
+        TokenPolicy::default(),
+    )
+}
+
 pub(crate) fn kit_with<S: TokenStore>(store: S, policy: TokenPolicy) -> Kit<S> {
+    kit_over(CountingStore::new(store), policy)
+}
+
+fn kit_over<S: TokenStore>(store: CountingStore<S>, policy: TokenPolicy) -> Kit<S> {
     let clock = ManualClock::new(epoch());
-    let store = CountingStore::new(store);
     let calls = store.calls();
     let tokens = ApiTokens::builder(store, "kit_test")
         .policy(policy)
@@ -51,6 +62,14 @@ impl<S: TokenStore> Kit<S> {
     pub(crate) fn store(&self) -> &S {
         self.tokens.store().inner()
     }
+}
+
+/// `token` as another issuer would have written it: the prefix replaced, the checksum
+/// recomputed (it is public), so only the issuer check can refuse it.
+pub(crate) fn reissue(token: &str, from: &str, to: &str) -> String {
+    let body = &token[from.len()..token.len() - 8];
+    let signed = format!("{to}{body}");
+    format!("{signed}{:08x}", crc32fast::hash(signed.as_bytes()))
 }
 
 /// A token with this id and a random secret, well-formed and with a valid checksum.
@@ -78,5 +97,6 @@ pub(crate) fn record(owner: &str, created_at: OffsetDateTime) -> TokenRecord {
         last_used_at: None,
         revoked_at: None,
         revocation_reason: None,
+        successor: None,
     }
 }

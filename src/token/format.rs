@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use super::TokenId;
 use super::encoding::{CHECKSUM_HEX, DISPLAY_ID_HEX, ID_HEX, decode_hex, in_alphabet, push_ascii};
 use super::id::display_prefix;
-use super::secret::{PlaintextToken, SecretBytes, Token};
+use super::secret::{PlaintextToken, Token};
 use crate::error::{ConfigError, ParseError};
 use crate::hash::TokenHash;
 use crate::limits::{
@@ -96,8 +96,8 @@ impl TokenFormat {
         display_prefix(&self.prefix, id)
     }
 
-    /// Parse a presented token: length cap, prefix, length, checksum, then the id and
-    /// secret. Nothing here touches storage, and nothing here allocates.
+    /// Parse a presented token: length cap, prefix, length, checksum, then the id, and the
+    /// SHA-256 of the secret. Nothing here touches storage, and nothing here allocates.
     ///
     /// A token that fails any check is then scanned for characters outside `[A-Za-z0-9_]`,
     /// so that such a character is reported as [`ParseError::InvalidCharacter`] whichever
@@ -145,19 +145,21 @@ impl TokenFormat {
         decode_hex(id_hex, &mut id).map_err(|at| ParseError::InvalidEncoding {
             position: body_at + at,
         })?;
-        let mut secret = SecretBytes {
-            buf: [0u8; MAX_SECRET_BYTES],
-            len: self.secret_bytes,
-        };
-        decode_hex(secret_hex, &mut secret.buf[..self.secret_bytes]).map_err(|at| {
-            ParseError::InvalidEncoding {
-                position: body_at + ID_HEX + at,
-            }
+        // The one copy of the secret: decoded here, hashed, and wiped when this returns.
+        let mut secret = Zeroizing::new([0u8; MAX_SECRET_BYTES]);
+        let secret = &mut secret[..self.secret_bytes];
+        decode_hex(secret_hex, secret).map_err(|at| ParseError::InvalidEncoding {
+            position: body_at + ID_HEX + at,
         })?;
         Ok(Token {
             id: TokenId::from_bytes(id),
-            secret,
+            hash: TokenHash::of_secret(secret),
         })
+    }
+
+    /// Whether a record's issuer `prefix` is this format's.
+    pub(crate) fn issued(&self, prefix: &Arc<str>) -> bool {
+        Arc::ptr_eq(&self.prefix, prefix) || *self.prefix == **prefix
     }
 
     /// Generate a fresh token from the operating system's CSPRNG: its id, the hash of its

@@ -1,38 +1,19 @@
-//! The two forms a secret takes in memory: a parsed [`Token`] being verified, and the
-//! [`PlaintextToken`] handed out once. Both are redacted in `Debug` and wiped on drop.
+//! A parsed [`Token`] being verified (its id and the hash of its secret, never the secret),
+//! and the [`PlaintextToken`] handed out once (redacted in `Debug`, wiped on drop).
 
 use std::fmt;
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::TokenId;
 use crate::hash::TokenHash;
-use crate::limits::MAX_SECRET_BYTES;
-
-/// The secret part of a parsed token; wiped from memory when dropped.
-pub(crate) struct SecretBytes {
-    pub(crate) buf: [u8; MAX_SECRET_BYTES],
-    pub(crate) len: usize,
-}
-
-impl SecretBytes {
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-impl Drop for SecretBytes {
-    fn drop(&mut self) {
-        // Only the first `len` bytes were ever written.
-        self.buf[..self.len].zeroize();
-    }
-}
 
 /// A token presented by a client, parsed and checksum-checked but not yet verified.
 ///
 /// Obtained from [`TokenFormat::parse`](crate::TokenFormat::parse). It holds the public
-/// [`TokenId`] and the secret; the secret never shows in `Debug`, and is wiped from memory
-/// on drop.
+/// [`TokenId`] and the SHA-256 of the secret, never the secret itself: parsing decodes the
+/// secret into one buffer that it wipes before returning, so no copy of the secret outlives
+/// it (a value moved in Rust leaves its old bytes behind, so a secret is never moved).
 ///
 /// ```
 /// use api_tokens::TokenFormat;
@@ -44,7 +25,7 @@ impl Drop for SecretBytes {
 /// ```
 pub struct Token {
     pub(crate) id: TokenId,
-    pub(crate) secret: SecretBytes,
+    pub(crate) hash: TokenHash,
 }
 
 impl Token {
@@ -55,7 +36,7 @@ impl Token {
 
     /// SHA-256 of the secret: what a store keeps and what verification compares.
     pub fn secret_hash(&self) -> TokenHash {
-        TokenHash::of_secret(self.secret.as_slice())
+        self.hash
     }
 }
 
@@ -63,7 +44,7 @@ impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Token")
             .field("id", &self.id)
-            .field("secret", &"[redacted]")
+            .field("secret_hash", &self.hash)
             .finish()
     }
 }

@@ -1,17 +1,23 @@
 //! The conformance cases, one behaviour each, grouped by what they exercise.
 
+mod cap;
 mod concurrency;
 mod expiry;
+mod input;
 mod issue;
+mod issuers;
 mod list;
 mod revoke;
 mod rotate;
 mod store_rules;
 mod verify;
 
+pub use cap::*;
 pub use concurrency::*;
 pub use expiry::*;
+pub use input::*;
 pub use issue::*;
+pub use issuers::*;
 pub use list::*;
 pub use revoke::*;
 pub use rotate::*;

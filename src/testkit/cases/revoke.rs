@@ -166,7 +166,8 @@ pub async fn revoke_all_of_an_owner<S: TokenStore>(store: S) {
     );
 }
 
-/// Nothing brings a revoked token back.
+/// Nothing brings a revoked token back: not rotation, not shortening its expiry, not a
+/// later revoke-all, not a later revocation.
 pub async fn revocation_cannot_be_undone<S: TokenStore>(store: S) {
     let k = kit(store);
     let (plain, rec) = k.issue(NewToken::new("alice", "one")).await;
@@ -174,15 +175,9 @@ pub async fn revocation_cannot_be_undone<S: TokenStore>(store: S) {
         .revoke("alice", rec.id, None)
         .await
         .expect("revoke");
-    let later = epoch() + Duration::days(1);
-    assert!(
-        !k.store()
-            .shorten_expiry(&rec.id, later)
-            .await
-            .expect("shorten")
-    );
+    k.clock.advance(Duration::days(1));
     k.store()
-        .record_last_use(&rec.id, later)
+        .record_last_use(&rec.id, k.tokens.now())
         .await
         .expect("last use");
     assert!(matches!(
@@ -190,14 +185,22 @@ pub async fn revocation_cannot_be_undone<S: TokenStore>(store: S) {
         Err(Error::NotActive)
     ));
     assert_eq!(
-        k.store()
-            .revoke_all("alice", None, later, None)
+        k.tokens
+            .revoke_all("alice", None, Some("later"))
             .await
             .expect("revoke all"),
         0
     );
+    assert!(matches!(
+        k.tokens.revoke("alice", rec.id, Some("again")).await,
+        Err(Error::AlreadyRevoked { .. })
+    ));
     let stored = k.store().get(&rec.id).await.expect("get").expect("kept");
     assert_eq!(stored.revoked_at, Some(epoch()));
+    assert_eq!(
+        stored.revocation_reason, None,
+        "the first revocation stands"
+    );
     assert!(matches!(
         k.tokens.verify(&plain).await,
         Err(AuthError::Revoked { .. })

@@ -1,9 +1,12 @@
 //! The rules a store keeps on its own, called directly (no `ApiTokens` in between).
 
+use std::sync::Arc;
+
 use time::Duration;
 
+use crate::store::Change;
 use crate::testkit::fixtures::{epoch, record};
-use crate::{Scopes, StoreErrorKind, TokenStore};
+use crate::{Scopes, StoreErrorKind, TokenRecord, TokenStore};
 
 /// Inserting an existing id is an error and leaves the first record untouched.
 pub async fn insert_never_overwrites<S: TokenStore>(store: S) {
@@ -32,6 +35,7 @@ pub async fn store_round_trips_every_field<S: TokenStore>(store: S) {
     full.last_used_at = Some(t + Duration::seconds(5));
     full.revoked_at = Some(t + Duration::seconds(9));
     full.revocation_reason = Some("leaked in a log".into());
+    full.successor = Some(record("x", t).id);
     store.insert(&full).await.expect("insert");
     let back = store.get(&full.id).await.expect("get").expect("exists");
     assert_eq!(*back, full);
@@ -72,46 +76,129 @@ pub async fn last_use_only_moves_forward<S: TokenStore>(store: S) {
     );
 }
 
-/// `shorten_expiry` only ever brings expiry earlier, and leaves revoked tokens alone.
-pub async fn shorten_expiry_only_moves_earlier<S: TokenStore>(store: S) {
-    let mut r = record("alice", epoch());
-    r.expires_at = Some(epoch() + Duration::days(10));
+/// `update` writes the copy only when the change approves, and reports unknown ids
+/// without calling the change.
+pub async fn update_writes_only_approved_changes<S: TokenStore>(store: S) {
+    let r = record("alice", epoch());
     store.insert(&r).await.expect("insert");
+    let mut refuse = |x: &mut TokenRecord| {
+        x.name = "changed".into();
+        false
+    };
+    let found = store.update(&r.id, &mut Change::new(&mut refuse)).await;
+    assert!(found.expect("update"), "the record exists");
+    let kept = store.get(&r.id).await.expect("get").expect("exists");
+    assert_eq!(*kept, r, "a refused change writes nothing");
+    let mut rename = |x: &mut TokenRecord| {
+        x.name = "renamed".into();
+        true
+    };
+    store
+        .update(&r.id, &mut Change::new(&mut rename))
+        .await
+        .expect("update");
+    let renamed = store.get(&r.id).await.expect("get").expect("exists");
+    assert_eq!(&*renamed.name, "renamed", "an approved change is written");
+    let mut called = false;
+    let mut never = |_: &mut TokenRecord| {
+        called = true;
+        true
+    };
+    let unknown = record("x", epoch()).id;
+    let found = store.update(&unknown, &mut Change::new(&mut never)).await;
+    assert!(!found.expect("update"), "an unknown id is reported");
+    assert!(!called, "the change is not called for an unknown id");
+}
+
+/// 8 tasks update one record 25 times each, each update reading a counter and writing it
+/// back one higher: no update is lost, so each read-decide-write was atomic.
+pub async fn updates_are_atomic_under_contention<S: TokenStore>(store: S) {
+    let store = Arc::new(store);
+    let mut r = record("alice", epoch());
+    r.name = "0".into();
+    store.insert(&r).await.expect("insert");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                let mut increment = |x: &mut TokenRecord| {
+                    let n: u32 = x.name.parse().expect("a counter");
+                    x.name = (n + 1).to_string().into();
+                    true
+                };
+                store
+                    .update(&r.id, &mut Change::new(&mut increment))
+                    .await
+                    .expect("update");
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("updater task");
+    }
+    let counted = store.get(&r.id).await.expect("get").expect("exists");
+    assert_eq!(&*counted.name, "200", "an update was lost: not atomic");
+}
+
+/// `rotate` inserts the successor only when the change approves, both or neither, and an
+/// existing successor id changes nothing.
+pub async fn rotate_writes_both_records_or_neither<S: TokenStore>(store: S) {
+    let old = record("alice", epoch());
+    store.insert(&old).await.expect("insert");
+    let successor = record("alice", epoch());
+    let mut refuse = |_: &mut TokenRecord| false;
+    let found = store
+        .rotate(&old.id, &mut Change::new(&mut refuse), &successor)
+        .await
+        .expect("rotate");
+    assert!(found);
     assert!(
-        !store
-            .shorten_expiry(&r.id, epoch() + Duration::days(11))
-            .await
-            .expect("later")
+        store.get(&successor.id).await.expect("get").is_none(),
+        "a refused rotation inserts no successor"
     );
-    assert!(
-        store
-            .shorten_expiry(&r.id, epoch() + Duration::days(2))
-            .await
-            .expect("earlier")
-    );
-    assert_eq!(
-        store
-            .get(&r.id)
-            .await
-            .expect("get")
-            .expect("exists")
-            .expires_at,
-        Some(epoch() + Duration::days(2))
-    );
-    let never = record("alice", epoch());
-    store.insert(&never).await.expect("insert");
-    assert!(
-        store
-            .shorten_expiry(&never.id, epoch() + Duration::days(1))
-            .await
-            .expect("from never")
-    );
-    assert!(
-        !store
-            .shorten_expiry(&record("x", epoch()).id, epoch())
-            .await
-            .expect("unknown")
-    );
+    let existing = record("bob", epoch());
+    store.insert(&existing).await.expect("insert");
+    let mut mark = |x: &mut TokenRecord| {
+        x.successor = Some(existing.id);
+        true
+    };
+    let err = store
+        .rotate(&old.id, &mut Change::new(&mut mark), &existing)
+        .await
+        .expect_err("an existing successor id");
+    assert_eq!(err.kind(), StoreErrorKind::DuplicateId, "{err}");
+    let kept = store.get(&old.id).await.expect("get").expect("exists");
+    assert_eq!(*kept, old, "a failed rotation changes nothing");
+    let mut mark = |x: &mut TokenRecord| {
+        x.successor = Some(successor.id);
+        true
+    };
+    store
+        .rotate(&old.id, &mut Change::new(&mut mark), &successor)
+        .await
+        .expect("rotate");
+    let marked = store.get(&old.id).await.expect("get").expect("exists");
+    assert_eq!(marked.successor, Some(successor.id));
+    let inserted = store
+        .get(&successor.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(*inserted, successor);
+    let mut unreached = |_: &mut TokenRecord| true;
+    let unknown = record("x", epoch());
+    let found = store
+        .rotate(
+            &record("x", epoch()).id,
+            &mut Change::new(&mut unreached),
+            &unknown,
+        )
+        .await
+        .expect("rotate");
+    assert!(!found, "an unknown id is reported");
+    assert!(store.get(&unknown.id).await.expect("get").is_none());
 }
 
 /// `get_now`, where a store answers it, agrees with `get`, for a known and an unknown id.

@@ -1,0 +1,399 @@
+//! What the SQL stores share: table names, statements, deadlines, error mapping and row
+//! decoding. The `TokenStore` implementation itself is in `store_impl.rs`, the schema and
+//! its upgrades in `schema.rs`.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::error::{ConfigError, StoreError, StoreErrorKind};
+use crate::hash::TokenHash;
+use crate::record::{Scopes, TokenRecord};
+use crate::token::TokenId;
+
+pub(crate) mod schema;
+mod store_impl;
+
+pub(crate) use store_impl::impl_sql_token_store;
+
+/// The table both SQL stores use unless told otherwise.
+pub(crate) const DEFAULT_TABLE: &str = "api_tokens";
+
+/// How long a store call may take unless configured: past it, the call fails with
+/// `Unavailable`, whatever the network or the database is doing.
+pub(crate) const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
+
+const MAX_IDENT: usize = 48;
+
+/// A validated `table` or `schema.table` name. Each part is folded to lower case (as
+/// PostgreSQL does with unquoted names) and quoted where it is spliced into SQL, so a
+/// reserved word such as `user` is a usable name.
+#[derive(Debug, Clone)]
+pub(crate) struct TableName {
+    /// As given (`auth.api_tokens`).
+    given: String,
+    schema: Option<String>,
+    table: String,
+}
+
+impl TableName {
+    /// Parse `name`; `schemas` says whether `schema.table` is allowed (not on SQLite, whose
+    /// "schemas" are attached databases a store cannot create).
+    pub(crate) fn parse(name: &str, schemas: bool) -> Result<Self, ConfigError> {
+        let refuse = |reason: &'static str| ConfigError::TableName {
+            name: name.chars().take(120).collect(),
+            reason,
+        };
+        let ident = |s: &str| {
+            !s.is_empty()
+                && s.len() <= MAX_IDENT
+                && !s.as_bytes()[0].is_ascii_digit()
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        };
+        let (schema, table) = match name.split_once('.') {
+            Some(_) if !schemas => {
+                return Err(refuse(
+                    "a SQLite store takes a table name without a schema (attach databases yourself)",
+                ));
+            }
+            Some((schema, table)) if ident(schema) && ident(table) => (Some(schema), table),
+            None if ident(name) => (None, name),
+            _ => return Err(refuse("it is not a plain identifier")),
+        };
+        Ok(Self {
+            given: name.to_owned(),
+            schema: schema.map(str::to_ascii_lowercase),
+            table: table.to_ascii_lowercase(),
+        })
+    }
+
+    /// The name as given (`auth.api_tokens`).
+    pub(crate) fn given(&self) -> &str {
+        &self.given
+    }
+
+    /// The table, quoted and qualified: `"auth"."api_tokens"`.
+    pub(crate) fn sql(&self) -> String {
+        self.with_suffix("")
+    }
+
+    /// A table next to this one, quoted and qualified: `"auth"."api_tokens_schema"`.
+    pub(crate) fn with_suffix(&self, suffix: &str) -> String {
+        match &self.schema {
+            Some(s) => format!("\"{s}\".\"{}{suffix}\"", self.table),
+            None => format!("\"{}{suffix}\"", self.table),
+        }
+    }
+
+    /// An index name (unqualified: an index lives in its table's schema), quoted.
+    pub(crate) fn index(&self, suffix: &str) -> String {
+        format!("\"{}_{suffix}\"", self.table)
+    }
+
+    /// The schema, quoted, if one was given.
+    pub(crate) fn schema_sql(&self) -> Option<String> {
+        self.schema.as_ref().map(|s| format!("\"{s}\""))
+    }
+
+    /// A key naming this table for locks (`auth.api_tokens`).
+    pub(crate) fn key(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("{s}.{}", self.table),
+            None => self.table.clone(),
+        }
+    }
+}
+
+/// Placeholder style of a SQL dialect.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// `?1`, `?2`, …
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    Sqlite,
+    /// `$1`, `$2`, …
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres,
+}
+
+impl Dialect {
+    /// The statement written with `$n` placeholders, in this dialect.
+    fn render(self, sql: String) -> Arc<str> {
+        match self {
+            Self::Sqlite => sql.replace('$', "?").into(),
+            Self::Postgres => sql.into(),
+        }
+    }
+}
+
+/// Columns in the order every `SELECT` returns them and every `INSERT` binds them.
+pub(crate) const COLUMNS: &str = "id, owner, tenant, name, description, scopes, hash, prefix, \
+     created_at, expires_at, last_used_at, revoked_at, revocation_reason, successor";
+
+/// Every statement a store runs, built once from the table name. Each is a plain string so
+/// the driver caches one prepared statement per connection.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    pub(crate) insert: Arc<str>,
+    pub(crate) insert_capped: Arc<str>,
+    pub(crate) get: Arc<str>,
+    pub(crate) get_for_update: Arc<str>,
+    pub(crate) write_back: Arc<str>,
+    pub(crate) record_last_use: Arc<str>,
+    pub(crate) revoke_all: Arc<str>,
+    pub(crate) revoke_all_tenant: Arc<str>,
+    pub(crate) purge: Arc<str>,
+    /// Indexed by `tenant as usize * 2 + active_only as usize`.
+    pub(crate) list: [Arc<str>; 4],
+    /// Same index as `list`.
+    pub(crate) count: [Arc<str>; 4],
+}
+
+impl Statements {
+    pub(crate) fn new(table: &TableName, d: Dialect) -> Self {
+        let t = table.sql();
+        let list_where = |tenant: bool, active: bool| {
+            // $1 owner, $2 prefix, then $3 now (active only), then the tenant.
+            let mut w = "owner = $1 AND prefix = $2".to_owned();
+            let mut next = 3;
+            if active {
+                w += &format!(
+                    " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${next})"
+                );
+                next += 1;
+            }
+            if tenant {
+                w += &format!(" AND tenant = ${next}");
+                next += 1;
+            }
+            (w, next)
+        };
+        let variants = [(false, false), (false, true), (true, false), (true, true)];
+        let list = variants.map(|(tenant, active)| {
+            let (w, n) = list_where(tenant, active);
+            d.render(format!(
+                "SELECT {COLUMNS} FROM {t} WHERE {w} \
+                 ORDER BY created_at DESC, id DESC LIMIT ${n} OFFSET ${}",
+                n + 1
+            ))
+        });
+        let count = variants.map(|(tenant, active)| {
+            let (w, _) = list_where(tenant, active);
+            d.render(format!("SELECT COUNT(*) FROM {t} WHERE {w}"))
+        });
+        let values = (1..=14)
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let for_update = if d == Dialect::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        Self {
+            insert: d.render(format!("INSERT INTO {t} ({COLUMNS}) VALUES ({values})")),
+            // $2 owner, $8 prefix (as inserted), $15 now, $16 the cap.
+            insert_capped: d.render(format!(
+                "INSERT INTO {t} ({COLUMNS}) SELECT {values} WHERE \
+                 (SELECT COUNT(*) FROM {t} WHERE owner = $2 AND prefix = $8 \
+                 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $15)) < $16"
+            )),
+            get: d.render(format!("SELECT {COLUMNS} FROM {t} WHERE id = $1")),
+            get_for_update: d.render(format!(
+                "SELECT {COLUMNS} FROM {t} WHERE id = $1{for_update}"
+            )),
+            write_back: d.render(format!(
+                "UPDATE {t} SET owner = $2, tenant = $3, name = $4, description = $5, \
+                 scopes = $6, hash = $7, prefix = $8, created_at = $9, expires_at = $10, \
+                 last_used_at = $11, revoked_at = $12, revocation_reason = $13, \
+                 successor = $14 WHERE id = $1"
+            )),
+            record_last_use: d.render(format!(
+                "UPDATE {t} SET last_used_at = $2 \
+                 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)"
+            )),
+            revoke_all: d.render(format!(
+                "UPDATE {t} SET revoked_at = $3, revocation_reason = $4 \
+                 WHERE owner = $1 AND prefix = $2 AND revoked_at IS NULL"
+            )),
+            revoke_all_tenant: d.render(format!(
+                "UPDATE {t} SET revoked_at = $3, revocation_reason = $4 \
+                 WHERE owner = $1 AND prefix = $2 AND tenant = $5 AND revoked_at IS NULL"
+            )),
+            purge: d.render(format!(
+                "DELETE FROM {t} WHERE revoked_at < $1 OR expires_at < $1"
+            )),
+            list,
+            count,
+        }
+    }
+
+    /// The `list`/`count` variant for a filter.
+    pub(crate) fn variant(tenant: bool, active_only: bool) -> usize {
+        usize::from(tenant) * 2 + usize::from(active_only)
+    }
+}
+
+/// Run `work` within `deadline`: past it, the call fails with `Unavailable`, and the work is
+/// dropped (a transaction in flight rolls back).
+pub(crate) async fn within<T>(
+    deadline: Duration,
+    work: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(deadline, work).await {
+        Ok(done) => done,
+        Err(_) => Err(StoreError::new(
+            StoreErrorKind::Unavailable,
+            "the database did not answer within the store's deadline; try again later",
+        )
+        .with_source(DeadlinePassed(deadline))),
+    }
+}
+
+/// The deadline that passed, as an error source.
+#[derive(Debug)]
+struct DeadlinePassed(Duration);
+
+impl fmt::Display for DeadlinePassed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no answer within {} ms", self.0.as_millis())
+    }
+}
+
+impl std::error::Error for DeadlinePassed {}
+
+/// Map a driver error to a [`StoreError`], keeping it as the source. `classify` knows the
+/// backend's own error codes (SQLSTATEs for PostgreSQL, result codes for SQLite); what all
+/// drivers share is decided here.
+pub(crate) fn map_error(
+    e: sqlx::Error,
+    doing: &'static str,
+    classify: fn(&str) -> StoreErrorKind,
+) -> StoreError {
+    let kind = match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreErrorKind::DuplicateId,
+        sqlx::Error::Database(db) => db.code().as_deref().map_or(StoreErrorKind::Other, classify),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreErrorKind::Unavailable,
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::TypeNotFound { .. } => StoreErrorKind::Corrupt,
+        _ => StoreErrorKind::Other,
+    };
+    if kind == StoreErrorKind::DuplicateId {
+        return StoreError::duplicate_id().with_source(e);
+    }
+    StoreError::new(kind, doing).with_source(e)
+}
+
+/// A record's columns as the database returns them, before checking.
+pub(crate) struct Row {
+    pub(crate) id: Vec<u8>,
+    pub(crate) owner: String,
+    pub(crate) tenant: Option<String>,
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) scopes: String,
+    pub(crate) hash: Vec<u8>,
+    pub(crate) prefix: String,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) expires_at: Option<OffsetDateTime>,
+    pub(crate) last_used_at: Option<OffsetDateTime>,
+    pub(crate) revoked_at: Option<OffsetDateTime>,
+    pub(crate) revocation_reason: Option<String>,
+    pub(crate) successor: Option<Vec<u8>>,
+}
+
+fn corrupt(what: &'static str) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, what)
+}
+
+fn token_id(bytes: &[u8]) -> Result<TokenId, StoreError> {
+    let id: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| corrupt("a stored token id is not 16 bytes"))?;
+    Ok(TokenId::from_bytes(id))
+}
+
+impl Row {
+    /// Check and convert to a record; a damaged row is [`StoreErrorKind::Corrupt`].
+    pub(crate) fn into_record(self) -> Result<TokenRecord, StoreError> {
+        let hash = TokenHash::from_slice(&self.hash)
+            .ok_or_else(|| corrupt("a stored token hash is not 32 bytes"))?;
+        let scopes = Scopes::parse(self.scopes.split(' ').filter(|s| !s.is_empty()))
+            .map_err(|_| corrupt("a stored scope is not valid"))?;
+        Ok(TokenRecord {
+            id: token_id(&self.id)?,
+            owner: self.owner.into(),
+            tenant: self.tenant.map(Into::into),
+            name: self.name.into(),
+            description: self.description.map(Into::into),
+            scopes,
+            hash,
+            prefix: self.prefix.into(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+            revoked_at: self.revoked_at,
+            revocation_reason: self.revocation_reason.map(Into::into),
+            successor: self.successor.as_deref().map(token_id).transpose()?,
+        })
+    }
+}
+
+/// Scopes as stored: space-separated (a scope never contains a space).
+pub(crate) fn scopes_text(scopes: &Scopes) -> String {
+    scopes.iter().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names() {
+        for good in ["api_tokens", "auth.api_tokens", "T1", "_x", "user"] {
+            TableName::parse(good, true).unwrap();
+        }
+        for bad in [
+            "",
+            "1tokens",
+            "a.b.c",
+            "tokens; DROP TABLE x",
+            "a-b",
+            "\"q\"",
+            ".t",
+            "s.",
+            &"x".repeat(49),
+        ] {
+            assert!(TableName::parse(bad, true).is_err(), "{bad:?}");
+        }
+        assert!(TableName::parse("main.tokens", false).is_err());
+        let t = TableName::parse("Auth.Tokens", true).unwrap();
+        assert_eq!(t.sql(), "\"auth\".\"tokens\"");
+        assert_eq!(t.with_suffix("_schema"), "\"auth\".\"tokens_schema\"");
+        assert_eq!(t.index("owner_idx"), "\"tokens_owner_idx\"");
+    }
+
+    #[test]
+    fn list_statements_number_their_placeholders() {
+        let t = TableName::parse("t", true).unwrap();
+        let s = Statements::new(&t, Dialect::Postgres);
+        let full = &s.list[Statements::variant(true, true)];
+        let lite = Statements::new(&t, Dialect::Sqlite);
+        assert!(lite.get.ends_with("id = ?1"), "{}", lite.get);
+        assert!(full.contains("owner = $1 AND prefix = $2") && full.contains("expires_at > $3"));
+        assert!(full.contains("tenant = $4") && full.ends_with("LIMIT $5 OFFSET $6"));
+        let bare = &s.list[Statements::variant(false, false)];
+        assert!(bare.ends_with("LIMIT $3 OFFSET $4"), "{bare}");
+        assert!(s.get_for_update.ends_with("FOR UPDATE"));
+        assert!(!lite.get_for_update.contains("FOR UPDATE"));
+    }
+}

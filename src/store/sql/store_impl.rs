@@ -1,0 +1,280 @@
+//! The [`TokenStore`](crate::TokenStore) implementation both SQL stores share: the same
+//! statements and logic, differing in the driver, how timestamps are stored, how errors are
+//! classified, and how a transaction starts and locks an owner.
+//!
+//! Every method runs within the store's deadline. `update` and `rotate` read the record
+//! with `SELECT … FOR UPDATE` (SQLite: in a `BEGIN IMMEDIATE` transaction), let the change
+//! decide, and write it back in the same transaction. `rotate`, `revoke_all` and
+//! `insert_capped` first take a lock on the owner (PostgreSQL: a transaction-scoped
+//! advisory lock; SQLite: the database's write lock), so they never interleave for one
+//! owner: a revoke-all cannot miss the successor a concurrent rotation inserts.
+
+/// Implement `TokenStore` for a SQL store.
+///
+/// - `$store`: the store type, with fields `pool`, `table: Arc<TableName>`,
+///   `sql: Arc<Statements>` and `deadline: Duration`;
+/// - `$db`: the sqlx database type;
+/// - `decode`: `fn(&Row) -> Result<TokenRecord, StoreError>`;
+/// - `timestamps`: the stored form of a timestamp and `fn(OffsetDateTime) -> $db_ts`;
+/// - `error`: `fn(&'static str) -> impl FnOnce(sqlx::Error) -> StoreError`;
+/// - `begin`: `async fn(&Pool) -> Result<Transaction, sqlx::Error>`;
+/// - `lock_owner`: `async fn(&mut Transaction, &str) -> Result<(), sqlx::Error>`.
+macro_rules! impl_sql_token_store {
+    (
+        $store:ty, db: $db:ty, decode: $decode:path, timestamps: $db_ts:ty, $to_db:path,
+        error: $error:path, begin: $begin:path, lock_owner: $lock_owner:path
+    ) => {
+        const _: () = {
+            use std::sync::Arc;
+
+            use sqlx::AssertSqlSafe;
+            use time::OffsetDateTime;
+
+            use $crate::error::StoreError;
+            use $crate::record::TokenRecord;
+            use $crate::store::sql::{Statements, scopes_text, within};
+            use $crate::store::token_store::TokenStore;
+            use $crate::store::{Change, ListFilter, ListPage, RevokeAll};
+            use $crate::token::TokenId;
+
+            type Query<'q> = sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>;
+
+            fn query(sql: &Arc<str>) -> Query<'static> {
+                sqlx::query(AssertSqlSafe(Arc::clone(sql)))
+            }
+
+            /// Bind every column of `r`, in `COLUMNS` order (`$1`–`$14`).
+            fn bind_record<'q>(q: Query<'q>, r: &'q TokenRecord) -> Query<'q> {
+                q.bind(r.id.as_bytes().as_slice())
+                    .bind(&*r.owner)
+                    .bind(r.tenant.as_deref())
+                    .bind(&*r.name)
+                    .bind(r.description.as_deref())
+                    .bind(scopes_text(&r.scopes))
+                    .bind(r.hash.as_bytes().as_slice())
+                    .bind(&*r.prefix)
+                    .bind($to_db(r.created_at))
+                    .bind(r.expires_at.map($to_db))
+                    .bind(r.last_used_at.map($to_db))
+                    .bind(r.revoked_at.map($to_db))
+                    .bind(r.revocation_reason.as_deref())
+                    .bind(r.successor.as_ref().map(|s| s.as_bytes().as_slice()))
+            }
+
+            impl $store {
+                /// The key that serialises one owner's multi-record writes.
+                fn owner_key(&self, prefix: &str, owner: &str) -> String {
+                    format!("{}/{prefix}/{owner}", self.table.key())
+                }
+            }
+
+            impl TokenStore for $store {
+                async fn insert(&self, r: &TokenRecord) -> Result<(), StoreError> {
+                    within(self.deadline, async {
+                        bind_record(query(&self.sql.insert), r)
+                            .execute(&self.pool)
+                            .await
+                            .map_err($error("could not insert the token"))?;
+                        Ok(())
+                    })
+                    .await
+                }
+
+                async fn insert_capped(
+                    &self,
+                    r: &TokenRecord,
+                    cap: u32,
+                    now: OffsetDateTime,
+                ) -> Result<bool, StoreError> {
+                    let failed = || $error("could not insert the token under the owner's cap");
+                    within(self.deadline, async {
+                        let mut tx = $begin(&self.pool).await.map_err(failed())?;
+                        $lock_owner(&mut tx, &self.owner_key(&r.prefix, &r.owner))
+                            .await
+                            .map_err(failed())?;
+                        let done = bind_record(query(&self.sql.insert_capped), r)
+                            .bind($to_db(now))
+                            .bind(i64::from(cap))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(failed())?;
+                        tx.commit().await.map_err(failed())?;
+                        Ok(done.rows_affected() == 1)
+                    })
+                    .await
+                }
+
+                async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
+                    within(self.deadline, async {
+                        let row = query(&self.sql.get)
+                            .bind(id.as_bytes().as_slice())
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err($error("could not read the token"))?;
+                        Ok(row.as_ref().map($decode).transpose()?.map(Arc::new))
+                    })
+                    .await
+                }
+
+                async fn list(&self, f: &ListFilter<'_>) -> Result<ListPage, StoreError> {
+                    within(self.deadline, async {
+                        let v = Statements::variant(f.tenant.is_some(), !f.include_inactive);
+                        let limit = i64::from(f.limit);
+                        let offset = i64::try_from(f.offset).unwrap_or(i64::MAX);
+                        let mut list = query(&self.sql.list[v]).bind(f.owner).bind(f.prefix);
+                        let count_sql = AssertSqlSafe(Arc::clone(&self.sql.count[v]));
+                        let mut count = sqlx::query_scalar::<_, i64>(count_sql)
+                            .bind(f.owner)
+                            .bind(f.prefix);
+                        if !f.include_inactive {
+                            list = list.bind($to_db(f.now));
+                            count = count.bind($to_db(f.now));
+                        }
+                        if let Some(tenant) = f.tenant {
+                            list = list.bind(tenant);
+                            count = count.bind(tenant);
+                        }
+                        let rows = list
+                            .bind(limit)
+                            .bind(offset)
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err($error("could not list tokens"))?;
+                        let total = count
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err($error("could not count tokens"))?;
+                        Ok(ListPage {
+                            records: rows.iter().map($decode).collect::<Result<_, _>>()?,
+                            total: u64::try_from(total).unwrap_or_default(),
+                        })
+                    })
+                    .await
+                }
+
+                async fn record_last_use(
+                    &self,
+                    id: &TokenId,
+                    at: OffsetDateTime,
+                ) -> Result<bool, StoreError> {
+                    within(self.deadline, async {
+                        let done = query(&self.sql.record_last_use)
+                            .bind(id.as_bytes().as_slice())
+                            .bind($to_db(at))
+                            .execute(&self.pool)
+                            .await
+                            .map_err($error("could not record the token's last use"))?;
+                        Ok(done.rows_affected() > 0)
+                    })
+                    .await
+                }
+
+                async fn update(
+                    &self,
+                    id: &TokenId,
+                    change: &mut Change<'_>,
+                ) -> Result<bool, StoreError> {
+                    let failed = || $error("could not update the token");
+                    within(self.deadline, async {
+                        let mut tx = $begin(&self.pool).await.map_err(failed())?;
+                        let row = query(&self.sql.get_for_update)
+                            .bind(id.as_bytes().as_slice())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(failed())?;
+                        let Some(row) = row else {
+                            return Ok(false);
+                        };
+                        let mut record = $decode(&row)?;
+                        if change.apply(&mut record) {
+                            record.id = *id;
+                            bind_record(query(&self.sql.write_back), &record)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(failed())?;
+                            tx.commit().await.map_err(failed())?;
+                        }
+                        Ok(true)
+                    })
+                    .await
+                }
+
+                async fn rotate(
+                    &self,
+                    id: &TokenId,
+                    change: &mut Change<'_>,
+                    successor: &TokenRecord,
+                ) -> Result<bool, StoreError> {
+                    let failed = || $error("could not rotate the token");
+                    within(self.deadline, async {
+                        let mut tx = $begin(&self.pool).await.map_err(failed())?;
+                        let key = self.owner_key(&successor.prefix, &successor.owner);
+                        $lock_owner(&mut tx, &key).await.map_err(failed())?;
+                        let row = query(&self.sql.get_for_update)
+                            .bind(id.as_bytes().as_slice())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(failed())?;
+                        let Some(row) = row else {
+                            return Ok(false);
+                        };
+                        let mut record = $decode(&row)?;
+                        if change.apply(&mut record) {
+                            record.id = *id;
+                            bind_record(query(&self.sql.insert), successor)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(failed())?;
+                            bind_record(query(&self.sql.write_back), &record)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(failed())?;
+                            tx.commit().await.map_err(failed())?;
+                        }
+                        Ok(true)
+                    })
+                    .await
+                }
+
+                async fn revoke_all(&self, all: &RevokeAll<'_>) -> Result<u64, StoreError> {
+                    let failed = || $error("could not revoke the owner's tokens");
+                    within(self.deadline, async {
+                        let mut tx = $begin(&self.pool).await.map_err(failed())?;
+                        $lock_owner(&mut tx, &self.owner_key(all.prefix, all.owner))
+                            .await
+                            .map_err(failed())?;
+                        let sql = match all.tenant {
+                            None => &self.sql.revoke_all,
+                            Some(_) => &self.sql.revoke_all_tenant,
+                        };
+                        let mut statement = query(sql)
+                            .bind(all.owner)
+                            .bind(all.prefix)
+                            .bind($to_db(all.at))
+                            .bind(all.reason);
+                        if let Some(tenant) = all.tenant {
+                            statement = statement.bind(tenant);
+                        }
+                        let done = statement.execute(&mut *tx).await.map_err(failed())?;
+                        tx.commit().await.map_err(failed())?;
+                        Ok(done.rows_affected())
+                    })
+                    .await
+                }
+
+                async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+                    within(self.deadline, async {
+                        let done = query(&self.sql.purge)
+                            .bind($to_db(before))
+                            .execute(&self.pool)
+                            .await
+                            .map_err($error("could not purge tokens"))?;
+                        Ok(done.rows_affected())
+                    })
+                    .await
+                }
+            }
+        };
+    };
+}
+pub(crate) use impl_sql_token_store;
