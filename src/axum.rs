@@ -72,7 +72,7 @@ use crate::service::{ApiTokens, Principal, Requirements};
 use crate::store::token_store::TokenStore;
 
 /// The header naming the tenant a request acts in. When present, the token must belong to
-/// that tenant (else 403).
+/// that tenant (else 403); sent more than once, it is malformed (401).
 pub const TENANT_HEADER: &str = "x-business-id";
 /// The header that may carry the token instead of `Authorization: Bearer`.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -91,8 +91,10 @@ pub async fn authenticate<St: TokenStore>(
     let authorization = single(&parts.headers, AUTHORIZATION.as_str())?;
     let api_key = single(&parts.headers, API_KEY_HEADER)?;
     let presented = presented_token(authorization, api_key)?;
-    let tenant = match parts.headers.get(TENANT_HEADER) {
-        Some(value) => Some(value.to_str().map_err(|_| AuthError::WrongTenant)?),
+    // A repeated tenant header is as ambiguous as a repeated token header: whichever value
+    // a layer picked, another might pick the other.
+    let tenant = match single(&parts.headers, TENANT_HEADER)? {
+        Some(value) => Some(std::str::from_utf8(value).map_err(|_| AuthError::WrongTenant)?),
         None => None,
     };
     tokens
@@ -106,7 +108,7 @@ fn single<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a [
     let first = values.next();
     if values.next().is_some() {
         return Err(AuthError::MalformedHeader {
-            reason: "the token header is sent more than once",
+            reason: "a token or tenant header is sent more than once",
         });
     }
     Ok(first.map(HeaderValue::as_bytes))
@@ -277,10 +279,16 @@ impl IntoResponse for AuthError {
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return response;
         }
-        let unavailable = code == StatusCode::SERVICE_UNAVAILABLE;
-        // A store error's backend details live in its source, which stays out of the body.
-        let mut response = ErrorBody::new(self.code(), self.to_string()).into_response(code);
-        if unavailable {
+        // A store error's details (the backend's message, a table name) stay out of the body.
+        let message = match &self {
+            AuthError::Store(_) if code == StatusCode::SERVICE_UNAVAILABLE => {
+                "the token store is unavailable; try again later".to_owned()
+            }
+            AuthError::Store(_) => "the token store failed; try again later".to_owned(),
+            other => other.to_string(),
+        };
+        let mut response = ErrorBody::new(self.code(), message).into_response(code);
+        if code == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));

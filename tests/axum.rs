@@ -171,3 +171,44 @@ async fn rejections_are_json_with_the_right_status() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_repeated_tenant_header_is_refused_whatever_the_order() {
+    let (base, user, _) = setup().await;
+    let http = reqwest::Client::new();
+    for tenants in [["biz_1", "biz_2"], ["biz_2", "biz_1"], ["biz_1", "biz_1"]] {
+        let r = http
+            .get(format!("{base}/hello"))
+            .bearer_auth(&user)
+            .header("x-business-id", tenants[0])
+            .header("x-business-id", tenants[1])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{tenants:?}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    }
+}
+
+#[test]
+fn store_failures_never_show_the_backends_message() {
+    use api_tokens::{AuthError, StoreError, StoreErrorKind};
+    use axum::response::IntoResponse;
+    for kind in [StoreErrorKind::Unavailable, StoreErrorKind::Corrupt] {
+        let secret_detail = std::io::Error::other("relation \"auth.api_tokens\" at 10.0.0.7");
+        let err =
+            AuthError::Store(StoreError::new(kind, "could not read").with_source(secret_detail));
+        let response = err.into_response();
+        let body = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(axum::body::to_bytes(response.into_body(), 4096))
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            !body.contains("10.0.0.7") && !body.contains("auth.api_tokens"),
+            "{body}"
+        );
+        assert!(body.contains("token store"), "{body}");
+    }
+}

@@ -247,11 +247,35 @@ async fn terminated_backends_fail_closed_and_recover() {
 }
 
 /// A TCP proxy in front of the server that can cut every connection and refuse new ones,
-/// as a crashed or unreachable database would.
+/// as a crashed or unreachable database would, or stall: keep every connection open but
+/// forward nothing, as a silently partitioned network would.
 struct Proxy {
     addr: std::net::SocketAddr,
     up: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
     conns: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
+}
+
+/// Copy `from` to `to`, holding whatever arrives while `stalled`.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Proxy {
@@ -259,25 +283,34 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(AtomicBool::new(true));
+        let stalled = Arc::new(AtomicBool::new(false));
         let conns = Arc::new(std::sync::Mutex::new(tokio::task::JoinSet::new()));
-        let (up2, conns2) = (up.clone(), conns.clone());
+        let (up2, stalled2, conns2) = (up.clone(), stalled.clone(), conns.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else {
+                let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
                 if !up2.load(Ordering::SeqCst) {
                     drop(client); // refused: the "server" is down
                     continue;
                 }
+                let stalled = stalled2.clone();
                 conns2.lock().unwrap().spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    if let Ok(server) = tokio::net::TcpStream::connect(target).await {
+                        let (cr, cw) = client.into_split();
+                        let (sr, sw) = server.into_split();
+                        tokio::join!(pump(cr, sw, stalled.clone()), pump(sr, cw, stalled));
                     }
                 });
             }
         });
-        Self { addr, up, conns }
+        Self {
+            addr,
+            up,
+            stalled,
+            conns,
+        }
     }
 
     fn down(&self) {
@@ -288,6 +321,31 @@ impl Proxy {
     fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
+
+    fn stall(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
+}
+
+/// A pool to the test server through `proxy`.
+async fn proxied_pool(proxy: &Proxy) -> sqlx::PgPool {
+    let options = PgConnectOptions::from_str(&url()).unwrap();
+    PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(StdDuration::from_secs(1))
+        .connect_with(options.host("127.0.0.1").port(proxy.addr.port()))
+        .await
+        .unwrap()
+}
+
+async fn proxy_to_server() -> Proxy {
+    let options = PgConnectOptions::from_str(&url()).unwrap();
+    let target = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    Proxy::start(target).await
 }
 
 #[tokio::test]
@@ -297,20 +355,8 @@ impl Proxy {
 )]
 async fn an_unreachable_server_fails_closed_and_the_store_recovers() {
     let direct = store().await;
-    let url = url();
-    let options = PgConnectOptions::from_str(&url).unwrap();
-    let target = tokio::net::lookup_host((options.get_host(), options.get_port()))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = Proxy::start(target).await;
-    let proxied = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(StdDuration::from_secs(1))
-        .connect_with(options.host("127.0.0.1").port(proxy.addr.port()))
-        .await
-        .unwrap();
+    let proxy = proxy_to_server().await;
+    let proxied = proxied_pool(&proxy).await;
     let store = PostgresStore::with_table(proxied, direct.table()).unwrap();
     let tokens = ApiTokens::new(store, "api_prod").unwrap();
     let issued = tokens.issue(NewToken::new("alice", "ci")).await.unwrap();
@@ -399,4 +445,111 @@ async fn revoke_is_atomic_under_racing_revokes() {
         }
         assert_eq!(wins, 1, "exactly one racing revoke wins");
     }
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(api_tokens_postgres_tests),
+    ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
+)]
+async fn a_silent_network_fails_within_the_deadline_and_recovers() {
+    let direct = store().await;
+    let proxy = proxy_to_server().await;
+    let deadline = StdDuration::from_millis(500);
+    let store = PostgresStore::with_table(proxied_pool(&proxy).await, direct.table())
+        .unwrap()
+        .with_deadline(deadline);
+    let tokens = ApiTokens::new(store, "api_prod").unwrap();
+    let issued = tokens.issue(NewToken::new("alice", "ci")).await.unwrap();
+    let plain = issued.plaintext.expose_secret();
+    tokens
+        .verify(plain)
+        .await
+        .expect("verifies while the network works");
+
+    proxy.stall(true);
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let err = tokens
+            .verify(plain)
+            .await
+            .expect_err("no answer: fail closed");
+        let waited = started.elapsed();
+        assert!(
+            matches!(&err, AuthError::Store(e) if e.kind() == StoreErrorKind::Unavailable),
+            "{err:?}"
+        );
+        assert!(
+            waited < deadline + StdDuration::from_millis(500),
+            "waited {waited:?}"
+        );
+    }
+    let started = std::time::Instant::now();
+    let err = tokens
+        .issue(NewToken::new("alice", "while stalled"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 503);
+    assert!(started.elapsed() < deadline + StdDuration::from_millis(500));
+
+    proxy.stall(false);
+    let mut recovered = false;
+    for _ in 0..40 {
+        if tokens.verify(plain).await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    assert!(
+        recovered,
+        "verification recovers once the network forwards again"
+    );
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(api_tokens_postgres_tests),
+    ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
+)]
+async fn a_data_error_is_never_unavailable() {
+    use api_tokens::TokenStore;
+    let store = store().await;
+    // Straight to the store, past the service's validation: PostgreSQL refuses the NUL
+    // byte with SQLSTATE 22021, a data error, which must not read as "try again later".
+    let filter =
+        api_tokens::store::ListFilter::new("api_prod", "a\u{0}b", time::OffsetDateTime::now_utc());
+    let err = store.list(&filter).await.expect_err("a NUL byte in text");
+    assert_eq!(err.kind(), StoreErrorKind::Other, "{err}");
+    assert_eq!(err.status(), 500);
+    // Through the service it never reaches the store: a 422 naming the field.
+    let tokens = ApiTokens::new(store, "api_prod").unwrap();
+    let err = tokens
+        .list(&api_tokens::ListRequest::new("a\u{0}b"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 422);
+    assert!(err.validation().is_some_and(|v| v.has("owner")));
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(api_tokens_postgres_tests),
+    ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
+)]
+async fn a_reserved_word_is_a_usable_table_name() {
+    let pool = pool_for(&url(), "api_tokens_tests", 2).await;
+    let schema = format!("{}_r{:08x}", run_schema(), rand_u32());
+    let store = PostgresStore::with_table(pool, &format!("{schema}.user")).unwrap();
+    store.migrate().await.expect("migrate a table named user");
+    let tokens = ApiTokens::new(store, "api_prod").unwrap();
+    let issued = tokens.issue(NewToken::new("alice", "x")).await.unwrap();
+    tokens
+        .verify(issued.plaintext.expose_secret())
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(tokens.store().pool())
+        .await
+        .unwrap();
 }

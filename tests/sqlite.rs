@@ -151,3 +151,169 @@ async fn a_closed_pool_fails_closed() {
     );
     assert_eq!(err.status(), 503);
 }
+
+/// A token issued over `store` whose last use is older than the interval at the store's
+/// next verification (the clock moves past the interval).
+async fn stale(
+    store: SqliteStore,
+    policy: api_tokens::LastUseFailure,
+) -> (ApiTokens<SqliteStore>, String) {
+    let clock = api_tokens::ManualClock::new(time::OffsetDateTime::now_utc());
+    let tokens = ApiTokens::builder(store, "dz")
+        .clock(clock.clone())
+        .last_use_failure(policy)
+        .build()
+        .unwrap();
+    let issued = tokens.issue(NewToken::new("alice", "x")).await.unwrap();
+    clock.advance(time::Duration::hours(1));
+    (tokens, issued.plaintext.expose_secret().to_owned())
+}
+
+#[tokio::test]
+async fn a_full_database_is_unavailable_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("full.db").display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let tokens = ApiTokens::new(store.clone(), "dz").unwrap();
+    let kept = tokens.issue(NewToken::new("alice", "kept")).await.unwrap();
+    // Cap the file at its current size: the next write that needs a page finds it full.
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let options = SqliteStore::connect_options(&url)
+        .unwrap()
+        .pragma("max_page_count", pages.to_string());
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .unwrap();
+    let full = ApiTokens::new(SqliteStore::new(pool), "dz").unwrap();
+    let mut err = None;
+    for i in 0..10_000 {
+        if let Err(e) = full
+            .issue(NewToken::new("alice", format!("filler {i:05}")))
+            .await
+        {
+            err = Some(e);
+            break;
+        }
+    }
+    let err = err.expect("the database filled up");
+    let store_err = err.store_error().expect("a store error");
+    assert_eq!(store_err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert_eq!((err.status(), err.code()), (503, "store_unavailable"));
+    assert!(
+        err.to_string().contains("full"),
+        "the message says why: {err}"
+    );
+    full.verify(kept.plaintext.expose_secret())
+        .await
+        .expect("reading still works while the disk is full");
+}
+
+#[tokio::test]
+async fn a_read_only_database_is_a_plain_500() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ro.db").display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    store.pool().close().await;
+    let options = SqliteStore::connect_options(&url).unwrap().read_only(true);
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .unwrap();
+    let tokens = ApiTokens::new(SqliteStore::new(pool), "dz").unwrap();
+    let err = tokens.issue(NewToken::new("alice", "x")).await.unwrap_err();
+    assert_eq!(err.status(), 500, "{err}");
+    assert_eq!(
+        err.store_error().map(|e| e.kind()),
+        Some(StoreErrorKind::Other)
+    );
+    assert!(!err.to_string().contains("try again later"), "{err}");
+}
+
+#[tokio::test]
+async fn a_held_write_lock_fails_writes_within_the_deadline_and_spares_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("locked.db").display());
+    let store = SqliteStore::connect(&url)
+        .await
+        .unwrap()
+        .with_deadline(std::time::Duration::from_millis(300));
+    store.migrate().await.unwrap();
+    let (serving, plain) = stale(store.clone(), api_tokens::LastUseFailure::ServeRequest).await;
+    let failing = ApiTokens::builder(store.clone(), "dz").build().unwrap();
+
+    // Another process holds the write lock (a second pool on the same file).
+    let other = SqliteStore::connect(&url).await.unwrap();
+    let mut holder = other.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("UPDATE api_tokens SET name = name")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let err = failing
+        .issue(NewToken::new("alice", "blocked"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 503, "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let started = std::time::Instant::now();
+    serving
+        .verify(&plain)
+        .await
+        .expect("the token is readable; only its last use could not be written");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let err = failing.verify(&plain).await.unwrap_err();
+    assert_eq!(
+        err.status(),
+        503,
+        "by default a failed last-use write fails closed"
+    );
+    holder.rollback().await.unwrap();
+    failing.verify(&plain).await.expect("writable again");
+}
+
+#[tokio::test]
+async fn connect_existing_refuses_a_vanished_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vanishing.db");
+    let url = format!("sqlite://{}", path.display());
+    let err = SqliteStore::connect_existing(&url).await.unwrap_err();
+    assert!(err.to_string().contains("could not open"), "{err}");
+    assert!(!path.exists(), "no empty database was created");
+    let created = SqliteStore::connect(&url).await.unwrap();
+    created.migrate().await.unwrap();
+    created.pool().close().await;
+    let existing = SqliteStore::connect_existing(&url)
+        .await
+        .expect("the file exists now");
+    existing
+        .migrate()
+        .await
+        .expect("and it is the same database");
+}
+
+#[tokio::test]
+async fn table_names_are_checked_when_the_store_is_built() {
+    let store = memory_store().await;
+    let err = SqliteStore::with_table(store.pool().clone(), "main.tokens").unwrap_err();
+    assert!(err.to_string().contains("without a schema"), "{err}");
+    let reserved = SqliteStore::with_table(store.pool().clone(), "user").unwrap();
+    reserved.migrate().await.expect("a reserved word is quoted");
+    let tokens = ApiTokens::new(reserved, "dz").unwrap();
+    let issued = tokens.issue(NewToken::new("alice", "x")).await.unwrap();
+    tokens
+        .verify(issued.plaintext.expose_secret())
+        .await
+        .unwrap();
+}
