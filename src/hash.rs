@@ -30,8 +30,14 @@ pub struct TokenHash([u8; HASH_BYTES]);
 
 impl TokenHash {
     /// SHA-256 of `secret`.
+    ///
+    /// The hasher buffers the secret; it is used only by reference and dropped where it
+    /// was made, so its zeroize-on-drop wipes the only copy (a moved hasher would leave its
+    /// old bytes behind).
     pub fn of_secret(secret: &[u8]) -> Self {
-        Self(Sha256::digest(secret).into())
+        let mut hasher = Sha256::new();
+        hasher.update(secret);
+        Self(hasher.finalize_reset().into())
     }
 
     /// A hash from its 32 stored bytes (for store implementations).

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::TokenId;
-use super::encoding::{CHECKSUM_HEX, DISPLAY_ID_HEX, ID_HEX, decode_hex, in_alphabet, push_ascii};
+use super::encoding::{
+    CHECKSUM_HEX, DISPLAY_ID_HEX, ID_HEX, decode_hex, decode_secret_hex, in_alphabet, push_ascii,
+    push_hex,
+};
 use super::id::display_prefix;
 use super::secret::{PlaintextToken, Token};
 use crate::error::{ConfigError, ParseError};
@@ -148,7 +151,7 @@ impl TokenFormat {
         // The one copy of the secret: decoded here, hashed, and wiped when this returns.
         let mut secret = Zeroizing::new([0u8; MAX_SECRET_BYTES]);
         let secret = &mut secret[..self.secret_bytes];
-        decode_hex(secret_hex, secret).map_err(|at| ParseError::InvalidEncoding {
+        decode_secret_hex(secret_hex, secret).map_err(|at| ParseError::InvalidEncoding {
             position: body_at + ID_HEX + at,
         })?;
         Ok(Token {
@@ -183,10 +186,9 @@ impl TokenFormat {
         let mut id_hex = [0u8; ID_HEX];
         id.encode_hex(&mut id_hex);
         push_ascii(&mut text, &id_hex);
-        let mut hex_buf = Zeroizing::new([0u8; MAX_SECRET_BYTES * 2]);
-        let secret_hex = &mut hex_buf[..secret.len() * 2];
-        let _ = hex::encode_to_slice(secret, &mut *secret_hex);
-        push_ascii(&mut text, secret_hex);
+        // One byte at a time, straight into the zeroizing text: a vectorised encoder would
+        // spill the secret into its own stack frame, which nothing wipes.
+        push_hex(&mut text, secret);
         let mut crc_hex = [0u8; CHECKSUM_HEX];
         let _ = hex::encode_to_slice(crc32fast::hash(text.as_bytes()).to_be_bytes(), &mut crc_hex);
         push_ascii(&mut text, &crc_hex);

@@ -3,11 +3,63 @@
 
 use api_tokens::axum::ErrorBody;
 use axum::Json;
+use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderValue, StatusCode, header::RETRY_AFTER};
-use axum::response::Response;
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+/// A JSON response that carries a token's plaintext, the one time it is shown.
+///
+/// The body is serialised straight into a buffer of exactly its size (no `serde_json::Value`
+/// holding a copy, no reallocation leaving one behind), and that buffer is wiped when the
+/// response body is dropped. What the HTTP stack and the kernel copy while sending is
+/// beyond this program's reach.
+pub fn one_time_json(status: StatusCode, body: &impl Serialize) -> Response {
+    /// Counts bytes, to size the buffer before writing into it.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    /// The wiped buffer, as what a `Bytes` owns.
+    struct Wiped(Zeroizing<Vec<u8>>);
+    impl AsRef<[u8]> for Wiped {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    let mut count = Count(0);
+    let mut buffer = Zeroizing::new(Vec::new());
+    let written = serde_json::to_writer(&mut count, body).and_then(|()| {
+        buffer.reserve_exact(count.0);
+        serde_json::to_writer(&mut *buffer, body)
+    });
+    if written.is_err() {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the response could not be written",
+        );
+    }
+    let body = Body::from(Bytes::from_owner(Wiped(buffer)));
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
+}
 
 /// A JSON error response: `{"code", "message"}` with `status`.
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {

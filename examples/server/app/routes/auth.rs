@@ -7,11 +7,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ALL_SCOPES;
-use crate::app::json::{JsonBody, error, too_many_attempts};
+use crate::app::json::{JsonBody, error, one_time_json, too_many_attempts};
 use crate::app::state::AppState;
 use crate::app::views::rfc3339;
 
@@ -49,16 +49,39 @@ pub async fn login<St: TokenStore>(
         )
         .await;
     match issued {
-        Ok(issued) => Json(json!({
-            "access_token": issued.plaintext.expose_secret(),
-            "token_id": issued.record.id.to_string(),
-            "token_type": "Bearer",
-            "expires_at": issued.record.expires_at.map(rfc3339),
-            "user": { "id": user.id, "email": user.email, "tenant_id": user.tenant },
-        }))
-        .into_response(),
+        Ok(issued) => one_time_json(
+            StatusCode::OK,
+            &LoginResponse {
+                access_token: issued.plaintext.expose_secret(),
+                token_id: issued.record.id.to_string(),
+                token_type: "Bearer",
+                expires_at: issued.record.expires_at.map(rfc3339),
+                user: UserView {
+                    id: &user.id,
+                    email: &user.email,
+                    tenant_id: &user.tenant,
+                },
+            },
+        ),
         Err(e) => e.into_response(),
     }
+}
+
+/// The body of a successful login (the token API's `auth.LoginResponse`).
+#[derive(Serialize)]
+struct LoginResponse<'a> {
+    access_token: &'a str,
+    token_id: String,
+    token_type: &'static str,
+    expires_at: Option<String>,
+    user: UserView<'a>,
+}
+
+#[derive(Serialize)]
+struct UserView<'a> {
+    id: &'a str,
+    email: &'a str,
+    tenant_id: &'a str,
 }
 
 /// `DELETE /auth/token`: revoke the token this request is authenticated with.

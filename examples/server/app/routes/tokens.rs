@@ -7,11 +7,11 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{DEFAULT_SCOPES, TokensRead, TokensWrite};
-use crate::app::json::{JsonBody, error, too_many_attempts};
+use crate::app::json::{JsonBody, error, one_time_json, too_many_attempts};
 use crate::app::state::AppState;
 use crate::app::views::TokenView;
 
@@ -57,16 +57,22 @@ pub async fn create<St: TokenStore>(
         new = new.description(description);
     }
     match state.tokens.issue(new).await {
-        Ok(issued) => (
+        Ok(issued) => one_time_json(
             StatusCode::CREATED,
-            Json(json!({
-                "token": issued.plaintext.expose_secret(),
-                "token_info": TokenView::from(&issued.info()),
-            })),
-        )
-            .into_response(),
+            &Created {
+                token: issued.plaintext.expose_secret(),
+                token_info: TokenView::from(&issued.info()),
+            },
+        ),
         Err(e) => e.into_response(),
     }
+}
+
+/// The body of `201 Created`: the token, shown this once, and its `token_info`.
+#[derive(Serialize)]
+struct Created<'a> {
+    token: &'a str,
+    token_info: TokenView,
 }
 
 /// The query of `GET /api/v1/tokens`, as sent; each field is checked with its own message.
