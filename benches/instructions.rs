@@ -23,6 +23,11 @@ use api_tokens::{ApiTokens, DynTokenStore, MemoryStore, NewToken};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+#[path = "support/awaited.rs"]
+mod awaited;
+
+use awaited::Awaited;
+
 /// Verifications per case.
 const ROUNDS: usize = 10_000;
 /// Tokens in each store: instruction counts barely depend on it (cache misses are not
@@ -42,7 +47,14 @@ struct Tokens<St: api_tokens::TokenStore> {
     presented: Vec<String>,
 }
 
-fn memory() -> (Tokens<Arc<MemoryStore>>, Tokens<DynTokenStore>) {
+struct Memory {
+    concrete: Tokens<Arc<MemoryStore>>,
+    erased: Tokens<DynTokenStore>,
+    awaited: Tokens<Awaited>,
+    awaited_erased: Tokens<DynTokenStore>,
+}
+
+fn memory() -> Memory {
     let store = Arc::new(MemoryStore::new());
     let tokens = ApiTokens::new(Arc::clone(&store), "dz").unwrap();
     let presented: Vec<String> = (0..TOKENS)
@@ -55,35 +67,58 @@ fn memory() -> (Tokens<Arc<MemoryStore>>, Tokens<DynTokenStore>) {
     for t in &presented {
         ready(tokens.verify(t)).expect("a valid token verifies"); // last use is now fresh
     }
-    let dyn_tokens = ApiTokens::new(DynTokenStore::new(store), "dz").unwrap();
-    (
+    fn with<St: api_tokens::TokenStore>(tokens: ApiTokens<St>, presented: &[String]) -> Tokens<St> {
         Tokens {
             tokens,
-            presented: presented.clone(),
-        },
-        Tokens {
-            tokens: dyn_tokens,
-            presented,
-        },
-    )
+            presented: presented.to_vec(),
+        }
+    }
+    Memory {
+        erased: with(
+            ApiTokens::new(DynTokenStore::new(Arc::clone(&store)), "dz").unwrap(),
+            &presented,
+        ),
+        awaited: with(
+            ApiTokens::new(Awaited(Arc::clone(&store)), "dz").unwrap(),
+            &presented,
+        ),
+        awaited_erased: with(
+            ApiTokens::new(DynTokenStore::new(Awaited(Arc::clone(&store))), "dz").unwrap(),
+            &presented,
+        ),
+        concrete: with(tokens, &presented),
+    }
+}
+
+/// Verify `ROUNDS` times. `tag` differs per caller, so the optimiser cannot fold two
+/// `measured_*` functions of the same type into one symbol.
+fn verify_all<St: api_tokens::TokenStore>(t: &Tokens<St>, tag: usize) -> usize {
+    black_box(tag);
+    let mut ok = 0;
+    for i in 0..ROUNDS {
+        ok += usize::from(ready(t.tokens.verify(black_box(&t.presented[i % TOKENS]))).is_ok());
+    }
+    ok
 }
 
 #[inline(never)]
 fn measured_memory(t: &Tokens<Arc<MemoryStore>>) -> usize {
-    let mut ok = 0;
-    for i in 0..ROUNDS {
-        ok += usize::from(ready(t.tokens.verify(black_box(&t.presented[i % TOKENS]))).is_ok());
-    }
-    ok
+    verify_all(t, 1)
 }
 
 #[inline(never)]
 fn measured_memory_dyn(t: &Tokens<DynTokenStore>) -> usize {
-    let mut ok = 0;
-    for i in 0..ROUNDS {
-        ok += usize::from(ready(t.tokens.verify(black_box(&t.presented[i % TOKENS]))).is_ok());
-    }
-    ok
+    verify_all(t, 2)
+}
+
+#[inline(never)]
+fn measured_memory_awaited(t: &Tokens<Awaited>) -> usize {
+    verify_all(t, 3)
+}
+
+#[inline(never)]
+fn measured_memory_awaited_dyn(t: &Tokens<DynTokenStore>) -> usize {
+    verify_all(t, 4)
 }
 
 /// The floor's table: id → SHA-256 of the secret.
@@ -132,13 +167,28 @@ fn main() {
             "the floor finds every entry"
         );
     }
-    if wants("memory") || wants("memory_dyn") {
-        let (concrete, erased) = memory();
-        if wants("memory") {
-            assert_eq!(measured_memory(&concrete), ROUNDS, "every token verifies");
-        }
-        if wants("memory_dyn") {
-            assert_eq!(measured_memory_dyn(&erased), ROUNDS, "every token verifies");
+    if [
+        "memory",
+        "memory_dyn",
+        "memory_awaited",
+        "memory_awaited_dyn",
+    ]
+    .iter()
+    .any(|c| wants(c))
+    {
+        let m = memory();
+        let cases: [(&str, &dyn Fn() -> usize); 4] = [
+            ("memory", &|| measured_memory(&m.concrete)),
+            ("memory_dyn", &|| measured_memory_dyn(&m.erased)),
+            ("memory_awaited", &|| measured_memory_awaited(&m.awaited)),
+            ("memory_awaited_dyn", &|| {
+                measured_memory_awaited_dyn(&m.awaited_erased)
+            }),
+        ];
+        for (name, run) in cases {
+            if wants(name) {
+                assert_eq!(run(), ROUNDS, "{name}: every token verifies");
+            }
         }
     }
 }

@@ -67,10 +67,19 @@ impl Presented {
     }
 }
 
+#[path = "support/awaited.rs"]
+mod awaited;
+
+use awaited::Awaited;
+
 struct Setup {
     tokens: ApiTokens<Arc<MemoryStore>>,
     /// The same store and tokens, through a type-erased store.
     dyn_tokens: ApiTokens<DynTokenStore>,
+    /// The same store and tokens, every read awaited (no `get_now`)...
+    awaited: ApiTokens<Awaited>,
+    /// ...and that, type-erased.
+    awaited_dyn: ApiTokens<DynTokenStore>,
     presented: Presented,
 }
 
@@ -79,7 +88,9 @@ fn setup() -> Setup {
     let started = Instant::now();
     let store = Arc::new(MemoryStore::new());
     let tokens = ApiTokens::new(Arc::clone(&store), "dz").unwrap();
-    let dyn_tokens = ApiTokens::new(DynTokenStore::new(store), "dz").unwrap();
+    let dyn_tokens = ApiTokens::new(DynTokenStore::new(Arc::clone(&store)), "dz").unwrap();
+    let awaited = ApiTokens::new(Awaited(Arc::clone(&store)), "dz").unwrap();
+    let awaited_dyn = ApiTokens::new(DynTokenStore::new(Awaited(store)), "dz").unwrap();
     let len = tokens.format().token_len();
     let mut text = String::with_capacity(PRESENTED.min(n) * len);
     for i in 0..n {
@@ -98,6 +109,8 @@ fn setup() -> Setup {
     Setup {
         tokens,
         dyn_tokens,
+        awaited,
+        awaited_dyn,
         presented,
     }
 }
@@ -150,7 +163,8 @@ fn verify_memory(c: &mut Criterion, s: &Setup) {
             black_box(ready(s.tokens.verify(black_box(s.presented.get(i)))).is_ok())
         })
     });
-    // The same verifications through `DynTokenStore`: one virtual call and a boxed future.
+    // The same verifications through `DynTokenStore`: one virtual call (the memory store
+    // answers `get_now`, so no future is boxed).
     let mut i = 0;
     warm(&s.dyn_tokens, &s.presented);
     group.bench_function("memory_dyn", |b| {
@@ -293,8 +307,10 @@ fn verify_threads(c: &mut Criterion, s: &Setup) {
 }
 
 /// `verify/memory` and `verify/memory_dyn` are separate criterion runs, which a noisy
-/// neighbour moves by more than the difference between them; here the two run in
-/// alternating rounds over the same tokens, and the medians are compared.
+/// neighbour moves by more than the difference between them; here each pair runs in
+/// alternating rounds over the same tokens, and the medians are compared: the memory store
+/// (which answers `get_now`, so `DynTokenStore` boxes no future), and the same store with
+/// every read awaited (a boxed future per read through `DynTokenStore`).
 fn dyn_against_concrete(s: &Setup) {
     let (rounds, per_round) = if std::env::args().any(|a| a == "--bench") {
         (15, 200_000)
@@ -308,20 +324,33 @@ fn dyn_against_concrete(s: &Setup) {
         }
         start.elapsed().as_secs_f64() * 1e9 / per_round as f64
     };
-    let concrete = |t: &str| ready(s.tokens.verify(t)).is_ok();
-    let erased = |t: &str| ready(s.dyn_tokens.verify(t)).is_ok();
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        a.push(time(&concrete));
-        b.push(time(&erased));
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    type Verify<'a> = &'a dyn Fn(&str) -> bool;
+    let pairs: [(&str, Verify<'_>, Verify<'_>); 2] = [
+        ("memory", &|t| ready(s.tokens.verify(t)).is_ok(), &|t| {
+            ready(s.dyn_tokens.verify(t)).is_ok()
+        }),
+        (
+            "memory_awaited",
+            &|t| ready(s.awaited.verify(t)).is_ok(),
+            &|t| ready(s.awaited_dyn.verify(t)).is_ok(),
+        ),
+    ];
+    for (name, concrete, erased) in pairs {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            a.push(time(concrete));
+            b.push(time(erased));
+        }
+        let (a, b) = (median(a), median(b));
+        println!(
+            "verify/{name}_dyn vs verify/{name}: interleaved medians {b:.0} ns vs {a:.0} ns, ratio {:.3}",
+            b / a
+        );
     }
-    a.sort_by(f64::total_cmp);
-    b.sort_by(f64::total_cmp);
-    let (a, b) = (a[rounds / 2], b[rounds / 2]);
-    println!(
-        "verify/memory_dyn vs verify/memory: interleaved medians {b:.0} ns vs {a:.0} ns, ratio {:.3}",
-        b / a
-    );
 }
 
 fn benches(c: &mut Criterion) {

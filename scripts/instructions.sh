@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per verification, counted by callgrind (see benches/instructions.rs).
-# Usage: scripts/instructions.sh [case …]   (cases: floor memory memory_dyn; default all)
+# Usage: scripts/instructions.sh [case …]
+# (cases: floor memory memory_dyn memory_awaited memory_awaited_dyn; default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
@@ -8,7 +9,7 @@ bin=$(cargo bench --bench instructions --no-run --message-format=json 2>/dev/nul
   | grep -o '"executable":"[^"]*instructions[^"]*"' | tail -n 1 | cut -d'"' -f4)
 rounds=$(grep -o 'const ROUNDS: usize = [0-9_]*' benches/instructions.rs | grep -o '[0-9_]*$' | tr -d _)
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(floor memory memory_dyn)
+[ ${#cases[@]} -gt 0 ] || cases=(floor memory memory_dyn memory_awaited memory_awaited_dyn)
 for case in "${cases[@]}"; do
   out=$(mktemp)
   valgrind --tool=callgrind --toggle-collect="*measured_${case}" --callgrind-out-file="$out" \

@@ -43,6 +43,10 @@ pub const MAX_PER_PAGE: u32 = 100;
 /// Tokens on a page of a listing unless asked otherwise.
 pub const DEFAULT_PER_PAGE: u32 = 20;
 
+/// Longest part of a SQL table name (`table` or each part of `schema.table`), in
+/// characters, for the SQL stores.
+pub const MAX_TABLE_NAME_CHARS: usize = 48;
+
 /// How often, at most, a token's last use is written unless configured
 /// ([`ApiTokensBuilder::last_use_interval`](crate::ApiTokensBuilder::last_use_interval)).
 pub const DEFAULT_LAST_USE_INTERVAL: Duration = Duration::seconds(60);

@@ -488,6 +488,19 @@ async fn list_tokens_is_private_paged_and_newest_first(s: &Server) {
     assert_eq!(status, StatusCode::FORBIDDEN, "listing needs tokens:read");
 }
 
+async fn a_repeated_query_field_takes_its_last_value(s: &Server) {
+    let alice = s.alice().await;
+    for i in 0..3 {
+        s.create(&alice, json!({ "name": format!("t{i}") })).await;
+    }
+    let (status, page) = s
+        .get("/api/v1/tokens?per_page=1&page=3&page=2", &alice)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["meta"]["page"], 2);
+    assert_eq!(page["data"][0]["name"], "t1");
+}
+
 async fn revoke_by_id_needs_the_owners_password(s: &Server) {
     let alice = s.alice().await;
     let (_, created) = s.create(&alice, json!({ "name": "victim" })).await;
@@ -743,6 +756,7 @@ macro_rules! api_tests {
             create_token_returns_the_token_once_with_its_info,
             create_token_validation_is_422_with_details,
             list_tokens_is_private_paged_and_newest_first,
+            a_repeated_query_field_takes_its_last_value,
             revoke_by_id_needs_the_owners_password,
             me_shows_the_caller_and_the_token,
             the_tenant_header_is_honoured_on_every_route,

@@ -169,6 +169,25 @@ async fn an_unavailable_store_fails_closed_and_recovers() {
     assert_eq!(err.status(), 503);
     let err = tokens.revoke_presented(plain, None).await.unwrap_err();
     assert_eq!(err.status(), 503);
+    assert!(
+        matches!(err, Error::Store(_)),
+        "a store failure while verifying for an operation is Error::Store: {err:?}"
+    );
+    assert_eq!(
+        err.store_error().map(|e| e.kind()),
+        Some(StoreErrorKind::Unavailable)
+    );
+    // Built by hand the other way, the accessor still finds it.
+    let nested = Error::Auth(AuthError::Store(StoreError::new(
+        StoreErrorKind::Unavailable,
+        "down",
+    )));
+    assert_eq!(
+        nested.store_error().map(|e| e.kind()),
+        Some(StoreErrorKind::Unavailable)
+    );
+    assert!(Error::NotFound.store_error().is_none());
+    assert!(AuthError::Invalid.store_error().is_none());
 
     tokens.store().down.store(false, Ordering::SeqCst);
     tokens.verify(plain).await.expect("the store came back");

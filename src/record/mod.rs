@@ -156,3 +156,35 @@ impl From<&TokenRecord> for TokenInfo {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::marker::PhantomData;
+
+    /// `Probe::<T>::SERIALIZE` is `true` exactly when `T: Serialize`: the inherent constant
+    /// (which needs the bound) wins over the trait's default when both apply.
+    struct Probe<T>(PhantomData<T>);
+
+    #[allow(dead_code)] // used through `Probe`, which the lint does not follow in a const
+    trait NotSerialize {
+        const SERIALIZE: bool = false;
+    }
+
+    impl<T> NotSerialize for Probe<T> {}
+
+    #[allow(dead_code)] // read through the probe only when the bound holds
+    impl<T: serde::Serialize> Probe<T> {
+        const SERIALIZE: bool = true;
+    }
+
+    #[allow(dead_code)] // a type, only ever named
+    struct NotSerializable;
+
+    // Checked when the tests are built: adding `Serialize` to either breaks the build.
+    const _NOTHING_THAT_CARRIES_THE_HASH_CAN_BE_SERIALISED: () = {
+        assert!(!Probe::<super::TokenRecord>::SERIALIZE, "TokenRecord carries the hash");
+        assert!(!Probe::<crate::TokenHash>::SERIALIZE, "TokenHash is the hash");
+        assert!(Probe::<super::TokenInfo>::SERIALIZE, "the probe detects Serialize");
+        assert!(!Probe::<NotSerializable>::SERIALIZE, "and its absence");
+    };
+}

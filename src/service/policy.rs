@@ -13,7 +13,7 @@ use crate::error::ConfigError;
 /// use api_tokens::TokenPolicy;
 /// use time::Duration;
 ///
-/// // Fynn-style: tokens may be created without an expiry.
+/// // Tokens that may be created without an expiry.
 /// let policy = TokenPolicy::default().allow_never(true).max_lifetime(None);
 /// assert!(policy.allows_never());
 ///

@@ -19,10 +19,12 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Sen
 /// the tokens live in memory, SQLite or PostgreSQL, so handlers, extractors and application
 /// state need no type parameter for the store.
 ///
-/// Each call goes through one virtual call and one boxed future, except a read the store
-/// answers at once ([`TokenStore::get_now`], which the memory store does), which is just
-/// the virtual call; the README's Performance section gives what that costs on `verify`.
-/// Cloning is one reference-count increment.
+/// What it costs: a read the store answers at once ([`TokenStore::get_now`], which
+/// [`MemoryStore`](crate::MemoryStore) does) is one virtual call; every other call is a
+/// virtual call and one boxed future (an allocation), which is nothing beside a database
+/// round trip but is measurable on a store in memory that does not answer `get_now`. The
+/// README's Performance section gives both figures. Cloning is one reference-count
+/// increment.
 ///
 /// ```
 /// use api_tokens::{ApiTokens, DynTokenStore, MemoryStore, NewToken};
@@ -61,7 +63,7 @@ trait ErasedStore: Send + Sync + 'static {
         cap: u32,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, bool>;
-    fn get<'a>(&'a self, id: &'a TokenId) -> BoxFuture<'a, Option<Arc<TokenRecord>>>;
+    fn get(&self, id: TokenId) -> BoxFuture<'_, Option<Arc<TokenRecord>>>;
     fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>>;
     fn list<'a>(&'a self, filter: &'a ListFilter<'a>) -> BoxFuture<'a, ListPage>;
     fn record_last_use<'a>(&'a self, id: &'a TokenId, at: OffsetDateTime) -> BoxFuture<'a, bool>;
@@ -92,8 +94,8 @@ impl<S: TokenStore> ErasedStore for S {
     ) -> BoxFuture<'a, bool> {
         Box::pin(TokenStore::insert_capped(self, record, cap, now))
     }
-    fn get<'a>(&'a self, id: &'a TokenId) -> BoxFuture<'a, Option<Arc<TokenRecord>>> {
-        Box::pin(TokenStore::get(self, id))
+    fn get(&self, id: TokenId) -> BoxFuture<'_, Option<Arc<TokenRecord>>> {
+        Box::pin(async move { TokenStore::get(self, &id).await })
     }
     fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
         TokenStore::get_now(self, id)
@@ -141,8 +143,13 @@ impl TokenStore for DynTokenStore {
         self.0.insert_capped(record, cap, now).await
     }
 
-    async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
-        self.0.get(id).await
+    // The verify path: the boxed future is returned as it is, not wrapped in another
+    // (the id is copied in, so the future borrows only the store).
+    fn get(
+        &self,
+        id: &TokenId,
+    ) -> impl Future<Output = Result<Option<Arc<TokenRecord>>, StoreError>> + Send {
+        self.0.get(*id)
     }
 
     fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {

@@ -203,7 +203,8 @@ pub struct ListFilter<'a> {
 }
 
 impl<'a> ListFilter<'a> {
-    /// A filter for `owner`'s active tokens of issuer `prefix` at `now`, first page of 20.
+    /// A filter for `owner`'s active tokens of issuer `prefix` at `now`: the first page, of
+    /// [`DEFAULT_PER_PAGE`](crate::limits::DEFAULT_PER_PAGE).
     pub fn new(prefix: &'a str, owner: &'a str, now: OffsetDateTime) -> Self {
         Self {
             prefix,
@@ -212,7 +213,7 @@ impl<'a> ListFilter<'a> {
             include_inactive: false,
             now,
             offset: 0,
-            limit: 20,
+            limit: crate::limits::DEFAULT_PER_PAGE,
         }
     }
 

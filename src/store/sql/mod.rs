@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
 use crate::hash::TokenHash;
+use crate::limits::MAX_TABLE_NAME_CHARS;
 use crate::record::{Scopes, TokenRecord};
 use crate::token::TokenId;
 
@@ -25,8 +26,6 @@ pub(crate) const DEFAULT_TABLE: &str = "api_tokens";
 /// How long a store call may take unless configured: past it, the call fails with
 /// `Unavailable`, whatever the network or the database is doing.
 pub(crate) const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
-
-const MAX_IDENT: usize = 48;
 
 /// A validated `table` or `schema.table` name. Each part is folded to lower case (as
 /// PostgreSQL does with unquoted names) and quoted where it is spliced into SQL, so a
@@ -49,7 +48,7 @@ impl TableName {
         };
         let ident = |s: &str| {
             !s.is_empty()
-                && s.len() <= MAX_IDENT
+                && s.len() <= MAX_TABLE_NAME_CHARS
                 && !s.as_bytes()[0].is_ascii_digit()
                 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         };

@@ -75,50 +75,43 @@ struct Created<'a> {
     token_info: TokenView,
 }
 
-/// The query of `GET /api/v1/tokens`, as sent; each field is checked with its own message.
-#[derive(Deserialize)]
-pub struct ListQuery {
-    page: Option<String>,
-    per_page: Option<String>,
-    include_revoked: Option<String>,
-}
-
 /// `GET /api/v1/tokens?page=&per_page=&include_revoked=`: the caller's tokens, newest first
-/// (needs `tokens:read`).
+/// (needs `tokens:read`). The query is decoded by axum's `Query` into its pairs; each known
+/// field is then checked with its own message, and a repeated field's last value wins.
 pub async fn list<St: TokenStore>(
     State(state): State<AppState<St>>,
     auth: RequireScopes<TokensRead, St>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    let Ok(Query(query)) = query else {
+    let Ok(Query(pairs)) = query else {
         return Error::from(FieldError::new("query", "is not a valid query string"))
             .into_response();
     };
     let mut request = ListRequest::new(auth.owner());
     let mut details = Vec::new();
-    if let Some(page) = query.page {
-        match page.parse() {
-            Ok(page) => request = request.page(page),
-            Err(_) => details.push(FieldError::new(
-                "page",
-                "must be a whole number of 1 or more",
-            )),
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "page" => match value.parse() {
+                Ok(page) => request = request.page(page),
+                Err(_) => details.push(FieldError::new(
+                    "page",
+                    "must be a whole number of 1 or more",
+                )),
+            },
+            "per_page" => match value.parse() {
+                Ok(n) => request = request.per_page(n),
+                Err(_) => details.push(FieldError::new(
+                    "per_page",
+                    "must be a whole number from 1 to 100",
+                )),
+            },
+            "include_revoked" => match value.as_str() {
+                "true" | "1" => request = request.include_inactive(true),
+                "false" | "0" => request = request.include_inactive(false),
+                _ => details.push(FieldError::new("include_revoked", "must be true or false")),
+            },
+            _ => {}
         }
-    }
-    if let Some(per_page) = query.per_page {
-        match per_page.parse() {
-            Ok(n) => request = request.per_page(n),
-            Err(_) => details.push(FieldError::new(
-                "per_page",
-                "must be a whole number from 1 to 100",
-            )),
-        }
-    }
-    match query.include_revoked.as_deref() {
-        None => {}
-        Some("true" | "1") => request = request.include_inactive(true),
-        Some("false" | "0") => request = request.include_inactive(false),
-        Some(_) => details.push(FieldError::new("include_revoked", "must be true or false")),
     }
     if !details.is_empty() {
         return Error::Invalid(api_tokens::ValidationErrors(details)).into_response();
@@ -147,7 +140,7 @@ pub async fn revoke<St: TokenStore>(
     path: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<RevokeRequest>,
 ) -> Response {
-    let no_such_token = || Error::NotFound.into_response();
+    let no_such_token = || error(StatusCode::NOT_FOUND, "not_found", "no such token");
     let Some(id) = path.ok().and_then(|Path(id)| id.parse::<TokenId>().ok()) else {
         return no_such_token();
     };
@@ -158,8 +151,10 @@ pub async fn revoke<St: TokenStore>(
         ))
         .into_response();
     };
-    if let Err(e) = state.tokens.get(auth.owner(), id).await {
-        return e.into_response();
+    match state.tokens.get(auth.owner(), id).await {
+        Ok(_) => {}
+        Err(Error::NotFound) => return no_such_token(),
+        Err(e) => return e.into_response(),
     }
     let Some(user) = state.users.by_id(auth.owner()).cloned() else {
         return no_such_token();
