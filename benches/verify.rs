@@ -69,6 +69,8 @@ impl Presented {
 
 #[path = "support/awaited.rs"]
 mod awaited;
+#[path = "support/forge.rs"]
+mod forge;
 
 use awaited::Awaited;
 
@@ -353,8 +355,42 @@ fn dyn_against_concrete(s: &Setup) {
     }
 }
 
+/// What a wrong guess costs, by kind: an unknown id, or a known id with a wrong secret.
+/// Both must be refused alike (`AuthError::Invalid`); their times are compared in
+/// alternation and printed.
+fn timing(c: &mut Criterion, s: &Setup) {
+    let known = s.presented.get(1);
+    let wrong_secret = forge::wrong_secret(known, "dz", '0');
+    let unknown_id = forge::unknown_id(known, "dz");
+    for t in [&wrong_secret, &unknown_id] {
+        assert!(matches!(ready(s.tokens.verify(t)), Err(AuthError::Invalid)));
+    }
+    let mut group = c.benchmark_group("verify_timing");
+    group.bench_function("memory_unknown_id", |b| {
+        b.iter(|| black_box(ready(s.tokens.verify(black_box(&unknown_id))).is_err()))
+    });
+    group.bench_function("memory_wrong_secret", |b| {
+        b.iter(|| black_box(ready(s.tokens.verify(black_box(&wrong_secret))).is_err()))
+    });
+    group.finish();
+    let rounds = if std::env::args().any(|a| a == "--bench") {
+        200_000
+    } else {
+        1_000
+    };
+    let (unknown, wrong) = forge::interleaved_medians(
+        rounds,
+        &mut || drop(black_box(ready(s.tokens.verify(black_box(&unknown_id))))),
+        &mut || drop(black_box(ready(s.tokens.verify(black_box(&wrong_secret))))),
+    );
+    println!(
+        "verify_timing/memory: interleaved medians: unknown id {unknown:.0} ns, known id with a wrong secret {wrong:.0} ns"
+    );
+}
+
 fn benches(c: &mut Criterion) {
     let s = setup();
+    timing(c, &s);
     dyn_against_concrete(&s);
     floor(c, store_size());
     verify_memory(c, &s);

@@ -21,9 +21,12 @@ use api_tokens::{ApiTokens, NewToken, PostgresStore, SqliteStore, TokenId, Token
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 
+#[path = "support/forge.rs"]
+mod forge;
+
 const PRESENTED: usize = 4096;
 const COLUMNS: &str = "id, owner, tenant, name, description, scopes, hash, prefix, \
-     created_at, expires_at, last_used_at, revoked_at, revocation_reason";
+     created_at, expires_at, last_used_at, revoked_at, revocation_reason, successor";
 
 fn db_size() -> usize {
     std::env::var("API_TOKENS_BENCH_DB_TOKENS")
@@ -150,6 +153,32 @@ fn bench_pair<St: TokenStore>(
         "verify_db/{name}: interleaved medians over {rounds} calls: select {s_med:?}, verify {v_med:?}, ratio {:.3}",
         v_med.as_secs_f64() / s_med.as_secs_f64()
     );
+    // What a wrong guess costs: an unknown id (no row) against a known id with a wrong
+    // secret (a row fetched and decoded, then the hash compared).
+    let wrong_secret = forge::wrong_secret(&f.presented[1], "dz", '0');
+    let unknown_id = forge::unknown_id(&f.presented[1], "dz");
+    let refused = |t: &str| {
+        matches!(
+            rt.block_on(f.tokens.verify(t)),
+            Err(api_tokens::AuthError::Invalid)
+        )
+    };
+    assert!(refused(&wrong_secret) && refused(&unknown_id));
+    let (unknown, wrong) = forge::interleaved_medians(
+        rounds,
+        &mut || {
+            std::hint::black_box(refused(&unknown_id));
+        },
+        &mut || {
+            std::hint::black_box(refused(&wrong_secret));
+        },
+    );
+    println!(
+        "verify_timing/{name}: interleaved medians over {rounds} calls: unknown id {:.1} µs, known id with a wrong secret {:.1} µs",
+        unknown / 1000.0,
+        wrong / 1000.0
+    );
+
     let writes = f.calls.record_last_use.load(Ordering::SeqCst) - writes_before;
     println!("verify_db/{name}: last-use writes during the measurement: {writes}");
     assert_eq!(writes, 0, "no write inside the last-use interval");

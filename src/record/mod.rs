@@ -182,9 +182,18 @@ mod tests {
 
     // Checked when the tests are built: adding `Serialize` to either breaks the build.
     const _NOTHING_THAT_CARRIES_THE_HASH_CAN_BE_SERIALISED: () = {
-        assert!(!Probe::<super::TokenRecord>::SERIALIZE, "TokenRecord carries the hash");
-        assert!(!Probe::<crate::TokenHash>::SERIALIZE, "TokenHash is the hash");
-        assert!(Probe::<super::TokenInfo>::SERIALIZE, "the probe detects Serialize");
+        assert!(
+            !Probe::<super::TokenRecord>::SERIALIZE,
+            "TokenRecord carries the hash"
+        );
+        assert!(
+            !Probe::<crate::TokenHash>::SERIALIZE,
+            "TokenHash is the hash"
+        );
+        assert!(
+            Probe::<super::TokenInfo>::SERIALIZE,
+            "the probe detects Serialize"
+        );
         assert!(!Probe::<NotSerializable>::SERIALIZE, "and its absence");
     };
 }
