@@ -284,7 +284,8 @@ impl IntoResponse for AuthError {
             AuthError::Store(_) if code == StatusCode::SERVICE_UNAVAILABLE => {
                 "the token store is unavailable; try again later".to_owned()
             }
-            AuthError::Store(_) => "the token store failed; try again later".to_owned(),
+            // Not retryable (corrupt, read-only, misconfigured): no "try again".
+            AuthError::Store(_) => "the token store failed".to_owned(),
             other => other.to_string(),
         };
         let mut response = ErrorBody::new(self.code(), message).into_response(code);

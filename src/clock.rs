@@ -12,6 +12,13 @@ use time::{Duration, OffsetDateTime};
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> OffsetDateTime;
+
+    /// The current time in nanoseconds since the Unix epoch: what verification compares
+    /// against, on every request. It must agree with [`now`](Self::now); the default
+    /// derives it from `now`, and [`SystemClock`] reads it without building a date.
+    fn now_unix_nanos(&self) -> i128 {
+        self.now().unix_timestamp_nanos()
+    }
 }
 
 /// The operating system's clock.
@@ -21,6 +28,14 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
+    }
+
+    fn now_unix_nanos(&self) -> i128 {
+        // A clock set before 1970 reads as a negative offset, as `now` would.
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(since) => since.as_nanos() as i128,
+            Err(before) => -(before.duration().as_nanos() as i128),
+        }
     }
 }
 
@@ -86,5 +101,29 @@ impl std::fmt::Display for Rfc3339 {
             Ok(s) => f.write_str(&s),
             Err(_) => write!(f, "{}", self.0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_clocks_nanoseconds_agree_with_its_time() {
+        let before = SystemClock.now().unix_timestamp_nanos();
+        let nanos = SystemClock.now_unix_nanos();
+        let after = SystemClock.now().unix_timestamp_nanos();
+        assert!(
+            before <= nanos && nanos <= after,
+            "{before} {nanos} {after}"
+        );
+    }
+
+    #[test]
+    fn a_manual_clocks_nanoseconds_are_its_time() {
+        let clock = ManualClock::new(time::macros::datetime!(2026-01-01 0:00:00.000_000_123 +2));
+        assert_eq!(clock.now_unix_nanos(), clock.now().unix_timestamp_nanos());
+        clock.advance(Duration::nanoseconds(-7));
+        assert_eq!(clock.now_unix_nanos(), clock.now().unix_timestamp_nanos());
     }
 }

@@ -5,7 +5,7 @@ use crate::error::AuthError;
 /// The token presented in the raw values of the `Authorization` and `X-API-Key` headers.
 ///
 /// - `Authorization` must be `Bearer <token>`; the scheme is case-insensitive.
-/// - `X-API-Key` is the token itself.
+/// - `X-API-Key` is the token itself (surrounding spaces ignored, none inside).
 /// - Both may be sent if they carry the same token; different tokens are malformed.
 /// - Neither is [`AuthError::Missing`]. Bytes that are not visible ASCII are malformed.
 ///
@@ -28,9 +28,7 @@ pub fn presented_token<'a>(
     api_key: Option<&'a [u8]>,
 ) -> Result<&'a str, AuthError> {
     let from_bearer = authorization.map(bearer).transpose()?;
-    let from_key = api_key
-        .map(|v| visible_ascii(v, "the X-API-Key header is empty or not visible ASCII"))
-        .transpose()?;
+    let from_key = api_key.map(key).transpose()?;
     match (from_bearer, from_key) {
         (Some(a), Some(b)) if a != b => Err(AuthError::MalformedHeader {
             reason: "Authorization and X-API-Key carry different tokens",
@@ -60,6 +58,16 @@ fn bearer(value: &[u8]) -> Result<&str, AuthError> {
             reason: "the Authorization scheme is not Bearer",
         }),
     }
+}
+
+fn key(value: &[u8]) -> Result<&str, AuthError> {
+    let value = visible_ascii(value, "the X-API-Key header is empty or not visible ASCII")?;
+    if value.contains(' ') {
+        return Err(AuthError::MalformedHeader {
+            reason: "the X-API-Key header must be the token alone, without spaces",
+        });
+    }
+    Ok(value)
 }
 
 /// The value trimmed of spaces and tabs, if it is non-empty printable ASCII.
@@ -102,6 +110,8 @@ mod tests {
         assert!(reason(presented_token(Some(b"Bearer \xff\xfe"), None)).contains("ASCII"));
         assert!(reason(presented_token(None, Some(b""))).contains("X-API-Key"));
         assert!(reason(presented_token(None, Some(b"a\x00b"))).contains("X-API-Key"));
+        // Found by fuzzing: a key with a space inside was passed on as the token.
+        assert!(reason(presented_token(None, Some(b"/ +"))).contains("without spaces"));
         assert!(matches!(
             presented_token(None, None),
             Err(AuthError::Missing)

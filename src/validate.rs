@@ -16,10 +16,43 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use crate::error::{Error, FieldError, ValidationErrors};
 use crate::limits::{MAX_PRINCIPAL_CHARS, MAX_REASON_CHARS};
 
+/// Unicode's `Default_Ignorable_Code_Point` ranges (DerivedCoreProperties.txt): characters
+/// that render as nothing, including some outside category Cf (the combining grapheme
+/// joiner U+034F, variation selectors U+FE00–FE0F, the Hangul fillers U+115F, U+3164).
+const DEFAULT_IGNORABLE: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{034F}', '\u{034F}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180F}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{206F}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{FFF0}', '\u{FFF8}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0000}', '\u{E0FFF}'),
+];
+
 /// Whether `c` is an invisible format character (general category Cf): bidi controls,
-/// zero-width spaces and joiners, the BOM, soft hyphens and the like.
+/// zero-width spaces and joiners, the BOM, soft hyphens and the like. Refused in display
+/// text, where an emoji's variation selector (U+FE0F) is still welcome.
 fn is_format(c: char) -> bool {
     c.general_category() == GeneralCategory::Format
+}
+
+/// Whether `c` renders as nothing: a format character or any other default-ignorable code
+/// point. Refused in identifiers, where `"carol\u{FE0F}"` must not pass for `"carol"`.
+fn is_invisible(c: char) -> bool {
+    is_format(c)
+        || DEFAULT_IGNORABLE
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
 
 /// Check an identifier (owner, tenant): 1..=255 characters, taken exactly as given.
@@ -32,8 +65,8 @@ pub(crate) fn check_identifier(field: &str, value: &str, errors: &mut Vec<FieldE
         "must not start or end with whitespace"
     } else if value.chars().any(char::is_control) {
         "contains control characters"
-    } else if value.chars().any(is_format) {
-        "contains invisible formatting characters (bidi or zero-width controls)"
+    } else if value.chars().any(is_invisible) {
+        "contains invisible characters (bidi or zero-width controls, fillers or selectors)"
     } else {
         return;
     };
@@ -141,6 +174,11 @@ mod tests {
             "carol\t",
             "ca\u{0}rol",
             "ca\u{7}rol",
+            // Invisible, though not in category Cf (found in review).
+            "carol\u{FE0F}",
+            "car\u{034F}ol",
+            "\u{3164}carol",
+            "carol\u{115F}",
             "ca\u{200b}rol",
             "\u{202e}lorac",
             "\u{feff}carol",
@@ -160,6 +198,12 @@ mod tests {
         check_text("name", &"é".repeat(256), 255, &mut e);
         check_text("name", "\u{202e}exe.txt", 255, &mut e);
         check_text("name", "zero\u{200b}width", 255, &mut e);
+        assert_eq!(e.len(), 5);
+        // An emoji's variation selector is fine in display text.
+        assert_eq!(
+            check_text("name", "deploy \u{2764}\u{FE0F}", 255, &mut e),
+            "deploy \u{2764}\u{FE0F}"
+        );
         assert_eq!(e.len(), 5);
         let mut e = Vec::new();
         check_prose("description", "line one\nline two", 1024, &mut e);

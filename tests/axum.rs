@@ -194,7 +194,11 @@ async fn a_repeated_tenant_header_is_refused_whatever_the_order() {
 fn store_failures_never_show_the_backends_message() {
     use api_tokens::{AuthError, StoreError, StoreErrorKind};
     use axum::response::IntoResponse;
-    for kind in [StoreErrorKind::Unavailable, StoreErrorKind::Corrupt] {
+    for kind in [
+        StoreErrorKind::Unavailable,
+        StoreErrorKind::Corrupt,
+        StoreErrorKind::Other,
+    ] {
         let secret_detail = std::io::Error::other("relation \"auth.api_tokens\" at 10.0.0.7");
         let err =
             AuthError::Store(StoreError::new(kind, "could not read").with_source(secret_detail));
@@ -210,5 +214,11 @@ fn store_failures_never_show_the_backends_message() {
             "{body}"
         );
         assert!(body.contains("token store"), "{body}");
+        // Only a 503 invites a retry: a corrupt or read-only store will not heal by itself.
+        assert_eq!(
+            body.contains("try again"),
+            kind == StoreErrorKind::Unavailable,
+            "{body}"
+        );
     }
 }

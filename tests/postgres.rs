@@ -253,14 +253,20 @@ struct Proxy {
     addr: std::net::SocketAddr,
     up: Arc<AtomicBool>,
     stalled: Arc<AtomicBool>,
+    trigger: Trigger,
     conns: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
 }
 
-/// Copy `from` to `to`, holding whatever arrives while `stalled`.
+/// Bytes which, once a client has sent them, stall the proxy (see `Proxy::stall_after`).
+type Trigger = Arc<std::sync::Mutex<Option<Vec<u8>>>>;
+
+/// Copy `from` to `to`, holding whatever arrives while `stalled`; after forwarding a
+/// chunk that holds the `trigger` bytes, stall.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     stalled: Arc<AtomicBool>,
+    trigger: Option<Trigger>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 16 * 1024];
@@ -275,6 +281,16 @@ async fn pump(
         if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
+        if let Some(trigger) = &trigger {
+            let mut armed = trigger.lock().unwrap();
+            if armed
+                .as_deref()
+                .is_some_and(|t| buf[..n].windows(t.len()).any(|w| w == t))
+            {
+                *armed = None;
+                stalled.store(true, Ordering::SeqCst);
+            }
+        }
     }
 }
 
@@ -284,8 +300,10 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(AtomicBool::new(true));
         let stalled = Arc::new(AtomicBool::new(false));
+        let trigger: Trigger = Arc::default();
         let conns = Arc::new(std::sync::Mutex::new(tokio::task::JoinSet::new()));
         let (up2, stalled2, conns2) = (up.clone(), stalled.clone(), conns.clone());
+        let trigger2 = trigger.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -296,11 +314,15 @@ impl Proxy {
                     continue;
                 }
                 let stalled = stalled2.clone();
+                let trigger = trigger2.clone();
                 conns2.lock().unwrap().spawn(async move {
                     if let Ok(server) = tokio::net::TcpStream::connect(target).await {
                         let (cr, cw) = client.into_split();
                         let (sr, sw) = server.into_split();
-                        tokio::join!(pump(cr, sw, stalled.clone()), pump(sr, cw, stalled));
+                        tokio::join!(
+                            pump(cr, sw, stalled.clone(), Some(trigger)),
+                            pump(sr, cw, stalled, None)
+                        );
                     }
                 });
             }
@@ -309,6 +331,7 @@ impl Proxy {
             addr,
             up,
             stalled,
+            trigger,
             conns,
         }
     }
@@ -325,6 +348,11 @@ impl Proxy {
     fn stall(&self, stalled: bool) {
         self.stalled.store(stalled, Ordering::SeqCst);
     }
+
+    /// Stall right after a client sends `bytes` (which the server still receives).
+    fn stall_after(&self, bytes: &[u8]) {
+        *self.trigger.lock().unwrap() = Some(bytes.to_vec());
+    }
 }
 
 /// A pool to the test server through `proxy`.
@@ -336,6 +364,14 @@ async fn proxied_pool(proxy: &Proxy) -> sqlx::PgPool {
         .connect_with(options.host("127.0.0.1").port(proxy.addr.port()))
         .await
         .unwrap()
+}
+
+/// A token service over `direct`'s table, reached through `proxy`, with a 500 ms deadline.
+async fn proxied_tokens(proxy: &Proxy, direct: &PostgresStore) -> ApiTokens<PostgresStore> {
+    let store = PostgresStore::with_table(proxied_pool(proxy).await, direct.table())
+        .unwrap()
+        .with_deadline(StdDuration::from_millis(500));
+    ApiTokens::new(store, "api_prod").unwrap()
 }
 
 async fn proxy_to_server() -> Proxy {
@@ -412,6 +448,82 @@ async fn an_unreachable_server_fails_closed_and_the_store_recovers() {
     not(api_tokens_postgres_tests),
     ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
 )]
+async fn a_client_cut_off_mid_transaction_does_not_block_revocation() {
+    let direct = store().await;
+    let proxy = proxy_to_server().await;
+    let cut_off = proxied_tokens(&proxy, &direct).await;
+    let issued = cut_off.issue(NewToken::new("alice", "ci")).await.unwrap();
+    let id = issued.record.id;
+
+    // The revocation locks the row (`SELECT … FOR UPDATE`) and sends its `UPDATE`, then the
+    // network stalls before the server runs it: the client gives up at its deadline, and
+    // its transaction is left open on the server, holding the row lock.
+    proxy.stall_after(b"SET owner = ");
+    let err = cut_off
+        .revoke("alice", id, Some("cut off"))
+        .await
+        .expect_err("the network stalled mid-transaction");
+    assert_eq!(err.status(), 503, "{err}");
+
+    // The server ends that transaction by itself soon after, so another instance can revoke
+    // the token: a stolen token must not stay valid because a peer lost its network.
+    let other = ApiTokens::new(direct, "api_prod").unwrap();
+    let started = std::time::Instant::now();
+    other
+        .revoke("alice", id, Some("leaked"))
+        .await
+        .expect("revocation is not blocked by the cut-off client's locks");
+    assert!(
+        started.elapsed() < StdDuration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(
+        other.verify(issued.plaintext.expose_secret()).await,
+        Err(AuthError::Revoked { .. })
+    ));
+    proxy.stall(false);
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(api_tokens_postgres_tests),
+    ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
+)]
+async fn migrate_waits_for_the_migration_lock_no_longer_than_the_deadline() {
+    let pool = pool_for(&url(), "api_tokens_tests", 3).await;
+    // Another instance holds the migration lock (its migration never ends).
+    let mut holder = pool.begin().await.unwrap();
+    let key = i64::from(crc32fast::hash(b"api_tokens:migrate"));
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(key)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let table = format!("{}.migrate_{:08x}", run_schema(), rand_u32());
+    let store = PostgresStore::with_table(pool.clone(), &table)
+        .unwrap()
+        .with_deadline(StdDuration::from_millis(300));
+    let started = std::time::Instant::now();
+    let err = store.migrate().await.expect_err("the lock is held");
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert!(
+        started.elapsed() < StdDuration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    holder.rollback().await.unwrap();
+    store
+        .migrate()
+        .await
+        .expect("migrates once the lock is free");
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(api_tokens_postgres_tests),
+    ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
+)]
 async fn an_unreachable_url_is_a_store_error() {
     let err = PostgresStore::connect("postgres://nobody@127.0.0.1:1/none")
         .await
@@ -456,10 +568,7 @@ async fn a_silent_network_fails_within_the_deadline_and_recovers() {
     let direct = store().await;
     let proxy = proxy_to_server().await;
     let deadline = StdDuration::from_millis(500);
-    let store = PostgresStore::with_table(proxied_pool(&proxy).await, direct.table())
-        .unwrap()
-        .with_deadline(deadline);
-    let tokens = ApiTokens::new(store, "api_prod").unwrap();
+    let tokens = proxied_tokens(&proxy, &direct).await;
     let issued = tokens.issue(NewToken::new("alice", "ci")).await.unwrap();
     let plain = issued.plaintext.expose_secret();
     tokens
@@ -539,6 +648,9 @@ async fn a_data_error_is_never_unavailable() {
 )]
 async fn a_reserved_word_is_a_usable_table_name() {
     let pool = pool_for(&url(), "api_tokens_tests", 2).await;
+    // PostgreSQL refuses to create schemas named pg_*: refused here, not at migrate.
+    let err = PostgresStore::with_table(pool.clone(), "pg_tokens.t").unwrap_err();
+    assert!(err.to_string().contains("reserves"), "{err}");
     let schema = format!("{}_r{:08x}", run_schema(), rand_u32());
     let store = PostgresStore::with_table(pool, &format!("{schema}.user")).unwrap();
     store.migrate().await.expect("migrate a table named user");

@@ -2,8 +2,11 @@
 //! process's writable memory holds no copy of the token's raw (decoded) secret.
 //!
 //! The test reads its own memory through `/proc/self/mem` (Linux). The secret it looks for
-//! is kept XOR-masked, so the search itself never puts it in memory; a scan right after
-//! issuing is the control that proves it.
+//! is kept XOR-masked, so the search itself never puts it in memory. A control first plants
+//! a copy on the heap and checks that the scan finds it (so a scan that reads nothing
+//! cannot pass). Besides the secret's own byte order, the scan looks for it with each
+//! 4-byte word reversed, the form SHA-256 keeps in its working state on little-endian
+//! machines.
 #![cfg(target_os = "linux")]
 
 use std::fs::File;
@@ -72,6 +75,49 @@ fn hex_value(c: u8) -> u8 {
     }
 }
 
+/// The 32 bytes of `masked` with each 4-byte word reversed (SHA-256's big-endian words as a
+/// little-endian machine holds them), still masked.
+fn word_swapped(masked: &[u8; 32]) -> [u8; 32] {
+    let mut out = *masked;
+    for word in out.chunks_mut(4) {
+        word.reverse();
+    }
+    out
+}
+
+/// Copies of the secret in either byte order.
+fn copies(masked: &[u8; 32]) -> usize {
+    occurrences(masked) + occurrences(&word_swapped(masked))
+}
+
+#[test]
+fn the_scan_finds_a_planted_copy() {
+    let mut masked = [0u8; 32];
+    for (i, b) in masked.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37).wrapping_add(11) ^ 0x3c;
+    }
+    assert_eq!(copies(&masked), 0, "nothing planted yet");
+    // Unmask onto the heap, one byte at a time, as a leaked copy would sit there.
+    let planted: Vec<u8> = masked
+        .iter()
+        .map(|b| b ^ std::hint::black_box(MASK))
+        .collect();
+    assert!(
+        occurrences(&masked) >= 1,
+        "the scan did not find a planted copy"
+    );
+    let swapped: Vec<u8> = word_swapped(&masked)
+        .iter()
+        .map(|b| b ^ std::hint::black_box(MASK))
+        .collect();
+    assert!(
+        copies(&masked) >= 2,
+        "the scan did not find a word-swapped copy"
+    );
+    drop(std::hint::black_box(planted));
+    drop(std::hint::black_box(swapped));
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn no_copy_of_the_secret_outlives_issue_or_verify() {
     let tokens = ApiTokens::new(Arc::new(MemoryStore::new()), "dz").unwrap();
@@ -90,7 +136,7 @@ async fn no_copy_of_the_secret_outlives_issue_or_verify() {
         (text.to_owned(), masked)
     }; // the plaintext is dropped (and wiped) here
     assert_eq!(
-        occurrences(&masked),
+        copies(&masked),
         0,
         "issuing left a copy of the raw secret in memory"
     );
@@ -102,7 +148,7 @@ async fn no_copy_of_the_secret_outlives_issue_or_verify() {
         .await
         .expect("revokes itself");
     assert_eq!(
-        occurrences(&masked),
+        copies(&masked),
         0,
         "verifying left a copy of the raw secret in memory"
     );

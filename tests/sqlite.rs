@@ -308,6 +308,9 @@ async fn table_names_are_checked_when_the_store_is_built() {
     let store = memory_store().await;
     let err = SqliteStore::with_table(store.pool().clone(), "main.tokens").unwrap_err();
     assert!(err.to_string().contains("without a schema"), "{err}");
+    // SQLite refuses to create tables named sqlite_*: refused here, not at migrate.
+    let err = SqliteStore::with_table(store.pool().clone(), "SQLite_tokens").unwrap_err();
+    assert!(err.to_string().contains("reserves"), "{err}");
     let reserved = SqliteStore::with_table(store.pool().clone(), "user").unwrap();
     reserved.migrate().await.expect("a reserved word is quoted");
     let tokens = ApiTokens::new(reserved, "dz").unwrap();

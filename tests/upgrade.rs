@@ -46,8 +46,8 @@ fn old_tokens(n: usize) -> Vec<OldToken> {
             id[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
             secret[..8].copy_from_slice(&(i as u64 * 7919 + 13).to_be_bytes());
             id[15] = i as u8;
-            let signed = format!("dz_{}{}", hex(&id), hex(&secret));
-            let plaintext = format!("{signed}{:08x}", crc32(signed.as_bytes()));
+            let signed = format!("dz_{}{}", hex::encode(id), hex::encode(secret));
+            let plaintext = format!("{signed}{:08x}", crc32fast::hash(signed.as_bytes()));
             OldToken {
                 plaintext,
                 id,
@@ -57,26 +57,6 @@ fn old_tokens(n: usize) -> Vec<OldToken> {
             }
         })
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// CRC32 (IEEE), as the token format's checksum.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// After the upgrade: the active tokens verify, the revoked ones are still revoked with

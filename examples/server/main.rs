@@ -7,8 +7,11 @@
 //!
 //! Configuration, from the environment:
 //! - `BIND`: address to listen on (default `127.0.0.1:8080`);
-//! - `DATABASE_URL`: `sqlite://PATH` (default `sqlite://api-tokens.db`, created if missing)
-//!   or `postgres://…`;
+//! - `DATABASE_URL`: `sqlite://PATH` or `postgres://…` (default `sqlite://api-tokens.db`);
+//! - `DATABASE_CREATE`: `true` to create a missing SQLite file (the first start). Otherwise a
+//!   given SQLite file must exist, so that a vanished file stops the server instead of
+//!   silently replacing every token with an empty database. The default demo database is
+//!   created when missing, with a notice;
 //! - `DEMO_USERS`: `email:password:tenant` entries separated by commas (default: one demo
 //!   user, with a warning);
 //! - `TOKEN_PREFIX`: the tokens' prefix (default `api_prod`).
@@ -31,8 +34,17 @@ async fn main() {
 
 async fn run() -> Result<(), String> {
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".into());
-    let database =
-        std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://api-tokens.db".into());
+    let given = std::env::var("DATABASE_URL").ok();
+    let create = match std::env::var("DATABASE_CREATE").as_deref() {
+        Ok("true" | "1") => true,
+        Ok("false" | "0" | "") | Err(_) => given.is_none(),
+        Ok(other) => {
+            return Err(format!(
+                "DATABASE_CREATE must be true or false, not {other:?}"
+            ));
+        }
+    };
+    let database = given.unwrap_or_else(|| "sqlite://api-tokens.db".into());
     let prefix = std::env::var("TOKEN_PREFIX").unwrap_or_else(|_| "api_prod".into());
     let users = match std::env::var("DEMO_USERS") {
         Ok(spec) => spec,
@@ -53,13 +65,27 @@ async fn run() -> Result<(), String> {
         store.migrate().await.map_err(|e| e.to_string())?;
         serve(store, &prefix, users, &bind).await
     } else if database.starts_with("sqlite:") {
-        let store = SqliteStore::connect(&database)
-            .await
-            .map_err(|e| e.to_string())?;
+        let store = open_sqlite(&database, create).await?;
         store.migrate().await.map_err(|e| e.to_string())?;
         serve(store, &prefix, users, &bind).await
     } else {
         Err("DATABASE_URL must start with sqlite:// or postgres://".into())
+    }
+}
+
+/// An existing SQLite database, or (when `create`) a new one, with a notice.
+async fn open_sqlite(url: &str, create: bool) -> Result<SqliteStore, String> {
+    match SqliteStore::connect_existing(url).await {
+        Ok(store) => Ok(store),
+        Err(_) if create => {
+            let store = SqliteStore::connect(url).await.map_err(|e| e.to_string())?;
+            eprintln!("notice: created a new, empty token database at {url}");
+            Ok(store)
+        }
+        Err(e) => Err(format!(
+            "cannot open the token database {url}: {e}; if this is the first start, set \
+             DATABASE_CREATE=true to create it"
+        )),
     }
 }
 

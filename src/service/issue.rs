@@ -322,11 +322,20 @@ impl<S: TokenStore> ApiTokens<S> {
             }
             true
         };
-        let found = self
-            .inner
-            .store
-            .rotate(&id, &mut Change::new(&mut retire), &record)
-            .await?;
+        let store = &self.inner.store;
+        let mut change = Change::new(&mut retire);
+        // Under a cap, the successor needs a free slot unless the rotation ends the old
+        // token at once: a grace period must not let rotations multiply live tokens.
+        let found = match policy.get_max_active_per_owner() {
+            None => store.rotate(&id, &mut change, &record).await?,
+            Some(cap) => match store
+                .rotate_capped(&id, &mut change, &record, cap, now)
+                .await?
+            {
+                Some(false) => return Err(Error::TooManyTokens { limit: cap }),
+                found => found.is_some(),
+            },
+        };
         if !found {
             return Err(Error::NotFound);
         }

@@ -78,6 +78,14 @@ trait ErasedStore: Send + Sync + 'static {
         change: &'a mut Change<'c>,
         successor: &'a TokenRecord,
     ) -> BoxFuture<'a, bool>;
+    fn rotate_capped<'a, 'c: 'a>(
+        &'a self,
+        id: &'a TokenId,
+        change: &'a mut Change<'c>,
+        successor: &'a TokenRecord,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Option<bool>>;
     fn revoke_all<'a>(&'a self, all: &'a RevokeAll<'a>) -> BoxFuture<'a, u64>;
     fn purge(&self, before: OffsetDateTime) -> BoxFuture<'_, u64>;
 }
@@ -120,6 +128,18 @@ impl<S: TokenStore> ErasedStore for S {
         successor: &'a TokenRecord,
     ) -> BoxFuture<'a, bool> {
         Box::pin(TokenStore::rotate(self, id, change, successor))
+    }
+    fn rotate_capped<'a, 'c: 'a>(
+        &'a self,
+        id: &'a TokenId,
+        change: &'a mut Change<'c>,
+        successor: &'a TokenRecord,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Option<bool>> {
+        Box::pin(TokenStore::rotate_capped(
+            self, id, change, successor, cap, now,
+        ))
     }
     fn revoke_all<'a>(&'a self, all: &'a RevokeAll<'a>) -> BoxFuture<'a, u64> {
         Box::pin(TokenStore::revoke_all(self, all))
@@ -175,6 +195,17 @@ impl TokenStore for DynTokenStore {
         successor: &TokenRecord,
     ) -> Result<bool, StoreError> {
         self.0.rotate(id, change, successor).await
+    }
+
+    async fn rotate_capped(
+        &self,
+        id: &TokenId,
+        change: &mut Change<'_>,
+        successor: &TokenRecord,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> Result<Option<bool>, StoreError> {
+        self.0.rotate_capped(id, change, successor, cap, now).await
     }
 
     async fn revoke_all(&self, all: &RevokeAll<'_>) -> Result<u64, StoreError> {

@@ -158,10 +158,11 @@
 //! # );
 //! ```
 //!
-//! Two methods are optional. `get_now` answers a read without waiting, for stores that can
-//! (it spares verification a future). `insert_capped`, an insert that respects a cap on an
-//! owner's active tokens, is needed only when the [`TokenPolicy`](crate::TokenPolicy) sets
-//! one; without it, issuing under such a policy fails with a clear error.
+//! Three methods are optional. `get_now` answers a read without waiting, for stores that
+//! can (it spares verification a future). `insert_capped` and `rotate_capped`, an insert and
+//! a rotation that respect a cap on an owner's active tokens (counted in the same atomic
+//! step), are needed only when the [`TokenPolicy`](crate::TokenPolicy) sets one; without
+//! them, issuing or rotating under such a policy fails with a clear error.
 //!
 //! Methods return `impl Future + Send`, so they may be written as `async fn` and no
 //! `async-trait` is needed. A store behind an `Arc` is a store too, and

@@ -114,6 +114,10 @@ impl PostgresStore {
     /// instances starting at once do not collide. Idempotent. Fails if the database holds a
     /// newer schema than this release knows.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        sql::within(sql::migration_deadline(self.deadline), self.migrate_steps()).await
+    }
+
+    async fn migrate_steps(&self) -> Result<(), StoreError> {
         let failed = || error("could not migrate the PostgreSQL schema");
         let t = &*self.table;
         let mut tx = self.migration().await?;
@@ -148,7 +152,7 @@ impl PostgresStore {
     /// rare, and `CREATE SCHEMA IF NOT EXISTS` races between tables of the same schema.
     async fn migration(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         let failed = || error("could not migrate the PostgreSQL schema");
-        let mut tx = self.pool.begin().await.map_err(failed())?;
+        let mut tx = begin(&self.pool, self.deadline).await.map_err(failed())?;
         let key = i64::from(crc32fast::hash(b"api_tokens:migrate"));
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(key)
@@ -183,8 +187,41 @@ async fn record_version(
     Ok(())
 }
 
-async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    pool.begin().await
+/// A transaction that the server itself ends if it outlives `deadline`: its statements
+/// time out, lock waits time out, and an idle transaction (its client partitioned away or
+/// gone) is terminated, releasing its row and advisory locks. Without this, a client that
+/// gave up at its deadline could leave locks on the server until TCP noticed, hours later,
+/// and every revocation of that token would fail meanwhile.
+async fn begin(
+    pool: &PgPool,
+    deadline: Duration,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    bound_on_server(&mut tx, deadline).await?;
+    Ok(tx)
+}
+
+/// Set the server-side limits of the current transaction (`SET LOCAL`, in one round trip).
+async fn bound_on_server(
+    tx: &mut Transaction<'static, Postgres>,
+    deadline: Duration,
+) -> Result<(), sqlx::Error> {
+    let ms = deadline.as_millis().clamp(1, i32::MAX as u128).to_string();
+    sqlx::query(
+        "SELECT set_config('statement_timeout', $1, true), \
+                set_config('lock_timeout', $1, true), \
+                set_config('idle_in_transaction_session_timeout', $1, true)",
+    )
+    .bind(ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A read-only transaction whose statements all see the snapshot its first one took.
+async fn snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
 }
 
 /// Serialise one owner's multi-record writes for the rest of the transaction.
@@ -249,7 +286,7 @@ fn same(t: OffsetDateTime) -> OffsetDateTime {
 
 super::sql::impl_sql_token_store!(
     PostgresStore, db: Postgres, decode: decode, timestamps: OffsetDateTime, same,
-    error: error, begin: begin, lock_owner: lock_owner
+    error: error, begin: begin, snapshot: snapshot, lock_owner: lock_owner
 );
 
 #[cfg(test)]

@@ -140,9 +140,13 @@ impl SqliteStore {
     /// at once do not collide. Idempotent. Fails if the database holds a newer schema than
     /// this release knows.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        sql::within(sql::migration_deadline(self.deadline), self.migrate_steps()).await
+    }
+
+    async fn migrate_steps(&self) -> Result<(), StoreError> {
         let failed = || error("could not migrate the SQLite schema");
         let t = &*self.table;
-        let mut tx = begin(&self.pool).await.map_err(failed())?;
+        let mut tx = begin(&self.pool, self.deadline).await.map_err(failed())?;
         sqlx::raw_sql(AssertSqlSafe(schema::create_v1(t, Dialect::Sqlite)))
             .execute(&mut *tx)
             .await
@@ -156,7 +160,7 @@ impl SqliteStore {
         schema::refuse_newer(version)?;
         while version < SCHEMA_VERSION {
             let to = version + 1;
-            let mut tx = begin(&self.pool).await.map_err(failed())?;
+            let mut tx = begin(&self.pool, self.deadline).await.map_err(failed())?;
             if read_version(&mut tx, t).await?.unwrap_or(1) < to {
                 sqlx::raw_sql(AssertSqlSafe(schema::upgrade_to(to, t, Dialect::Sqlite)))
                     .execute(&mut *tx)
@@ -200,8 +204,18 @@ fn is_memory(url: &str) -> bool {
 
 /// A transaction that holds the database's write lock from its first statement, so that
 /// what it reads cannot change before it writes.
-async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+/// (The deadline is enforced on the client: an SQLite transaction dies with its
+/// connection, and the busy timeout bounds the wait for the lock.)
+async fn begin(
+    pool: &SqlitePool,
+    _deadline: Duration,
+) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
     pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// A read transaction: SQLite keeps one snapshot from its first read to its end.
+async fn snapshot(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN DEFERRED").await
 }
 
 /// SQLite's write lock (taken by `BEGIN IMMEDIATE`) already serialises every writer.
@@ -288,5 +302,5 @@ fn decode(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
 
 super::sql::impl_sql_token_store!(
     SqliteStore, db: Sqlite, decode: decode, timestamps: i64, micros,
-    error: error, begin: begin, lock_owner: lock_owner
+    error: error, begin: begin, snapshot: snapshot, lock_owner: lock_owner
 );

@@ -99,6 +99,32 @@ pub trait TokenStore: Send + Sync + 'static {
         successor: &TokenRecord,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// [`rotate`](Self::rotate) under a cap on the owner's active tokens: if `change`
+    /// approves but the owner would then hold `cap` or more active tokens of the successor's
+    /// issuer at `now` besides the successor (the old token counts while it stays active,
+    /// e.g. during a grace period), nothing is written. All in one atomic step.
+    ///
+    /// Returns `None` if there is no record `id`, `Some(false)` if the cap stopped the
+    /// rotation, `Some(true)` otherwise (the change decided, and was written if it approved).
+    ///
+    /// Optional, like [`insert_capped`](Self::insert_capped): only a policy with
+    /// `max_active_per_owner` calls it. The default fails, saying the store cannot.
+    fn rotate_capped(
+        &self,
+        id: &TokenId,
+        change: &mut Change<'_>,
+        successor: &TokenRecord,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<bool>, StoreError>> + Send {
+        let _ = (id, change, successor, cap, now);
+        std::future::ready(Err(StoreError::new(
+            StoreErrorKind::Unsupported,
+            "this token store cannot rotate under a cap on active tokens; implement \
+             TokenStore::rotate_capped or unset TokenPolicy::max_active_per_owner",
+        )))
+    }
+
     /// Revoke every record [`RevokeAll::selects`] in one step. Returns how many.
     fn revoke_all(
         &self,
@@ -165,6 +191,17 @@ impl<T: TokenStore> TokenStore for Arc<T> {
         successor: &TokenRecord,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).rotate(id, change, successor)
+    }
+
+    fn rotate_capped(
+        &self,
+        id: &TokenId,
+        change: &mut Change<'_>,
+        successor: &TokenRecord,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<bool>, StoreError>> + Send {
+        (**self).rotate_capped(id, change, successor, cap, now)
     }
 
     fn revoke_all(

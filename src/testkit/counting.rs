@@ -148,6 +148,19 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
         bump(&self.calls.rotate);
         self.inner.rotate(id, change, successor).await
     }
+    async fn rotate_capped(
+        &self,
+        id: &TokenId,
+        change: &mut Change<'_>,
+        successor: &TokenRecord,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> Result<Option<bool>, StoreError> {
+        bump(&self.calls.rotate);
+        self.inner
+            .rotate_capped(id, change, successor, cap, now)
+            .await
+    }
     async fn revoke_all(&self, all: &RevokeAll<'_>) -> Result<u64, StoreError> {
         bump(&self.calls.revoke_all);
         self.inner.revoke_all(all).await

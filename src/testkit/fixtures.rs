@@ -34,6 +34,15 @@ pub(crate) fn kit_slow<S: TokenStore>(store: S, delay: std::time::Duration) -> K
     )
 }
 
+/// [`kit_slow`] with a policy.
+pub(crate) fn kit_slow_with<S: TokenStore>(
+    store: S,
+    delay: std::time::Duration,
+    policy: TokenPolicy,
+) -> Kit<S> {
+    kit_over(CountingStore::new(store).slow_reads(delay), policy)
+}
+
 pub(crate) fn kit_with<S: TokenStore>(store: S, policy: TokenPolicy) -> Kit<S> {
     kit_over(CountingStore::new(store), policy)
 }

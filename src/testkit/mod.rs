@@ -92,8 +92,11 @@ macro_rules! conformance_tests {
             display_text_refuses_invisible_characters,
             the_active_token_cap_is_enforced,
             the_active_token_cap_holds_under_contention,
+            rotation_respects_the_active_token_cap,
+            rotations_racing_for_the_last_place_under_the_cap,
             verifies_racing_a_revoke,
             concurrent_issues_are_all_kept,
+            list_pages_agree_with_their_totals,
         }
     };
     (@tests $attrs:tt $make:expr; $case:ident, $($rest:ident,)*) => {

@@ -126,6 +126,49 @@ impl MemoryStore {
         read(self.shard(id)).get(id).map(|e| Arc::clone(&e.0))
     }
 
+    /// `rotate`, and `rotate_capped` when `cap` is given, under the writes lock: `None` if
+    /// there is no record `id`, `Some(false)` if the cap stopped the rotation (nothing
+    /// written).
+    fn rotate_under(
+        &self,
+        id: &TokenId,
+        change: &mut Change<'_>,
+        successor: &TokenRecord,
+        cap: Option<(u32, OffsetDateTime)>,
+    ) -> Result<Option<bool>, StoreError> {
+        let mut index = self.writes();
+        // Every insert holds the writes lock too, so the successor's id stays free until
+        // it is inserted below.
+        if read(self.shard(&successor.id)).contains(&successor.id) {
+            return Err(StoreError::duplicate_id());
+        }
+        // Counted before the change, under the same lock; the old token's own place is
+        // freed only if the change ends its life now.
+        let limit = cap.map(|(cap, now)| {
+            let active = index.active(&successor.prefix, &successor.owner, now);
+            (cap as usize, now, active)
+        });
+        let mut capped = false;
+        let mut decide = |r: &mut TokenRecord| {
+            let was_active = limit.is_some_and(|(_, now, _)| r.is_active(now));
+            if !change.apply(r) {
+                return false;
+            }
+            if let Some((cap, now, active)) = limit {
+                let freed = usize::from(was_active && !r.is_active(now));
+                capped = active.saturating_sub(freed) >= cap;
+            }
+            !capped
+        };
+        match self.update_locked(&mut index, id, &mut Change::new(&mut decide)) {
+            None => Ok(None),
+            Some(true) => self
+                .insert_locked(&mut index, successor)
+                .map(|()| Some(true)),
+            Some(false) => Ok(Some(!capped)),
+        }
+    }
+
     /// The lock every write but last use holds, with the indexes it guards.
     fn writes(&self) -> MutexGuard<'_, Index> {
         self.writes.lock().unwrap_or_else(PoisonError::into_inner)
@@ -246,16 +289,18 @@ impl TokenStore for MemoryStore {
         change: &mut Change<'_>,
         successor: &TokenRecord,
     ) -> Result<bool, StoreError> {
-        let mut index = self.writes();
-        // Every insert holds the writes lock too, so the successor's id stays free until
-        // it is inserted below.
-        if read(self.shard(&successor.id)).contains(&successor.id) {
-            return Err(StoreError::duplicate_id());
-        }
-        match self.update_locked(&mut index, id, change) {
-            Some(true) => self.insert_locked(&mut index, successor).map(|()| true),
-            found => Ok(found.is_some()),
-        }
+        Ok(self.rotate_under(id, change, successor, None)?.is_some())
+    }
+
+    async fn rotate_capped(
+        &self,
+        id: &TokenId,
+        change: &mut Change<'_>,
+        successor: &TokenRecord,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> Result<Option<bool>, StoreError> {
+        self.rotate_under(id, change, successor, Some((cap, now)))
     }
 
     async fn revoke_all(&self, all: &RevokeAll<'_>) -> Result<u64, StoreError> {

@@ -62,6 +62,20 @@ impl TableName {
             None if ident(name) => (None, name),
             _ => return Err(refuse("it is not a plain identifier")),
         };
+        // Names the database reserves for itself, which `migrate` could not create.
+        let reserved = |s: &str, prefix: &str| {
+            s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+        };
+        if !schemas && reserved(table, "sqlite_") {
+            return Err(refuse(
+                "SQLite reserves table names that start with sqlite_",
+            ));
+        }
+        if schema.is_some_and(|s| reserved(s, "pg_")) {
+            return Err(refuse(
+                "PostgreSQL reserves schema names that start with pg_",
+            ));
+        }
         Ok(Self {
             given: name.to_owned(),
             schema: schema.map(str::to_ascii_lowercase),
@@ -233,6 +247,14 @@ impl Statements {
     pub(crate) fn variant(tenant: bool, active_only: bool) -> usize {
         usize::from(tenant) * 2 + usize::from(active_only)
     }
+}
+
+/// How long `migrate` may take: one deadline per transaction it may need, so it never waits
+/// without end (behind a long transaction, say) while every verification queues behind its
+/// lock.
+pub(crate) fn migration_deadline(deadline: Duration) -> Duration {
+    let steps = u32::try_from(schema::SCHEMA_VERSION).unwrap_or(u32::MAX);
+    deadline.saturating_mul(steps.saturating_add(1))
 }
 
 /// Run `work` within `deadline`: past it, the call fails with `Unavailable`, and the work is

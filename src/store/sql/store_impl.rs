@@ -17,12 +17,16 @@
 /// - `decode`: `fn(&Row) -> Result<TokenRecord, StoreError>`;
 /// - `timestamps`: the stored form of a timestamp and `fn(OffsetDateTime) -> $db_ts`;
 /// - `error`: `fn(&'static str) -> impl FnOnce(sqlx::Error) -> StoreError`;
-/// - `begin`: `async fn(&Pool) -> Result<Transaction, sqlx::Error>`;
+/// - `begin`: `async fn(&Pool) -> Result<Transaction, sqlx::Error>`, a transaction for
+///   reading, deciding and writing;
+/// - `snapshot`: the same for a read-only transaction whose statements all see one snapshot
+///   (a page and its total agree);
 /// - `lock_owner`: `async fn(&mut Transaction, &str) -> Result<(), sqlx::Error>`.
 macro_rules! impl_sql_token_store {
     (
         $store:ty, db: $db:ty, decode: $decode:path, timestamps: $db_ts:ty, $to_db:path,
-        error: $error:path, begin: $begin:path, lock_owner: $lock_owner:path
+        error: $error:path, begin: $begin:path, snapshot: $snapshot:path,
+        lock_owner: $lock_owner:path
     ) => {
         const _: () = {
             use std::sync::Arc;
@@ -66,6 +70,60 @@ macro_rules! impl_sql_token_store {
                 fn owner_key(&self, prefix: &str, owner: &str) -> String {
                     format!("{}/{prefix}/{owner}", self.table.key())
                 }
+
+                /// `rotate`, and `rotate_capped` when `cap` is given: in one transaction
+                /// holding the owner's lock, read the record `FOR UPDATE`, let `change`
+                /// decide, write the old record back, then insert the successor (under the
+                /// cap: only if the owner then has fewer than `cap` active tokens, counting
+                /// the old one as it now is). `None`: no record `id`; `Some(false)`: the
+                /// cap stopped it and the transaction is rolled back.
+                async fn rotate_under(
+                    &self,
+                    id: &TokenId,
+                    change: &mut Change<'_>,
+                    successor: &TokenRecord,
+                    cap: Option<(u32, OffsetDateTime)>,
+                ) -> Result<Option<bool>, StoreError> {
+                    let failed = || $error("could not rotate the token");
+                    within(self.deadline, async {
+                        let mut tx = $begin(&self.pool, self.deadline).await.map_err(failed())?;
+                        let key = self.owner_key(&successor.prefix, &successor.owner);
+                        $lock_owner(&mut tx, &key).await.map_err(failed())?;
+                        let row = query(&self.sql.get_for_update)
+                            .bind(id.as_bytes().as_slice())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(failed())?;
+                        let Some(row) = row else {
+                            return Ok(None);
+                        };
+                        let mut record = $decode(&row)?;
+                        if !change.apply(&mut record) {
+                            return Ok(Some(true));
+                        }
+                        record.id = *id;
+                        bind_record(query(&self.sql.write_back), &record)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(failed())?;
+                        let insert = match cap {
+                            None => bind_record(query(&self.sql.insert), successor),
+                            Some((cap, now)) => {
+                                bind_record(query(&self.sql.insert_capped), successor)
+                                    .bind($to_db(now))
+                                    .bind(i64::from(cap))
+                            }
+                        };
+                        let inserted = insert.execute(&mut *tx).await.map_err(failed())?;
+                        if inserted.rows_affected() != 1 {
+                            // Dropping the transaction rolls the old record's change back.
+                            return Ok(Some(false));
+                        }
+                        tx.commit().await.map_err(failed())?;
+                        Ok(Some(true))
+                    })
+                    .await
+                }
             }
 
             impl TokenStore for $store {
@@ -88,7 +146,7 @@ macro_rules! impl_sql_token_store {
                 ) -> Result<bool, StoreError> {
                     let failed = || $error("could not insert the token under the owner's cap");
                     within(self.deadline, async {
-                        let mut tx = $begin(&self.pool).await.map_err(failed())?;
+                        let mut tx = $begin(&self.pool, self.deadline).await.map_err(failed())?;
                         $lock_owner(&mut tx, &self.owner_key(&r.prefix, &r.owner))
                             .await
                             .map_err(failed())?;
@@ -134,16 +192,22 @@ macro_rules! impl_sql_token_store {
                             list = list.bind(tenant);
                             count = count.bind(tenant);
                         }
+                        // The page and the total come from one snapshot, so that they
+                        // agree even while tokens are issued or revoked.
+                        let mut tx = $snapshot(&self.pool)
+                            .await
+                            .map_err($error("could not list tokens"))?;
                         let rows = list
                             .bind(limit)
                             .bind(offset)
-                            .fetch_all(&self.pool)
+                            .fetch_all(&mut *tx)
                             .await
                             .map_err($error("could not list tokens"))?;
                         let total = count
-                            .fetch_one(&self.pool)
+                            .fetch_one(&mut *tx)
                             .await
                             .map_err($error("could not count tokens"))?;
+                        tx.commit().await.map_err($error("could not list tokens"))?;
                         Ok(ListPage {
                             records: rows.iter().map($decode).collect::<Result<_, _>>()?,
                             total: u64::try_from(total).unwrap_or_default(),
@@ -176,7 +240,7 @@ macro_rules! impl_sql_token_store {
                 ) -> Result<bool, StoreError> {
                     let failed = || $error("could not update the token");
                     within(self.deadline, async {
-                        let mut tx = $begin(&self.pool).await.map_err(failed())?;
+                        let mut tx = $begin(&self.pool, self.deadline).await.map_err(failed())?;
                         let row = query(&self.sql.get_for_update)
                             .bind(id.as_bytes().as_slice())
                             .fetch_optional(&mut *tx)
@@ -205,41 +269,26 @@ macro_rules! impl_sql_token_store {
                     change: &mut Change<'_>,
                     successor: &TokenRecord,
                 ) -> Result<bool, StoreError> {
-                    let failed = || $error("could not rotate the token");
-                    within(self.deadline, async {
-                        let mut tx = $begin(&self.pool).await.map_err(failed())?;
-                        let key = self.owner_key(&successor.prefix, &successor.owner);
-                        $lock_owner(&mut tx, &key).await.map_err(failed())?;
-                        let row = query(&self.sql.get_for_update)
-                            .bind(id.as_bytes().as_slice())
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(failed())?;
-                        let Some(row) = row else {
-                            return Ok(false);
-                        };
-                        let mut record = $decode(&row)?;
-                        if change.apply(&mut record) {
-                            record.id = *id;
-                            bind_record(query(&self.sql.insert), successor)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(failed())?;
-                            bind_record(query(&self.sql.write_back), &record)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(failed())?;
-                            tx.commit().await.map_err(failed())?;
-                        }
-                        Ok(true)
-                    })
-                    .await
+                    let rotated = self.rotate_under(id, change, successor, None).await?;
+                    Ok(rotated.is_some())
+                }
+
+                async fn rotate_capped(
+                    &self,
+                    id: &TokenId,
+                    change: &mut Change<'_>,
+                    successor: &TokenRecord,
+                    cap: u32,
+                    now: OffsetDateTime,
+                ) -> Result<Option<bool>, StoreError> {
+                    self.rotate_under(id, change, successor, Some((cap, now)))
+                        .await
                 }
 
                 async fn revoke_all(&self, all: &RevokeAll<'_>) -> Result<u64, StoreError> {
                     let failed = || $error("could not revoke the owner's tokens");
                     within(self.deadline, async {
-                        let mut tx = $begin(&self.pool).await.map_err(failed())?;
+                        let mut tx = $begin(&self.pool, self.deadline).await.map_err(failed())?;
                         $lock_owner(&mut tx, &self.owner_key(all.prefix, all.owner))
                             .await
                             .map_err(failed())?;

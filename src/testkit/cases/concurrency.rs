@@ -1,4 +1,5 @@
-//! Many tasks at once: revocation is seen at once, and concurrent issues are all kept.
+//! Many tasks at once: revocation is seen at once, concurrent issues are all kept, and a
+//! listing is one snapshot.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,4 +106,40 @@ pub async fn concurrent_issues_are_all_kept<S: TokenStore>(store: S) {
             .await
             .expect("every issued token verifies");
     }
+}
+
+/// A page and its total come from one moment: while other tasks issue, every listing whose
+/// page holds everything (fewer tokens than a page) reports as many tokens as it returns.
+pub async fn list_pages_agree_with_their_totals<S: TokenStore>(store: S) {
+    let k = kit(store);
+    let done = Arc::new(AtomicBool::new(false));
+    let issuer = {
+        let (tokens, done) = (k.tokens.clone(), done.clone());
+        tokio::spawn(async move {
+            for i in 0..60 {
+                tokens
+                    .issue(NewToken::new("alice", format!("t{i}")))
+                    .await
+                    .expect("issue");
+                tokio::task::yield_now().await;
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    let mut listings = 0u32;
+    while !done.load(Ordering::SeqCst) || listings < 10 {
+        let page = k
+            .tokens
+            .list(&ListRequest::new("alice").per_page(100))
+            .await
+            .expect("list");
+        assert_eq!(
+            page.data.len() as u64,
+            page.meta.total,
+            "a listing's page and total disagree: they were read at different moments"
+        );
+        listings += 1;
+        tokio::task::yield_now().await;
+    }
+    issuer.await.expect("issuer task");
 }
