@@ -146,13 +146,26 @@ fn floor(c: &mut Criterion, n: usize) {
         map.get(id).is_some_and(|h| bool::from(h.ct_eq(&digest)))
     };
     assert!(presented.iter().all(check), "the floor finds every entry");
+    let mut group = c.benchmark_group("verify");
     let mut i = 0;
-    c.benchmark_group("verify").bench_function("floor", |b| {
+    group.bench_function("floor", |b| {
         b.iter(|| {
             i = (i + 1) % presented.len();
             black_box(check(black_box(&presented[i])))
         })
     });
+    // The floor for one entry that stays in cache: what `verify/memory_one_token` is held to.
+    let one = presented[0];
+    let single: HashMap<[u8; 16], [u8; 32]> = HashMap::from([(one.0, map[&one.0])]);
+    let check_one = |(id, secret): &([u8; 16], [u8; 32])| -> bool {
+        let digest: [u8; 32] = Sha256::digest(secret).into();
+        single.get(id).is_some_and(|h| bool::from(h.ct_eq(&digest)))
+    };
+    assert!(check_one(&one));
+    group.bench_function("floor_one_token", |b| {
+        b.iter(|| black_box(check_one(black_box(&one))))
+    });
+    group.finish();
 }
 
 fn verify_memory(c: &mut Criterion, s: &Setup) {
@@ -285,6 +298,7 @@ fn verify_threads(c: &mut Criterion, s: &Setup) {
     let mut group = c.benchmark_group("verify_threads");
     warm(&s.tokens, &s.presented);
     for threads in [1usize, 2] {
+        // Each thread verifies its own range of tokens...
         group.bench_function(threads.to_string(), |b| {
             b.iter_custom(|iters| {
                 let per = iters / threads as u64;
@@ -297,6 +311,28 @@ fn verify_threads(c: &mut Criterion, s: &Setup) {
                             for i in 0..per as usize {
                                 let token = s.presented.get((offset + i) % s.presented.len());
                                 black_box(ready(s.tokens.verify(token)).is_ok());
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    // ...or every thread the same hot token: nothing shared may bounce between the cores (a
+    // reference count or a lock word on the record would).
+    for threads in [1usize, 2] {
+        let name = format!("{threads}_same_token");
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let per = iters / threads as u64;
+                let token = s.presented.get(0);
+                let start = Instant::now();
+                std::thread::scope(|scope| {
+                    for _ in 0..threads {
+                        scope.spawn(move || {
+                            for _ in 0..per {
+                                black_box(ready(s.tokens.verify(black_box(token))).is_ok());
                             }
                         });
                     }
