@@ -19,6 +19,20 @@ pub trait Clock: Send + Sync + 'static {
     fn now_unix_nanos(&self) -> i128 {
         self.now().unix_timestamp_nanos()
     }
+
+    /// A cheaper reading of the time, in nanoseconds since the Unix epoch, that may lag
+    /// behind [`now_unix_nanos`](Self::now_unix_nanos) by a little (a few milliseconds) but
+    /// is **never ahead** of it. Verification reads it on every request and reads
+    /// `now_unix_nanos` only when a decision is close: a token that expires within
+    /// [`PRECISE_CLOCK_WITHIN`](crate::limits::PRECISE_CLOCK_WITHIN) (one second) of this
+    /// reading is checked against the precise time, so expiry stays exact as long as the lag
+    /// is under a second.
+    ///
+    /// The default is `now_unix_nanos`. [`SystemClock`] reads the kernel's coarse clock on
+    /// Linux (`CLOCK_REALTIME_COARSE`, the time at the last timer tick).
+    fn recent_unix_nanos(&self) -> i128 {
+        self.now_unix_nanos()
+    }
 }
 
 /// The operating system's clock.
@@ -36,6 +50,13 @@ impl Clock for SystemClock {
             Ok(since) => since.as_nanos() as i128,
             Err(before) => -(before.duration().as_nanos() as i128),
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn recent_unix_nanos(&self) -> i128 {
+        // The same timeline as `now_unix_nanos`, as of the last tick: never ahead of it.
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+        i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec)
     }
 }
 
@@ -120,10 +141,21 @@ mod tests {
     }
 
     #[test]
+    fn the_recent_system_time_is_never_ahead_and_lags_by_less_than_the_precise_margin() {
+        for _ in 0..10_000 {
+            let recent = SystemClock.recent_unix_nanos();
+            let now = SystemClock.now_unix_nanos();
+            assert!(recent <= now, "recent {recent} is ahead of now {now}");
+            assert!(now - recent < 100_000_000, "lag {}", now - recent);
+        }
+    }
+
+    #[test]
     fn a_manual_clocks_nanoseconds_are_its_time() {
         let clock = ManualClock::new(time::macros::datetime!(2026-01-01 0:00:00.000_000_123 +2));
         assert_eq!(clock.now_unix_nanos(), clock.now().unix_timestamp_nanos());
         clock.advance(Duration::nanoseconds(-7));
         assert_eq!(clock.now_unix_nanos(), clock.now().unix_timestamp_nanos());
+        assert_eq!(clock.recent_unix_nanos(), clock.now_unix_nanos());
     }
 }

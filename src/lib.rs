@@ -53,7 +53,7 @@ pub use header::presented_token;
 pub use record::{Scopes, TokenInfo, TokenRecord};
 pub use service::{
     ApiTokens, ApiTokensBuilder, Expiry, Issued, LastUseFailure, ListRequest, NewToken, Page,
-    PageMeta, Principal, Requirements, TokenPolicy,
+    PageMeta, Principal, PrincipalScopes, Requirements, TokenPolicy,
 };
 pub use store::dynamic::DynTokenStore;
 pub use store::memory::MemoryStore;

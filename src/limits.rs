@@ -47,6 +47,11 @@ pub const DEFAULT_PER_PAGE: u32 = 20;
 /// characters, for the SQL stores.
 pub const MAX_TABLE_NAME_CHARS: usize = 48;
 
+/// How close to a token's expiry verification stops trusting the clock's cheap, possibly
+/// coarse reading ([`Clock::recent_unix_nanos`](crate::Clock::recent_unix_nanos), which
+/// lags by one timer tick at most, 1–10 ms) and reads the precise time instead.
+pub const PRECISE_CLOCK_WITHIN: Duration = Duration::seconds(1);
+
 /// How often, at most, a token's last use is written unless configured
 /// ([`ApiTokensBuilder::last_use_interval`](crate::ApiTokensBuilder::last_use_interval)).
 pub const DEFAULT_LAST_USE_INTERVAL: Duration = Duration::seconds(60);

@@ -43,16 +43,18 @@ const DEFAULT_IGNORABLE: &[(char, char)] = &[
 /// zero-width spaces and joiners, the BOM, soft hyphens and the like. Refused in display
 /// text, where an emoji's variation selector (U+FE0F) is still welcome.
 fn is_format(c: char) -> bool {
-    c.general_category() == GeneralCategory::Format
+    // No ASCII character is one (tested below): most text never reaches the table.
+    !c.is_ascii() && c.general_category() == GeneralCategory::Format
 }
 
 /// Whether `c` renders as nothing: a format character or any other default-ignorable code
 /// point. Refused in identifiers, where `"carol\u{FE0F}"` must not pass for `"carol"`.
 fn is_invisible(c: char) -> bool {
-    is_format(c)
-        || DEFAULT_IGNORABLE
-            .iter()
-            .any(|&(lo, hi)| (lo..=hi).contains(&c))
+    !c.is_ascii()
+        && (is_format(c)
+            || DEFAULT_IGNORABLE
+                .iter()
+                .any(|&(lo, hi)| (lo..=hi).contains(&c)))
 }
 
 /// Check an identifier (owner, tenant): 1..=255 characters, taken exactly as given.
@@ -159,6 +161,19 @@ mod tests {
         let mut e = Vec::new();
         check_identifier("owner", value, &mut e);
         !e.is_empty()
+    }
+
+    #[test]
+    fn no_ascii_character_is_invisible_so_the_fast_path_is_exact() {
+        for c in (0u8..128).map(char::from) {
+            assert_ne!(c.general_category(), GeneralCategory::Format, "{c:?}");
+            assert!(
+                !DEFAULT_IGNORABLE
+                    .iter()
+                    .any(|&(lo, hi)| (lo..=hi).contains(&c)),
+                "{c:?}"
+            );
+        }
     }
 
     #[test]

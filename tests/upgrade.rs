@@ -5,7 +5,7 @@
 #[cfg(feature = "postgres")]
 mod common;
 
-use api_tokens::{ApiTokens, AuthError, ListRequest, NewToken, TokenHash, TokenStore};
+use api_tokens::{ApiTokens, AuthError, ListRequest, NewToken, TokenHash, TokenId, TokenStore};
 use time::{Duration, OffsetDateTime};
 
 /// The version-1 DDL of api-tokens 0.1, with `{t}` for the table and the dialect's types.
@@ -67,6 +67,11 @@ async fn check_upgraded<S: TokenStore>(
     used: OffsetDateTime,
 ) {
     for t in old {
+        let before = tokens
+            .get("alice", TokenId::from_bytes(t.id))
+            .await
+            .expect("get");
+        assert_eq!(before.last_used_at, Some(used), "last use is kept");
         let result = tokens.verify(&t.plaintext).await;
         if t.revoked {
             assert!(
@@ -78,7 +83,7 @@ async fn check_upgraded<S: TokenStore>(
             let who = result.unwrap_or_else(|e| panic!("{} no longer verifies: {e}", t.name));
             assert_eq!(who.owner(), "alice");
             assert_eq!(who.name(), t.name);
-            assert_eq!(who.record().last_used_at, Some(used), "last use is kept");
+            assert_eq!(who.token_id(), TokenId::from_bytes(t.id));
         }
     }
     let all = ListRequest::new("alice")

@@ -51,6 +51,8 @@ impl ValidationErrors {
     }
 }
 
+impl std::error::Error for ValidationErrors {}
+
 impl From<FieldError> for ValidationErrors {
     fn from(e: FieldError) -> Self {
         Self(vec![e])

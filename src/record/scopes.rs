@@ -93,6 +93,14 @@ impl Scopes {
         self.0.is_empty()
     }
 
+    /// Scopes already validated, sorted and de-duplicated (copied from another set).
+    pub(crate) fn from_sorted<'a>(scopes: impl ExactSizeIterator<Item = &'a str>) -> Self {
+        if scopes.len() == 0 {
+            return Self::default();
+        }
+        Self(scopes.map(Box::from).collect())
+    }
+
     /// How many values share this set (for a store that keeps one copy of each set).
     pub(crate) fn ref_count(&self) -> usize {
         Arc::strong_count(&self.0)

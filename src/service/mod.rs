@@ -18,13 +18,15 @@ use crate::token::TokenFormat;
 mod issue;
 mod list;
 mod policy;
+mod principal;
 mod revoke;
 mod verify;
 
 pub use issue::{Expiry, Issued, NewToken};
 pub use list::{ListRequest, Page, PageMeta};
 pub use policy::TokenPolicy;
-pub use verify::{LastUseFailure, Principal, Requirements};
+pub use principal::{Principal, PrincipalScopes};
+pub use verify::{LastUseFailure, Requirements};
 
 /// Everything a service needs for the life of its API tokens, over one [`TokenStore`].
 ///

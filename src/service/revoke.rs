@@ -6,7 +6,7 @@
 use time::{Duration, OffsetDateTime};
 
 use super::ApiTokens;
-use super::verify::Principal;
+use super::principal::Principal;
 use crate::error::{Error, FieldError};
 use crate::record::TokenRecord;
 use crate::store::token_store::TokenStore;

@@ -1,76 +1,26 @@
 //! Verifying presented tokens: [`ApiTokens::verify`] and [`ApiTokens::verify_with`].
 //!
 //! The steps, in order: parse (length, alphabet, prefix, checksum: no storage touched) →
-//! SHA-256 of the secret → one store lookup by id (at once if the store can answer without
-//! waiting, [`TokenStore::get_now`](crate::TokenStore::get_now)) → constant-time hash compare (against a
-//! dummy when the id is unknown) → this issuer's? → revoked? → expired? → scopes and tenant
-//! → record last use (at most once per interval, [`LastUseFailure`] deciding what a failed
-//! write does) → the [`Principal`].
+//! one store lookup by id (lent in place if the store can answer without waiting,
+//! [`TokenStore::read_now`](crate::TokenStore::read_now)) → SHA-256 of the secret →
+//! constant-time hash compare (against a dummy when the id is unknown) → this issuer's? →
+//! revoked? → expired? → scopes and tenant → the [`Principal`] (a copy of what a route
+//! needs) → record last use (at most once per interval, [`LastUseFailure`] deciding what a
+//! failed write does).
 
 use std::future::Future;
-use std::sync::Arc;
-
-use time::OffsetDateTime;
+use std::pin::Pin;
+use std::task::Poll;
 
 use super::ApiTokens;
+use super::principal::Principal;
 use crate::clock::to_stored_precision;
 use crate::error::AuthError;
 use crate::hash::TokenHash;
-use crate::record::{Scopes, TokenRecord};
+use crate::limits::PRECISE_CLOCK_WITHIN;
+use crate::record::TokenRecord;
 use crate::store::token_store::TokenStore;
 use crate::token::TokenId;
-
-/// Who a verified token acts for, and what it may do.
-///
-/// Holds the verified record behind an `Arc`: verification hands it over with one
-/// reference-count increment, whatever the size of the record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    record: Arc<TokenRecord>,
-}
-
-impl Principal {
-    /// The token's id.
-    pub fn token_id(&self) -> TokenId {
-        self.record.id
-    }
-
-    /// The user or organisation the token acts for.
-    pub fn owner(&self) -> &str {
-        &self.record.owner
-    }
-
-    /// The tenant the token is confined to, if any.
-    pub fn tenant(&self) -> Option<&str> {
-        self.record.tenant.as_deref()
-    }
-
-    /// The token's name.
-    pub fn name(&self) -> &str {
-        &self.record.name
-    }
-
-    /// The token's scopes.
-    pub fn scopes(&self) -> &Scopes {
-        &self.record.scopes
-    }
-
-    /// Whether the token carries `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.record.scopes.contains(scope)
-    }
-
-    /// When the token expires, if ever.
-    pub fn expires_at(&self) -> Option<OffsetDateTime> {
-        self.record.expires_at
-    }
-
-    /// The token's record as it was when verified (its `last_used_at` may lag by up to the
-    /// last-use interval).
-    pub fn record(&self) -> &TokenRecord {
-        &self.record
-    }
-}
 
 /// What a route requires of a token beyond being valid.
 ///
@@ -139,46 +89,131 @@ impl<S: TokenStore> ApiTokens<S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
-    pub async fn verify_with(
-        &self,
+    pub fn verify_with<'a>(
+        &'a self,
+        presented: &'a str,
+        requirements: &'a Requirements<'a>,
+    ) -> impl Future<Output = Result<Principal, AuthError>> + Send + 'a {
+        // Nothing runs before the first poll. A verification the store answers at once
+        // finishes within it, so the future holds no more than these references (it is
+        // moved when it is pinned); whatever has to wait for the store is boxed.
+        let mut waiting: Option<Waiting<'a>> = None;
+        std::future::poll_fn(move |cx| {
+            let waiting = match &mut waiting {
+                Some(waiting) => waiting,
+                None => match self.verify_at_once(presented, requirements) {
+                    AtOnce::Done(result) => return Poll::Ready(result),
+                    AtOnce::Wait(future) => waiting.insert(future),
+                },
+            };
+            waiting.as_mut().poll(cx)
+        })
+    }
+
+    /// As much of a verification as can be done without waiting: all of it when the store
+    /// lends the record at once and no last use is due.
+    fn verify_at_once<'a>(
+        &'a self,
         presented: &str,
-        requirements: &Requirements<'_>,
+        requirements: &'a Requirements<'a>,
+    ) -> AtOnce<'a> {
+        let inner = &*self.inner;
+        let (id, mut secret) = match inner.format.parse_secret(presented) {
+            Ok(parsed) => parsed,
+            Err(e) => return AtOnce::Done(Err(e.into())),
+        };
+        // The record is looked up before the secret is hashed, so that its cache misses
+        // overlap the hashing; a store in memory lends it in place.
+        match inner.store.read_now(&id, |record| {
+            self.check(record, || secret.hash(), requirements)
+        }) {
+            Some(Ok(checked)) => self.finish(id, checked),
+            Some(Err(e)) => AtOnce::Done(Err(AuthError::Store(e))),
+            None => {
+                // Hashed, and the secret wiped, before waiting for the store.
+                let presented_hash = secret.hash();
+                drop(secret);
+                AtOnce::Wait(Box::pin(async move {
+                    let record = self.inner.store.get(&id).await;
+                    let record = record.map_err(AuthError::Store)?;
+                    let checked = self.check(record.as_deref(), || presented_hash, requirements);
+                    match self.finish(id, checked) {
+                        AtOnce::Done(result) => result,
+                        AtOnce::Wait(write) => write.await,
+                    }
+                }))
+            }
+        }
+    }
+
+    /// The principal of a checked token, after writing its last use if that is due.
+    fn finish(&self, id: TokenId, checked: Result<Checked, AuthError>) -> AtOnce<'_> {
+        match checked {
+            Err(e) => AtOnce::Done(Err(e)),
+            Ok(Checked {
+                principal,
+                last_use_due: false,
+            }) => AtOnce::Done(Ok(principal)),
+            Ok(Checked {
+                principal,
+                last_use_due: true,
+            }) => AtOnce::Wait(Box::pin(self.write_last_use(id, principal))),
+        }
+    }
+
+    /// Write a verified token's last use, then hand over its principal (or the store's
+    /// error, if the policy says a failed write fails the request).
+    async fn write_last_use(
+        &self,
+        id: TokenId,
+        principal: Principal,
     ) -> Result<Principal, AuthError> {
         let inner = &*self.inner;
-        let token = inner.format.parse(presented)?;
-        let id = token.id();
-        let presented_hash = token.secret_hash();
+        let at = to_stored_precision(inner.clock.now());
+        match inner.store.record_last_use(&id, at).await {
+            Err(e) if inner.last_use_failure == LastUseFailure::FailRequest => {
+                Err(AuthError::Store(e))
+            }
+            _ => Ok(principal),
+        }
+    }
 
-        let record = match inner.store.get_now(&id) {
-            Some(answer) => answer,
-            None => inner.store.get(&id).await,
+    /// Every check of a record against a presented secret's hash and the requirements, in
+    /// order; on success, the principal and whether (and when) to write the last use.
+    fn check(
+        &self,
+        record: Option<&TokenRecord>,
+        presented_hash: impl FnOnce() -> TokenHash,
+        requirements: &Requirements<'_>,
+    ) -> Result<Checked, AuthError> {
+        let inner = &*self.inner;
+        let Some(record) = record else {
+            // Same work as a wrong secret, so timing does not tell which ids exist.
+            std::hint::black_box(TokenHash::DUMMY.ct_eq(&presented_hash()));
+            return Err(AuthError::Invalid);
         };
-        let record = record.map_err(AuthError::Store)?;
-        let record = match record {
-            // A record of another issuer sharing the store is not this issuer's token, even
-            // with a valid checksum and secret.
-            Some(record)
-                if record.hash.ct_eq(&presented_hash) && inner.format.issued(&record.prefix) =>
-            {
-                record
-            }
-            Some(_) => return Err(AuthError::Invalid),
-            None => {
-                // Same work as a wrong secret, so timing does not tell which ids exist.
-                std::hint::black_box(TokenHash::DUMMY.ct_eq(&presented_hash));
-                return Err(AuthError::Invalid);
-            }
-        };
+        // Copied first (dropped if any check fails): its reads of the record's strings,
+        // which may miss the cache, then overlap the hashing.
+        let principal = Principal::of(record);
+        // A record of another issuer sharing the store is not this issuer's token, even with
+        // a valid checksum and secret.
+        if !(record.hash.ct_eq(&presented_hash()) && inner.format.issued(&record.prefix)) {
+            return Err(AuthError::Invalid);
+        }
         if let Some(revoked_at) = record.revoked_at {
             return Err(AuthError::Revoked { revoked_at });
         }
-        // Compared at full precision, in integer nanoseconds (cheaper than date arithmetic
-        // on every request); truncated to the stores' microseconds only if written.
-        let now = inner.clock.now_unix_nanos();
-        if let Some(expired_at) = record
-            .expires_at
-            .filter(|at| at.unix_timestamp_nanos() <= now)
-        {
+        // Compared in integer nanoseconds (cheaper than date arithmetic on every request),
+        // against the clock's cheap reading, which is never ahead of the time; against the
+        // precise time when the token expires within a second of it.
+        let clock = &*inner.clock;
+        let recent = clock.recent_unix_nanos();
+        if let Some(expired_at) = record.expires_at.filter(|at| {
+            let at = at.unix_timestamp_nanos();
+            at <= recent
+                || (at - recent <= PRECISE_CLOCK_WITHIN.whole_nanoseconds()
+                    && at <= clock.now_unix_nanos())
+        }) {
             return Err(AuthError::Expired { expired_at });
         }
         if !requirements
@@ -200,24 +235,33 @@ impl<S: TokenStore> ApiTokens<S> {
         {
             return Err(AuthError::WrongTenant);
         }
-        if record.last_used_at.is_none_or(|last| {
-            now - last.unix_timestamp_nanos() >= inner.last_use_interval.whole_nanoseconds()
-        }) && let Err(e) = inner
-            .store
-            .record_last_use(&id, to_stored_precision(written_at(now, &*inner.clock)))
-            .await
-            && inner.last_use_failure == LastUseFailure::FailRequest
-        {
-            return Err(AuthError::Store(e));
-        }
-        Ok(Principal { record })
+        // Due once the interval has passed by the cheap reading (which can only make the
+        // write come a tick later); written at the precise time.
+        let last_use_due = record.last_used_at.is_none_or(|last| {
+            recent - last.unix_timestamp_nanos() >= inner.last_use_interval.whole_nanoseconds()
+        });
+        Ok(Checked {
+            principal,
+            last_use_due,
+        })
     }
 }
 
-/// `nanos` since the Unix epoch as a timestamp (a clock's `now` when it is out of range,
-/// which a clock that agrees with itself never is).
-fn written_at(nanos: i128, clock: &dyn crate::clock::Clock) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or_else(|_| clock.now())
+/// The part of a verification that waits for the store.
+type Waiting<'a> = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send + 'a>>;
+
+/// How far a verification got without waiting.
+enum AtOnce<'a> {
+    /// All the way.
+    Done(Result<Principal, AuthError>),
+    /// The rest waits for the store.
+    Wait(Waiting<'a>),
+}
+
+/// A token that passed every check: who it acts for, and whether its last use is due.
+struct Checked {
+    principal: Principal,
+    last_use_due: bool,
 }
 
 /// What verification does when writing a token's last use fails (the token itself checked

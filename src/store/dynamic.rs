@@ -19,10 +19,10 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Sen
 /// the tokens live in memory, SQLite or PostgreSQL, so handlers, extractors and application
 /// state need no type parameter for the store.
 ///
-/// What it costs: a read the store answers at once ([`TokenStore::get_now`], which
+/// What it costs: a read the store answers at once ([`TokenStore::read_now`], which
 /// [`MemoryStore`](crate::MemoryStore) does) is one virtual call; every other call is a
 /// virtual call and one boxed future (an allocation), which is nothing beside a database
-/// round trip but is measurable on a store in memory that does not answer `get_now`. The
+/// round trip but is measurable on a store in memory that does not answer `read_now`. The
 /// README's Performance section gives both figures. Cloning is one reference-count
 /// increment.
 ///
@@ -65,6 +65,11 @@ trait ErasedStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, bool>;
     fn get(&self, id: TokenId) -> BoxFuture<'_, Option<Arc<TokenRecord>>>;
     fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>>;
+    fn read_now(
+        &self,
+        id: &TokenId,
+        read: &mut dyn FnMut(Option<&TokenRecord>),
+    ) -> Option<Result<(), StoreError>>;
     fn list<'a>(&'a self, filter: &'a ListFilter<'a>) -> BoxFuture<'a, ListPage>;
     fn record_last_use<'a>(&'a self, id: &'a TokenId, at: OffsetDateTime) -> BoxFuture<'a, bool>;
     fn update<'a, 'c: 'a>(
@@ -107,6 +112,13 @@ impl<S: TokenStore> ErasedStore for S {
     }
     fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
         TokenStore::get_now(self, id)
+    }
+    fn read_now(
+        &self,
+        id: &TokenId,
+        read: &mut dyn FnMut(Option<&TokenRecord>),
+    ) -> Option<Result<(), StoreError>> {
+        TokenStore::read_now(self, id, read)
     }
     fn list<'a>(&'a self, filter: &'a ListFilter<'a>) -> BoxFuture<'a, ListPage> {
         Box::pin(TokenStore::list(self, filter))
@@ -174,6 +186,24 @@ impl TokenStore for DynTokenStore {
 
     fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
         self.0.get_now(id)
+    }
+
+    fn read_now<R>(
+        &self,
+        id: &TokenId,
+        read: impl FnOnce(Option<&TokenRecord>) -> R,
+    ) -> Option<Result<R, StoreError>> {
+        // The erased store takes a `FnMut` that it calls at most once.
+        let (mut read, mut out) = (Some(read), None);
+        let answer = self.0.read_now(id, &mut |record| {
+            if let Some(read) = read.take() {
+                out = Some(read(record));
+            }
+        });
+        match answer? {
+            Ok(()) => out.map(Ok),
+            Err(e) => Some(Err(e)),
+        }
     }
 
     async fn list(&self, filter: &ListFilter<'_>) -> Result<ListPage, StoreError> {

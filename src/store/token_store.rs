@@ -64,6 +64,23 @@ pub trait TokenStore: Send + Sync + 'static {
         None
     }
 
+    /// Lend the record with this id to `read` **if the store can answer at once**, and
+    /// return what `read` returns; `None` (without calling `read`) if it would have to wait.
+    /// This is what verification calls first.
+    ///
+    /// Optional: the default lends what [`get_now`](Self::get_now) answers. A store that
+    /// keeps records in memory implements it to lend a record in place, without cloning it
+    /// or counting a reference, so that verifications of one token on many threads write
+    /// nothing they share. It must lend exactly what `get` would answer.
+    fn read_now<R>(
+        &self,
+        id: &TokenId,
+        read: impl FnOnce(Option<&TokenRecord>) -> R,
+    ) -> Option<Result<R, StoreError>> {
+        self.get_now(id)
+            .map(|answer| answer.map(|record| read(record.as_deref())))
+    }
+
     /// One page of an owner's records, newest first, and the total that match.
     fn list(
         &self,
@@ -159,6 +176,14 @@ impl<T: TokenStore> TokenStore for Arc<T> {
 
     fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
         (**self).get_now(id)
+    }
+
+    fn read_now<R>(
+        &self,
+        id: &TokenId,
+        read: impl FnOnce(Option<&TokenRecord>) -> R,
+    ) -> Option<Result<R, StoreError>> {
+        (**self).read_now(id, read)
     }
 
     fn list(

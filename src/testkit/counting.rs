@@ -127,6 +127,21 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
         }
         answer
     }
+    /// Counted with `get` too.
+    fn read_now<R>(
+        &self,
+        id: &TokenId,
+        read: impl FnOnce(Option<&TokenRecord>) -> R,
+    ) -> Option<Result<R, StoreError>> {
+        if !self.read_delay.is_zero() {
+            return None;
+        }
+        let answer = self.inner.read_now(id, read);
+        if answer.is_some() {
+            bump(&self.calls.get);
+        }
+        answer
+    }
     async fn list(&self, filter: &ListFilter<'_>) -> Result<ListPage, StoreError> {
         bump(&self.calls.list);
         self.inner.list(filter).await

@@ -7,13 +7,12 @@ use zeroize::Zeroizing;
 
 use super::TokenId;
 use super::encoding::{
-    CHECKSUM_HEX, DISPLAY_ID_HEX, ID_HEX, decode_hex, decode_secret_hex, in_alphabet, push_ascii,
-    push_hex,
+    CHECKSUM_HEX, DISPLAY_ID_HEX, ID_HEX, decode_hex, in_alphabet, push_ascii, push_hex,
 };
 use super::id::display_prefix;
 use super::secret::{PlaintextToken, Token};
 use crate::error::{ConfigError, ParseError};
-use crate::hash::TokenHash;
+use crate::hash::{SecretMessage, TokenHash};
 use crate::limits::{
     DEFAULT_SECRET_BYTES, MAX_PREFIX_LEN, MAX_SECRET_BYTES, MAX_TOKEN_LEN, MIN_SECRET_BYTES,
     TOKEN_ID_BYTES,
@@ -106,6 +105,20 @@ impl TokenFormat {
     /// so that such a character is reported as [`ParseError::InvalidCharacter`] whichever
     /// check it broke first; a valid token is never scanned twice.
     pub fn parse(&self, presented: &str) -> Result<Token, ParseError> {
+        let (id, mut secret) = self.parse_secret(presented)?;
+        Ok(Token {
+            id,
+            hash: secret.hash(),
+        })
+    }
+
+    /// [`parse`](Self::parse), leaving the secret unhashed: decoded into SHA-256's message
+    /// block (wiped on drop), so that verification can start the lookup by id before it
+    /// spends the time hashing.
+    pub(crate) fn parse_secret(
+        &self,
+        presented: &str,
+    ) -> Result<(TokenId, SecretMessage), ParseError> {
         let bytes = presented.as_bytes();
         if bytes.is_empty() {
             return Err(ParseError::Empty);
@@ -123,7 +136,7 @@ impl TokenFormat {
         })
     }
 
-    fn parse_checked(&self, bytes: &[u8]) -> Result<Token, ParseError> {
+    fn parse_checked(&self, bytes: &[u8]) -> Result<(TokenId, SecretMessage), ParseError> {
         let prefix = self.prefix.as_bytes();
         let body_at = prefix.len() + 1;
         if bytes.len() < body_at || &bytes[..prefix.len()] != prefix || bytes[prefix.len()] != b'_'
@@ -148,16 +161,13 @@ impl TokenFormat {
         decode_hex(id_hex, &mut id).map_err(|at| ParseError::InvalidEncoding {
             position: body_at + at,
         })?;
-        // The one copy of the secret: decoded here, hashed, and wiped when this returns.
-        let mut secret = Zeroizing::new([0u8; MAX_SECRET_BYTES]);
-        let secret = &mut secret[..self.secret_bytes];
-        decode_secret_hex(secret_hex, secret).map_err(|at| ParseError::InvalidEncoding {
+        // The one copy of the secret: decoded straight into SHA-256's message block, which
+        // wipes it when dropped.
+        let mut secret = SecretMessage::new(self.secret_bytes);
+        decode_hex(secret_hex, secret.secret_mut()).map_err(|at| ParseError::InvalidEncoding {
             position: body_at + ID_HEX + at,
         })?;
-        Ok(Token {
-            id: TokenId::from_bytes(id),
-            hash: TokenHash::of_secret(secret),
-        })
+        Ok((TokenId::from_bytes(id), secret))
     }
 
     /// Whether a record's issuer `prefix` is this format's.

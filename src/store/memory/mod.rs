@@ -1,10 +1,9 @@
 //! [`MemoryStore`]: the default store, in process memory.
 
-use std::borrow::Borrow;
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use papaya::{Compute, Operation};
 use time::OffsetDateTime;
 
 use super::token_store::TokenStore;
@@ -17,21 +16,23 @@ mod index;
 
 use index::Index;
 
-/// Number of independently locked shards; a power of two.
-const SHARDS: usize = 64;
-
 /// A thread-safe store in process memory: for single-instance services, tests and examples.
 /// Tokens are lost when the process exits.
 ///
-/// Records live in 64 shards, each behind its own read-write lock and picked by the token id,
-/// so verification takes one shard's read lock and never a global lock, and gets the record
-/// as an `Arc` (one reference-count increment, no copy). Writes replace a record
-/// copy-on-write, so a verification in flight keeps the snapshot it read.
+/// Records live in a lock-free hash table ([`papaya`]): a verification reads its record in
+/// place, under an epoch guard that touches only the reading thread's own state, so it takes
+/// no lock, counts no reference and copies nothing, and threads verifying the same token
+/// never write to a cache line they share. Writes replace a record copy-on-write (a
+/// verification in flight keeps the version it read), and the old version is freed once no
+/// reader can still see it.
 ///
 /// Every write but last use (inserts, updates, rotations, revoke-all, purge) holds one
 /// mutex, which makes each of them atomic with respect to the others, and listing reads
-/// under it too. Owners, tenants, prefixes and scope sets are kept once however many tokens
-/// share them, and per-owner indexes make a page of a listing cost O(page + log n).
+/// under it too. A last-use write is one compare-and-swap on its record, so verification
+/// never waits for that mutex, and a change made under the mutex is applied to the latest
+/// version of the record (never losing a last use written meanwhile). Owners, tenants,
+/// prefixes and scope sets are kept once however many tokens share them, and per-owner
+/// indexes make a page of a listing cost O(page + log n).
 ///
 /// ```
 /// use api_tokens::{ApiTokens, MemoryStore, NewToken};
@@ -44,11 +45,19 @@ const SHARDS: usize = 64;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
-#[derive(Default)]
 pub struct MemoryStore {
-    shards: Shards,
+    records: Records,
     writes: Mutex<Index>,
 }
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+/// The records by id, each stored in its table entry right after its key.
+type Records = papaya::HashMap<TokenId, TokenRecord, BuildHasherDefault<IdHasher>>;
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,40 +67,6 @@ impl std::fmt::Debug for MemoryStore {
     }
 }
 
-struct Shards(Box<[RwLock<Shard>]>);
-
-impl Default for Shards {
-    fn default() -> Self {
-        Self((0..SHARDS).map(|_| RwLock::default()).collect())
-    }
-}
-
-/// A shard: records keyed by their own id, so each slot holds one pointer.
-type Shard = HashSet<Entry, BuildHasherDefault<IdHasher>>;
-
-/// A stored record, hashed and compared by its id.
-struct Entry(Arc<TokenRecord>);
-
-impl Borrow<TokenId> for Entry {
-    fn borrow(&self) -> &TokenId {
-        &self.0.id
-    }
-}
-
-impl Hash for Entry {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.id.hash(state);
-    }
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.id == other.0.id
-    }
-}
-
-impl Eq for Entry {}
-
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -100,17 +75,23 @@ impl MemoryStore {
 
     /// An empty store with room for `tokens` tokens before it has to grow.
     pub fn with_capacity(tokens: usize) -> Self {
-        let store = Self::default();
-        let per_shard = tokens.div_ceil(SHARDS);
-        for shard in store.shards.0.iter() {
-            write(shard).reserve(per_shard);
+        Self {
+            // A resize is finished by the insert that starts it (all inserts are serialised
+            // anyway), so that reads never have to search two tables: an incremental resize
+            // would be finished only by later writes, which a read-mostly store may not see
+            // for a long time.
+            records: papaya::HashMap::builder()
+                .hasher(BuildHasherDefault::default())
+                .capacity(tokens)
+                .resize_mode(papaya::ResizeMode::Blocking)
+                .build(),
+            writes: Mutex::default(),
         }
-        store
     }
 
     /// How many records the store holds (active or not).
     pub fn len(&self) -> usize {
-        self.shards.0.iter().map(|s| read(s).len()).sum()
+        self.records.len()
     }
 
     /// Whether the store holds no records.
@@ -118,12 +99,9 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn shard(&self, id: &TokenId) -> &RwLock<Shard> {
-        &self.shards.0[usize::from(id.as_bytes()[15]) & (SHARDS - 1)]
-    }
-
-    fn lookup(&self, id: &TokenId) -> Option<Arc<TokenRecord>> {
-        read(self.shard(id)).get(id).map(|e| Arc::clone(&e.0))
+    /// A copy of the record `id`.
+    fn lookup(&self, id: &TokenId) -> Option<TokenRecord> {
+        self.records.pin().get(id).cloned()
     }
 
     /// `rotate`, and `rotate_capped` when `cap` is given, under the writes lock: `None` if
@@ -139,7 +117,7 @@ impl MemoryStore {
         let mut index = self.writes();
         // Every insert holds the writes lock too, so the successor's id stays free until
         // it is inserted below.
-        if read(self.shard(&successor.id)).contains(&successor.id) {
+        if self.records.pin().contains_key(&successor.id) {
             return Err(StoreError::duplicate_id());
         }
         // Counted before the change, under the same lock; the old token's own place is
@@ -176,13 +154,14 @@ impl MemoryStore {
 
     /// Insert `record` (interned), holding `index`.
     fn insert_locked(&self, index: &mut Index, record: &TokenRecord) -> Result<(), StoreError> {
-        let mut shard = write(self.shard(&record.id));
-        if shard.contains(&record.id) {
+        let records = self.records.pin();
+        // Inserts all hold the writes lock, so the id cannot be taken between the two.
+        if records.contains_key(&record.id) {
             return Err(StoreError::duplicate_id());
         }
         let stored = index.intern(record.clone());
         index.add(&stored);
-        shard.insert(Entry(Arc::new(stored)));
+        records.insert(stored.id, stored);
         Ok(())
     }
 
@@ -194,29 +173,35 @@ impl MemoryStore {
         id: &TokenId,
         change: &mut Change<'_>,
     ) -> Option<bool> {
-        let mut shard = write(self.shard(id));
-        let current = Arc::clone(&shard.get(id)?.0);
-        let mut copy = TokenRecord::clone(&current);
-        if !change.apply(&mut copy) {
-            return Some(false);
+        let records = self.records.pin();
+        // A compare-and-swap on the latest version: if a last-use write lands between the
+        // read and the swap, the change is decided again on the version that has it (the
+        // changes the service makes decide the same way twice).
+        let outcome = records.compute(*id, |current| {
+            let Some((_, current)) = current else {
+                return Operation::Abort(None);
+            };
+            let mut copy = current.clone();
+            if !change.apply(&mut copy) {
+                return Operation::Abort(Some(false));
+            }
+            copy.id = current.id; // the id is the key; a change cannot move a record
+            Operation::Insert(index.intern(copy))
+        });
+        match outcome {
+            Compute::Updated {
+                old: (_, old),
+                new: (_, new),
+            } => {
+                index.remove(old);
+                index.add(new);
+                Some(true)
+            }
+            Compute::Aborted(outcome) => outcome,
+            // `compute` only inserts over an existing record and never removes.
+            Compute::Inserted(..) | Compute::Removed(..) => None,
         }
-        copy.id = current.id; // the id is the key; a change cannot move a record
-        let copy = index.intern(copy);
-        index.remove(&current);
-        index.add(&copy);
-        shard.replace(Entry(Arc::new(copy)));
-        Some(true)
     }
-}
-
-// The critical sections below never panic half-way through a change, so a poisoned lock
-// still guards consistent data.
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl TokenStore for MemoryStore {
@@ -238,11 +223,20 @@ impl TokenStore for MemoryStore {
     }
 
     async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
-        Ok(self.lookup(id))
+        Ok(self.lookup(id).map(Arc::new))
     }
 
     fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
-        Some(Ok(self.lookup(id)))
+        Some(Ok(self.lookup(id).map(Arc::new)))
+    }
+
+    /// The record is lent in place, under the reading thread's epoch guard.
+    fn read_now<R>(
+        &self,
+        id: &TokenId,
+        read: impl FnOnce(Option<&TokenRecord>) -> R,
+    ) -> Option<Result<R, StoreError>> {
+        Some(Ok(read(self.records.pin().get(id))))
     }
 
     async fn list(&self, filter: &ListFilter<'_>) -> Result<ListPage, StoreError> {
@@ -255,28 +249,24 @@ impl TokenStore for MemoryStore {
             filter.offset,
             filter.limit,
         );
-        let records = ids
-            .iter()
-            .filter_map(|id| self.lookup(id))
-            .map(|r| TokenRecord::clone(&r))
-            .collect();
+        let records = ids.iter().filter_map(|id| self.lookup(id)).collect();
         Ok(ListPage { records, total })
     }
 
     async fn record_last_use(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
-        // Only this record changes and no index depends on last use: the shard's lock is
-        // enough, and verification never waits for the writes lock.
-        let mut shard = write(self.shard(id));
-        let Some(current) = shard
-            .get(id)
-            .filter(|e| e.0.last_used_at.is_none_or(|t| t < at))
-        else {
-            return Ok(false);
-        };
-        let mut copy = TokenRecord::clone(&current.0);
-        copy.last_used_at = Some(at);
-        shard.replace(Entry(Arc::new(copy)));
-        Ok(true)
+        // Only this record changes and no index depends on last use: one compare-and-swap,
+        // and verification never waits for the writes lock.
+        let records = self.records.pin();
+        let outcome = records.compute(*id, |current| match current {
+            Some((_, r)) if r.last_used_at.is_none_or(|t| t < at) => {
+                let mut copy = r.clone();
+                copy.last_used_at = Some(at);
+                Operation::Insert(copy)
+            }
+            _ => Operation::Abort(()),
+        });
+        let written = matches!(outcome, Compute::Updated { .. });
+        Ok(written)
     }
 
     async fn update(&self, id: &TokenId, change: &mut Change<'_>) -> Result<bool, StoreError> {
@@ -324,22 +314,18 @@ impl TokenStore for MemoryStore {
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let mut index = self.writes();
-        let mut removed = Vec::new();
-        for shard in self.shards.0.iter() {
-            write(shard).retain(|Entry(r)| {
-                let dead = r.revoked_at.is_some_and(|t| t < before)
-                    || r.expires_at.is_some_and(|t| t < before);
-                if dead {
-                    removed.push(Arc::clone(r));
-                }
-                !dead
-            });
-        }
-        for r in &removed {
-            index.remove(r);
-        }
-        let count = removed.len() as u64;
-        drop(removed);
+        let records = self.records.pin();
+        let mut count = 0;
+        records.retain(|_, r| {
+            let dead = r.revoked_at.is_some_and(|t| t < before)
+                || r.expires_at.is_some_and(|t| t < before);
+            if dead {
+                index.remove(r);
+                count += 1;
+            }
+            !dead
+        });
+        drop(records);
         index.forget_unused();
         Ok(count)
     }

@@ -142,6 +142,45 @@ pub async fn updates_are_atomic_under_contention<S: TokenStore>(store: S) {
     assert_eq!(&*counted.name, "200", "an update was lost: not atomic");
 }
 
+/// A last-use write racing an update of the same record: both land, whichever comes first
+/// (a store that writes last use beside its other writes must not lose either).
+pub async fn last_use_racing_an_update_keeps_both<S: TokenStore>(store: S) {
+    let store = Arc::new(store);
+    for round in 0..100 {
+        let r = record("alice", epoch());
+        store.insert(&r).await.expect("insert");
+        let used = epoch() + Duration::seconds(round + 1);
+        let writer = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .record_last_use(&r.id, used)
+                    .await
+                    .expect("record_last_use")
+            })
+        };
+        let mut rename = |x: &mut TokenRecord| {
+            x.name = "renamed".into();
+            true
+        };
+        store
+            .update(&r.id, &mut Change::new(&mut rename))
+            .await
+            .expect("update");
+        assert!(writer.await.expect("last-use task"), "last use was newer");
+        let after = store.get(&r.id).await.expect("get").expect("exists");
+        assert_eq!(
+            &*after.name, "renamed",
+            "round {round}: the update was lost"
+        );
+        assert_eq!(
+            after.last_used_at,
+            Some(used),
+            "round {round}: the last use was lost"
+        );
+    }
+}
+
 /// `rotate` inserts the successor only when the change approves, both or neither, and an
 /// existing successor id changes nothing.
 pub async fn rotate_writes_both_records_or_neither<S: TokenStore>(store: S) {
@@ -199,6 +238,39 @@ pub async fn rotate_writes_both_records_or_neither<S: TokenStore>(store: S) {
         .expect("rotate");
     assert!(!found, "an unknown id is reported");
     assert!(store.get(&unknown.id).await.expect("get").is_none());
+}
+
+/// `read_now`, where a store answers it, lends exactly what `get` answers (for a known and
+/// an unknown id, before and after a change), and calls its reader exactly once.
+pub async fn read_now_agrees_with_get<S: TokenStore>(store: S) {
+    let r = record("alice", epoch());
+    store.insert(&r).await.expect("insert");
+    let check = || async {
+        for id in [r.id, record("x", epoch()).id] {
+            let awaited = store.get(&id).await.expect("get");
+            let mut calls = 0;
+            let lent = store.read_now(&id, |lent| {
+                calls += 1;
+                lent.cloned()
+            });
+            if let Some(lent) = lent {
+                assert_eq!(calls, 1, "read_now calls its reader once");
+                assert_eq!(
+                    lent.expect("read_now"),
+                    awaited.as_deref().cloned(),
+                    "read_now and get disagree"
+                );
+            } else {
+                assert_eq!(calls, 0, "a store that cannot answer at once does not read");
+            }
+        }
+    };
+    check().await;
+    store
+        .record_last_use(&r.id, epoch() + Duration::minutes(1))
+        .await
+        .expect("record_last_use");
+    check().await;
 }
 
 /// `get_now`, where a store answers it, agrees with `get`, for a known and an unknown id.
