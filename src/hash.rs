@@ -107,12 +107,12 @@ impl Drop for SecretMessage {
 }
 
 impl SecretMessage {
-    /// Room for a secret of `len` bytes (at most [`MAX_SECRET_BYTES`]).
+    /// Room for a secret of `len` bytes (at most [`MAX_SECRET_BYTES`]; a format's length
+    /// always is).
     pub(crate) fn new(len: usize) -> Self {
-        assert!(len <= MAX_SECRET_BYTES, "a secret is at most 64 bytes");
         Self {
             blocks: [[0; 64]; 2],
-            len,
+            len: len.min(MAX_SECRET_BYTES),
         }
     }
 

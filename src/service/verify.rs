@@ -6,7 +6,9 @@
 //! constant-time hash compare (against a dummy when the id is unknown) → this issuer's? →
 //! revoked? → expired? → scopes and tenant → the [`Principal`] (a copy of what a route
 //! needs) → record last use (at most once per interval, [`LastUseFailure`] deciding what a
-//! failed write does).
+//! failed write does). Expiry is compared with the clock's cheap reading
+//! ([`Clock::recent_unix_nanos`](crate::Clock::recent_unix_nanos)), and with the precise
+//! time within a second of it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +18,7 @@ use super::ApiTokens;
 use super::principal::Principal;
 use crate::clock::to_stored_precision;
 use crate::error::AuthError;
-use crate::hash::TokenHash;
+use crate::hash::{SecretMessage, TokenHash};
 use crate::limits::PRECISE_CLOCK_WITHIN;
 use crate::record::TokenRecord;
 use crate::store::token_store::TokenStore;
@@ -118,8 +120,10 @@ impl<S: TokenStore> ApiTokens<S> {
         requirements: &'a Requirements<'a>,
     ) -> AtOnce<'a> {
         let inner = &*self.inner;
-        let (id, mut secret) = match inner.format.parse_secret(presented) {
-            Ok(parsed) => parsed,
+        // The one copy of the secret, decoded into place and wiped when dropped; never moved.
+        let mut secret = SecretMessage::new(inner.format.secret_bytes());
+        let id = match inner.format.parse_secret(presented, &mut secret) {
+            Ok(id) => id,
             Err(e) => return AtOnce::Done(Err(e.into())),
         };
         // The record is looked up before the secret is hashed, so that its cache misses
@@ -130,9 +134,8 @@ impl<S: TokenStore> ApiTokens<S> {
             Some(Ok(checked)) => self.finish(id, checked),
             Some(Err(e)) => AtOnce::Done(Err(AuthError::Store(e))),
             None => {
-                // Hashed, and the secret wiped, before waiting for the store.
+                // Hashed before waiting for the store (the secret is wiped as this returns).
                 let presented_hash = secret.hash();
-                drop(secret);
                 AtOnce::Wait(Box::pin(async move {
                     let record = self.inner.store.get(&id).await;
                     let record = record.map_err(AuthError::Store)?;
@@ -188,13 +191,11 @@ impl<S: TokenStore> ApiTokens<S> {
     ) -> Result<Checked, AuthError> {
         let inner = &*self.inner;
         let Some(record) = record else {
-            // Same work as a wrong secret, so timing does not tell which ids exist.
+            // Same work as a wrong secret (hash and compare), so timing tells little about
+            // which ids exist.
             std::hint::black_box(TokenHash::DUMMY.ct_eq(&presented_hash()));
             return Err(AuthError::Invalid);
         };
-        // Copied first (dropped if any check fails): its reads of the record's strings,
-        // which may miss the cache, then overlap the hashing.
-        let principal = Principal::of(record);
         // A record of another issuer sharing the store is not this issuer's token, even with
         // a valid checksum and secret.
         if !(record.hash.ct_eq(&presented_hash()) && inner.format.issued(&record.prefix)) {
@@ -241,7 +242,7 @@ impl<S: TokenStore> ApiTokens<S> {
             recent - last.unix_timestamp_nanos() >= inner.last_use_interval.whole_nanoseconds()
         });
         Ok(Checked {
-            principal,
+            principal: Principal::of(record),
             last_use_due,
         })
     }

@@ -158,8 +158,10 @@
 //! # );
 //! ```
 //!
-//! Three methods are optional. `get_now` answers a read without waiting, for stores that
-//! can (it spares verification a future). `insert_capped` and `rotate_capped`, an insert and
+//! Four methods are optional. `read_now` lends a record to verification without waiting or
+//! copying, and `get_now` answers a read without waiting, for stores that can (the first
+//! spares verification a copy and a shared reference count, both spare it a future; the
+//! default `read_now` lends what `get_now` answers). `insert_capped` and `rotate_capped`, an insert and
 //! a rotation that respect a cap on an owner's active tokens (counted in the same atomic
 //! step), are needed only when the [`TokenPolicy`](crate::TokenPolicy) sets one; without
 //! them, issuing or rotating under such a policy fails with a clear error.

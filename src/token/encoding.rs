@@ -15,34 +15,31 @@ pub(crate) const DISPLAY_ID_HEX: usize = 8;
 /// token has exactly one spelling.
 pub(crate) fn decode_hex(text: &[u8], out: &mut [u8]) -> Result<(), usize> {
     debug_assert_eq!(text.len(), out.len() * 2);
-    let mut bad = 0u8;
+    let mut ok = true;
     let mut chunks = text.chunks_exact(8);
     let mut outs = out.chunks_exact_mut(4);
     for (chunk, out) in (&mut chunks).zip(&mut outs) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let (bytes, ok) = decode_eight(u64::from_le_bytes(word));
-        bad |= u8::from(!ok);
+        let (bytes, valid) = decode_eight(u64::from_le_bytes(word));
+        ok &= valid;
         out.copy_from_slice(&bytes.to_le_bytes());
     }
-    for (byte, pair) in outs
-        .into_remainder()
-        .iter_mut()
-        .zip(chunks.remainder().chunks_exact(2))
-    {
-        let (hi, lo) = (
-            HEX_VALUE[usize::from(pair[0])],
-            HEX_VALUE[usize::from(pair[1])],
-        );
-        bad |= (hi | lo) >> 7;
-        *byte = (hi << 4) | (lo & 0x0f);
+    // The last 2, 4 or 6 digits (secrets of any length), padded with zeros.
+    let (rest, out) = (chunks.remainder(), outs.into_remainder());
+    if !rest.is_empty() {
+        let mut word = [b'0'; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        let (bytes, valid) = decode_eight(u64::from_le_bytes(word));
+        ok &= valid;
+        out.copy_from_slice(&bytes.to_le_bytes()[..out.len()]);
     }
-    if bad == 0 {
+    if ok {
         return Ok(());
     }
     Err(text
         .iter()
-        .position(|&b| HEX_VALUE[usize::from(b)] == 0xff)
+        .position(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         .unwrap_or(0))
 }
 
@@ -65,22 +62,6 @@ fn decode_eight(x: u64) -> (u32, bool) {
     let bytes = pairs | (pairs >> 16);
     (bytes as u32, ok)
 }
-
-/// The value of each lowercase hex digit; `0xff` for every other byte.
-static HEX_VALUE: [u8; 256] = {
-    let mut table = [0xff; 256];
-    let mut c = 0;
-    while c < 10 {
-        table[b'0' as usize + c] = c as u8;
-        c += 1;
-    }
-    let mut c = 0;
-    while c < 6 {
-        table[b'a' as usize + c] = 10 + c as u8;
-        c += 1;
-    }
-    table
-};
 
 /// Whether `b` is in `[A-Za-z0-9_]`, without branches, so a scan over a token vectorises.
 pub(crate) fn in_alphabet(b: u8) -> bool {

@@ -105,20 +105,24 @@ impl TokenFormat {
     /// so that such a character is reported as [`ParseError::InvalidCharacter`] whichever
     /// check it broke first; a valid token is never scanned twice.
     pub fn parse(&self, presented: &str) -> Result<Token, ParseError> {
-        let (id, mut secret) = self.parse_secret(presented)?;
+        let mut secret = SecretMessage::new(self.secret_bytes);
+        let id = self.parse_secret(presented, &mut secret)?;
         Ok(Token {
             id,
             hash: secret.hash(),
         })
     }
 
-    /// [`parse`](Self::parse), leaving the secret unhashed: decoded into SHA-256's message
-    /// block (wiped on drop), so that verification can start the lookup by id before it
+    /// [`parse`](Self::parse), leaving the secret unhashed: decoded into `secret` (SHA-256's
+    /// message block, which the caller made for this format's secret length and which
+    /// wipes itself on drop; passed by reference so that it is never moved, which could
+    /// leave a copy behind), so that verification can start the lookup by id before it
     /// spends the time hashing.
     pub(crate) fn parse_secret(
         &self,
         presented: &str,
-    ) -> Result<(TokenId, SecretMessage), ParseError> {
+        secret: &mut SecretMessage,
+    ) -> Result<TokenId, ParseError> {
         let bytes = presented.as_bytes();
         if bytes.is_empty() {
             return Err(ParseError::Empty);
@@ -126,7 +130,7 @@ impl TokenFormat {
         if bytes.len() > MAX_TOKEN_LEN {
             return Err(ParseError::TooLong { max: MAX_TOKEN_LEN });
         }
-        self.parse_checked(bytes).map_err(|e| {
+        self.parse_checked(bytes, secret).map_err(|e| {
             if bytes.iter().fold(false, |bad, &b| bad | !in_alphabet(b)) {
                 let position = bytes.iter().position(|&b| !in_alphabet(b)).unwrap_or(0);
                 ParseError::InvalidCharacter { position }
@@ -136,7 +140,11 @@ impl TokenFormat {
         })
     }
 
-    fn parse_checked(&self, bytes: &[u8]) -> Result<(TokenId, SecretMessage), ParseError> {
+    fn parse_checked(
+        &self,
+        bytes: &[u8],
+        secret: &mut SecretMessage,
+    ) -> Result<TokenId, ParseError> {
         let prefix = self.prefix.as_bytes();
         let body_at = prefix.len() + 1;
         if bytes.len() < body_at || &bytes[..prefix.len()] != prefix || bytes[prefix.len()] != b'_'
@@ -161,13 +169,11 @@ impl TokenFormat {
         decode_hex(id_hex, &mut id).map_err(|at| ParseError::InvalidEncoding {
             position: body_at + at,
         })?;
-        // The one copy of the secret: decoded straight into SHA-256's message block, which
-        // wipes it when dropped.
-        let mut secret = SecretMessage::new(self.secret_bytes);
+        // The one copy of the secret: decoded straight into SHA-256's message block.
         decode_hex(secret_hex, secret.secret_mut()).map_err(|at| ParseError::InvalidEncoding {
             position: body_at + ID_HEX + at,
         })?;
-        Ok((TokenId::from_bytes(id), secret))
+        Ok(TokenId::from_bytes(id))
     }
 
     /// Whether a record's issuer `prefix` is this format's.
@@ -265,11 +271,21 @@ mod tests {
 
     #[test]
     fn secret_length_is_configurable_within_bounds() {
-        for bytes in [16, 48, 64] {
+        // Every length, so that every tail of the eight-digit decoder and both one- and
+        // two-block hashing are exercised.
+        for bytes in MIN_SECRET_BYTES..=MAX_SECRET_BYTES {
             let format = fmt().with_secret_bytes(bytes).unwrap();
-            let (_, _, plain) = format.generate().unwrap();
-            assert_eq!(plain.expose_secret().len(), 3 + 32 + bytes * 2 + 8);
-            format.parse(plain.expose_secret()).unwrap();
+            let (id, hash, plain) = format.generate().unwrap();
+            let text = plain.expose_secret();
+            assert_eq!(text.len(), 3 + 32 + bytes * 2 + 8);
+            let token = format.parse(text).unwrap();
+            assert_eq!(
+                (token.id(), token.secret_hash()),
+                (id, hash),
+                "{bytes} bytes"
+            );
+            let secret = hex::decode(&text[3 + 32..text.len() - 8]).unwrap();
+            assert_eq!(hash, TokenHash::of_secret(&secret), "{bytes} bytes");
         }
         assert!(fmt().with_secret_bytes(15).is_err());
         assert!(fmt().with_secret_bytes(65).is_err());

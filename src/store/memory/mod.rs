@@ -1,5 +1,6 @@
 //! [`MemoryStore`]: the default store, in process memory.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -315,17 +316,25 @@ impl TokenStore for MemoryStore {
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let mut index = self.writes();
         let records = self.records.pin();
-        let mut count = 0;
-        records.retain(|_, r| {
+        // `retain` decides again on a record that a last-use write replaced meanwhile, so
+        // the removed records are collected by id, each once.
+        let mut removed = HashMap::new();
+        records.retain(|id, r| {
             let dead = r.revoked_at.is_some_and(|t| t < before)
                 || r.expires_at.is_some_and(|t| t < before);
             if dead {
-                index.remove(r);
-                count += 1;
+                removed.insert(*id, r.clone());
             }
             !dead
         });
         drop(records);
+        for r in removed.values() {
+            index.remove(r);
+        }
+        let count = removed.len() as u64;
+        drop(removed);
+        // Shared strings of removed records that the table has not freed yet are forgotten
+        // by the next purge.
         index.forget_unused();
         Ok(count)
     }
