@@ -121,6 +121,30 @@ fn measured_memory_awaited_dyn(t: &Tokens<DynTokenStore>) -> usize {
     verify_all(t, 4)
 }
 
+/// Issue `ROUNDS` tokens (1 000 owners, as in `issue/memory`) into a store that has room.
+#[inline(never)]
+fn measured_issue(tokens: &ApiTokens<MemoryStore>, requests: Vec<NewToken>) -> usize {
+    let mut ok = 0;
+    for request in requests {
+        ok += usize::from(ready(tokens.issue(black_box(request))).is_ok());
+    }
+    ok
+}
+
+/// The floor of issuing: 32 random bytes from the operating system, and their SHA-256
+/// (`issue/floor`; the system call's own instructions are the kernel's, not counted).
+#[inline(never)]
+fn measured_issue_floor() -> usize {
+    let mut ok = 0;
+    for _ in 0..ROUNDS {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).unwrap();
+        let digest: [u8; 32] = Sha256::digest(black_box(secret)).into();
+        ok += usize::from(black_box(digest)[0] < 255 || digest[1] < 255);
+    }
+    ok
+}
+
 /// The floor's table: id → SHA-256 of the secret.
 type FloorMap = HashMap<[u8; 16], [u8; 32]>;
 /// What the floor is presented: id and secret.
@@ -165,6 +189,20 @@ fn main() {
             measured_floor(&map, &presented),
             ROUNDS,
             "the floor finds every entry"
+        );
+    }
+    if wants("issue_floor") {
+        assert_eq!(measured_issue_floor(), ROUNDS);
+    }
+    if wants("issue") {
+        let tokens = ApiTokens::new(MemoryStore::with_capacity(ROUNDS), "dz").unwrap();
+        let requests = (0..ROUNDS)
+            .map(|i| NewToken::new(format!("user_{}", i % 1000), format!("tok-{i:06}")))
+            .collect();
+        assert_eq!(
+            measured_issue(&tokens, requests),
+            ROUNDS,
+            "every token is issued"
         );
     }
     if [

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per verification, counted by callgrind (see benches/instructions.rs).
 # Usage: scripts/instructions.sh [case …]
-# (cases: floor memory memory_dyn memory_awaited memory_awaited_dyn; default all)
+# (cases: floor memory memory_dyn memory_awaited memory_awaited_dyn issue_floor issue;
+# default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
@@ -9,7 +10,7 @@ bin=$(cargo bench --bench instructions --no-run --message-format=json 2>/dev/nul
   | grep -o '"executable":"[^"]*instructions[^"]*"' | tail -n 1 | cut -d'"' -f4)
 rounds=$(grep -o 'const ROUNDS: usize = [0-9_]*' benches/instructions.rs | grep -o '[0-9_]*$' | tr -d _)
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(floor memory memory_dyn memory_awaited memory_awaited_dyn)
+[ ${#cases[@]} -gt 0 ] || cases=(floor memory memory_dyn memory_awaited memory_awaited_dyn issue_floor issue)
 for case in "${cases[@]}"; do
   out=$(mktemp)
   valgrind --tool=callgrind --toggle-collect="*measured_${case}" --callgrind-out-file="$out" \
@@ -17,5 +18,5 @@ for case in "${cases[@]}"; do
   total=$(grep -E '^(summary|totals):' "$out" | head -n 1 | awk '{print $2}')
   rm -f "$out"
   awk -v c="$case" -v t="$total" -v r="$rounds" \
-    'BEGIN { printf "instructions/%s: %.0f instructions per verify (%d over %d)\n", c, t / r, t, r }'
+    'BEGIN { printf "instructions/%s: %.0f instructions per call (%d over %d)\n", c, t / r, t, r }'
 done

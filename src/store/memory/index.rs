@@ -2,7 +2,9 @@
 //! creation order, so that a page costs O(page + log n) and a total O(1), however many
 //! tokens an owner has.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -15,7 +17,8 @@ use crate::token::TokenId;
 type Position = (i64, TokenId);
 
 fn micros(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+    // Seconds and microseconds apart: no 128-bit division. Years ±9999 fit in i64 micros.
+    t.unix_timestamp() * 1_000_000 + i64::from(t.microsecond())
 }
 
 /// What the indexes need to know of a record.
