@@ -174,13 +174,14 @@ fn floor(c: &mut Criterion, f: &Floor) {
     });
     // The floor for one entry that stays in cache: what `verify/memory_one_token` is held to.
     let one = f.presented[0];
-    let single = Floor {
-        map: HashMap::from([(one.0, f.map[&one.0])]),
-        presented: vec![one],
+    let single: HashMap<[u8; 16], [u8; 32]> = HashMap::from([(one.0, f.map[&one.0])]);
+    let check_one = |(id, secret): &([u8; 16], [u8; 32])| -> bool {
+        let digest: [u8; 32] = Sha256::digest(secret).into();
+        single.get(id).is_some_and(|h| bool::from(h.ct_eq(&digest)))
     };
-    assert!(single.check(&one));
+    assert!(check_one(&one));
     group.bench_function("floor_one_token", |b| {
-        b.iter(|| black_box(single.check(black_box(&one))))
+        b.iter(|| black_box(check_one(black_box(&one))))
     });
     group.finish();
 }
