@@ -44,6 +44,8 @@ RATIOS = [
      "verify/memory_reject_garbage", "verify/floor", "≤ 0.3", lambda r: r <= 0.3),
     ("`verify/memory` ÷ `verify/prefixed-api-key`",
      "verify/memory", "verify/prefixed-api-key", "< 1", lambda r: r < 1),
+    ("`verify/memory_one_token` ÷ `verify/prefixed-api-key` (both one key in cache)",
+     "verify/memory_one_token", "verify/prefixed-api-key", "< 1", lambda r: r < 1),
     ("`verify_threads/2` throughput ÷ `verify_threads/1`",
      "verify_threads/1", "verify_threads/2", "≥ 1.9", lambda r: r >= 1.9),
     ("`verify_threads/2_same_token` throughput ÷ `…/1_same_token`",
