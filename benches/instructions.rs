@@ -140,7 +140,8 @@ fn measured_issue_floor() -> usize {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).unwrap();
         let digest: [u8; 32] = Sha256::digest(black_box(secret)).into();
-        ok += usize::from(black_box(digest)[0] < 255 || digest[1] < 255);
+        black_box(digest);
+        ok += 1;
     }
     ok
 }
