@@ -94,11 +94,12 @@ impl Scopes {
     }
 
     /// Scopes already validated, sorted and de-duplicated (copied from another set).
-    pub(crate) fn from_sorted<'a>(scopes: impl ExactSizeIterator<Item = &'a str>) -> Self {
-        if scopes.len() == 0 {
+    pub(crate) fn from_sorted<'a>(scopes: impl Iterator<Item = &'a str>) -> Self {
+        let scopes: Vec<Box<str>> = scopes.map(Box::from).collect();
+        if scopes.is_empty() {
             return Self::default();
         }
-        Self(scopes.map(Box::from).collect())
+        Self(scopes.into())
     }
 
     /// How many values share this set (for a store that keeps one copy of each set).

@@ -52,20 +52,23 @@ pub struct Principal {
 impl Principal {
     /// A copy of what a route needs of `record`.
     pub(crate) fn of(record: &TokenRecord) -> Self {
-        let tenant = record.tenant.as_deref();
-        let strings = [&*record.owner, tenant.unwrap_or(""), &*record.name];
-        let len = strings.iter().map(|s| 4 + s.len()).sum::<usize>()
-            + record.scopes.iter().map(|s| 4 + s.len()).sum::<usize>();
+        let parts = || {
+            [
+                Some(&*record.owner),
+                record.tenant.as_deref(),
+                Some(&*record.name),
+            ]
+            .into_iter()
+            .chain(record.scopes.iter().map(Some))
+        };
         // Sized once and filled in place: one copy per string, no growth.
+        let len = parts().map(|s| 4 + s.map_or(0, str::len)).sum();
         let mut text = SmallVec::from_elem(0, len);
         let mut at = 0;
-        for (i, s) in strings.into_iter().enumerate() {
-            let no_tenant = i == 1 && tenant.is_none();
-            at = put(&mut text, at, s, no_tenant);
+        for part in parts() {
+            at = put(&mut text, at, part);
         }
-        for scope in record.scopes.iter() {
-            at = put(&mut text, at, scope, false);
-        }
+        text.truncate(at);
         Self {
             id: record.id,
             expires_at: record.expires_at,
@@ -129,19 +132,15 @@ impl fmt::Debug for Principal {
     }
 }
 
-/// Write `s` after its length (or [`NO_TENANT`]) at `at`; returns where the next goes.
-fn put(text: &mut [u8], at: usize, s: &str, no_tenant: bool) -> usize {
+/// Write `part` after its length ([`NO_TENANT`] for none) at `at`; returns where the next
+/// goes.
+fn put(text: &mut [u8], at: usize, part: Option<&str>) -> usize {
+    let bytes = part.map_or(&[][..], str::as_bytes);
     // A record's strings are bounded by the crate's limits, far below 4 GiB.
-    let len = if no_tenant {
-        NO_TENANT
-    } else {
-        u32::try_from(s.len())
-            .unwrap_or(NO_TENANT - 1)
-            .min(NO_TENANT - 1)
-    };
+    let n = bytes.len().min(NO_TENANT as usize - 1);
+    let len = part.map_or(NO_TENANT, |_| n as u32);
     text[at..at + 4].copy_from_slice(&len.to_le_bytes());
-    let n = if no_tenant { 0 } else { len as usize };
-    text[at + 4..at + 4 + n].copy_from_slice(&s.as_bytes()[..n]);
+    text[at + 4..at + 4 + n].copy_from_slice(&bytes[..n]);
     at + 4 + n
 }
 
@@ -219,7 +218,7 @@ impl<'a> PrincipalScopes<'a> {
 
     /// The scopes as an owned [`Scopes`] (allocates).
     pub fn to_scopes(&self) -> Scopes {
-        Scopes::from_sorted(self.iter().collect::<Vec<_>>().into_iter())
+        Scopes::from_sorted(self.iter())
     }
 }
 
