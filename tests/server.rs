@@ -9,13 +9,24 @@ mod common;
 
 use std::sync::Arc;
 
-use api_tokens::{ApiTokens, PostgresStore, SqliteStore, TokenStore};
+use api_tokens::{ApiTokens, DynTokenStore, PostgresStore, SqliteStore, TokenStore};
 use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime, format_description::well_known::Rfc3339};
 
 const USERS: &str = "alice@example.com:alice-pw:tenant_a,bob@example.com:bob-pw:tenant_b";
+
+/// What every test server runs with, unless a test overrides it: limits high enough that
+/// the scenarios' own logins never meet them, and the client address taken from a header,
+/// so a test can speak from several addresses.
+const TEST_SETTINGS: &[(&str, &str)] = &[
+    ("LOGIN_ATTEMPTS_PER_ADDRESS", "10000"),
+    ("LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", "10000"),
+    ("LOGIN_ATTEMPTS_PER_ACCOUNT", "10000"),
+    ("CONFIRM_ATTEMPTS_PER_TOKEN", "10000"),
+    ("CLIENT_IP_HEADER", "x-test-client-ip"),
+];
 
 /// Where a server keeps its tokens, so a test can restart it on the same data.
 #[derive(Clone)]
@@ -27,6 +38,8 @@ enum Db {
 struct Server {
     base: String,
     db: Db,
+    settings: Vec<(String, String)>,
+    users: Arc<app::Users>,
     task: tokio::task::JoinHandle<()>,
     http: reqwest::Client,
 }
@@ -38,47 +51,90 @@ fn users() -> Arc<app::Users> {
         .clone()
 }
 
-async fn serve<St: TokenStore>(store: St) -> (String, tokio::task::JoinHandle<()>) {
-    let state = app::AppState {
-        tokens: ApiTokens::new(store, "api_prod").unwrap(),
-        users: users(),
-        limiter: Arc::default(),
-    };
+/// The server's configuration: [`TEST_SETTINGS`], then `settings` over them.
+fn config(settings: &[(String, String)]) -> app::Config {
+    let mut all: std::collections::HashMap<String, String> = TEST_SETTINGS
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    all.extend(settings.iter().cloned());
+    app::Config::from_lookup(|name| all.get(name).cloned()).expect("a valid test configuration")
+}
+
+async fn serve<St: TokenStore>(
+    store: St,
+    users: Arc<app::Users>,
+    config: app::Config,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let tokens = ApiTokens::builder(DynTokenStore::new(store), "api_prod")
+        .last_use_failure(config.last_use_failure)
+        .build()
+        .unwrap();
+    let limits = config.limits.clone();
+    let state = app::AppState::new(tokens, users, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
-        axum::serve(listener, app::router(state)).await.unwrap();
+        app::serve(
+            listener,
+            app::router(state),
+            &limits,
+            std::future::pending(),
+        )
+        .await;
     });
     (base, task)
 }
 
 impl Server {
     async fn start(db: Db) -> Self {
+        Self::start_with(db, users(), Vec::new()).await
+    }
+
+    async fn start_with(db: Db, users: Arc<app::Users>, settings: Vec<(String, String)>) -> Self {
+        let config = config(&settings);
         let (base, task) = match &db {
             Db::Sqlite(url) => {
                 let store = SqliteStore::connect(url).await.unwrap();
                 store.migrate().await.unwrap();
-                serve(store).await
+                serve(store, Arc::clone(&users), config).await
             }
             Db::Postgres { url, table } => {
                 let pool = common::pool_for(url, "api_tokens_server_tests", 4).await;
                 let store = PostgresStore::with_table(pool, table).unwrap();
                 store.migrate().await.unwrap();
-                serve(store).await
+                serve(store, Arc::clone(&users), config).await
             }
         };
         Self {
             base,
             db,
+            settings,
+            users,
             task,
             http: reqwest::Client::new(),
         }
     }
 
+    /// Another server on the same data, with `settings` over the test defaults.
+    async fn with(&self, settings: &[(&str, &str)]) -> Self {
+        let settings = settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self::start_with(self.db.clone(), Arc::clone(&self.users), settings).await
+    }
+
+    /// Another server on the same data, with other users.
+    async fn with_users(&self, spec: &str) -> Self {
+        let users = Arc::new(app::Users::from_spec(spec).expect("valid users"));
+        Self::start_with(self.db.clone(), users, self.settings.clone()).await
+    }
+
     async fn restart(self) -> Self {
         self.task.abort();
         let _ = self.task.await;
-        Self::start(self.db).await
+        Self::start_with(self.db, self.users, self.settings).await
     }
 
     fn url(&self, path: &str) -> String {
@@ -89,6 +145,16 @@ impl Server {
         send(
             self.http
                 .post(self.url("/auth/token"))
+                .json(&json!({ "email": email, "password": password })),
+        )
+        .await
+    }
+
+    async fn login_from(&self, email: &str, password: &str, address: &str) -> (StatusCode, Value) {
+        send(
+            self.http
+                .post(self.url("/auth/token"))
+                .header("x-test-client-ip", address)
                 .json(&json!({ "email": email, "password": password })),
         )
         .await
@@ -124,6 +190,24 @@ impl Server {
         )
         .await
     }
+}
+
+/// A request whose headers are sent and whose body never finishes: it stays in flight
+/// until the body deadline.
+async fn slow_body_request(base: &str, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"em"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    stream
 }
 
 /// Send a request; its status and JSON body (`null` if the body is not JSON).
@@ -233,7 +317,8 @@ async fn login_rejects_bad_requests_and_credentials(s: &Server) {
 }
 
 async fn failed_logins_are_rate_limited(s: &Server) {
-    for _ in 0..app::MAX_FAILED_LOGINS {
+    let s = s.with(&[("LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", "5")]).await;
+    for _ in 0..5 {
         let (status, _) = s.login("bob@example.com", "wrong").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
@@ -255,6 +340,332 @@ async fn failed_logins_are_rate_limited(s: &Server) {
     assert_eq!(body["code"], "too_many_requests");
     let (status, _) = s.login("alice@example.com", "alice-pw").await;
     assert_eq!(status, StatusCode::OK, "other emails are not limited");
+    let (status, _) = s
+        .login_from("bob@example.com", "bob-pw", "198.51.100.7")
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "bob from another address is not limited by failures from this one"
+    );
+}
+
+/// 24 logins for one email at once, 23 wrong and the right one last: exactly the allowance
+/// reaches the password check; the rest are refused before it.
+async fn parallel_logins_cannot_outrun_the_limit(s: &Server) {
+    let s = s.with(&[("LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", "5")]).await;
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let password = if i == 23 { "bob-pw" } else { "wrong" };
+            let request = s
+                .http
+                .post(s.url("/auth/token"))
+                .json(&json!({ "email": "bob@example.com", "password": password }));
+            tokio::spawn(send(request))
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    let count = |status| answers.iter().filter(|(s, _)| *s == status).count();
+    assert_eq!(
+        count(StatusCode::UNAUTHORIZED) + count(StatusCode::OK),
+        5,
+        "{answers:?}"
+    );
+    assert_eq!(count(StatusCode::TOO_MANY_REQUESTS), 19, "{answers:?}");
+}
+
+/// Anyone can send failed logins for bob; that never stops bob, holding a valid token,
+/// from revoking a leaked one, and never keeps bob from logging in from his own address.
+async fn failed_logins_never_stop_a_token_holder_from_revoking(s: &Server) {
+    let s = s
+        .with(&[
+            ("LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", "5"),
+            ("LOGIN_ATTEMPTS_PER_ACCOUNT", "20"),
+        ])
+        .await;
+    let (_, bob) = s
+        .login_from("bob@example.com", "bob-pw", "192.0.2.10")
+        .await;
+    let bob = bob["access_token"].as_str().unwrap().to_owned();
+    let (_, leaked) = s.create(&bob, json!({ "name": "ci" })).await;
+    let leaked_token = leaked["token"].as_str().unwrap().to_owned();
+    let leaked_id = leaked["token_info"]["id"].as_str().unwrap().to_owned();
+    // The thief locks bob's login from everywhere: the per-email limit is spent.
+    for i in 0..25 {
+        s.login_from("bob@example.com", "guess", &format!("203.0.113.{i}"))
+            .await;
+    }
+    let (status, _) = s
+        .login_from("bob@example.com", "bob-pw", "192.0.2.10")
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the email's limit is spent"
+    );
+    // Bob's password-confirmed revocation still goes through.
+    let r = s
+        .http
+        .delete(s.url(&format!("/api/v1/tokens/{leaked_id}")))
+        .bearer_auth(&bob)
+        .header("x-test-client-ip", "192.0.2.10")
+        .json(&json!({ "password": "bob-pw", "reason": "leaked" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        s.get("/api/v1/me", &leaked_token).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the leaked token is dead"
+    );
+    // The thief, holding the leaked token, cannot spend bob's confirmations either: they
+    // are counted per token and address.
+    let (_, other) = s.create(&bob, json!({ "name": "other" })).await;
+    let other_id = other["token_info"]["id"].as_str().unwrap().to_owned();
+    let thief = s.with(&[("CONFIRM_ATTEMPTS_PER_TOKEN", "2")]).await;
+    for _ in 0..4 {
+        thief
+            .http
+            .delete(thief.url(&format!("/api/v1/tokens/{other_id}")))
+            .bearer_auth(&bob)
+            .header("x-test-client-ip", "203.0.113.99")
+            .json(&json!({ "password": "guess" }))
+            .send()
+            .await
+            .unwrap();
+    }
+    let r = thief
+        .http
+        .delete(thief.url(&format!("/api/v1/tokens/{other_id}")))
+        .bearer_auth(&bob)
+        .header("x-test-client-ip", "192.0.2.10")
+        .json(&json!({ "password": "bob-pw" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "bob's address has its own allowance"
+    );
+}
+
+/// Made-up emails are counted too (per address), and an absurd email is refused before
+/// anything is hashed or remembered.
+async fn unknown_emails_are_limited_per_address(s: &Server) {
+    let s = s.with(&[("LOGIN_ATTEMPTS_PER_ADDRESS", "10")]).await;
+    let mut answers = Vec::new();
+    for i in 0..20 {
+        let email = format!("nobody{i}@example.com");
+        answers.push(s.login_from(&email, "x", "192.0.2.77").await.0);
+    }
+    let limited = answers
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(limited, 10, "{answers:?}");
+    let (status, body) = s
+        .login_from(&"a".repeat(64 * 1024 - 100), "x", "192.0.2.78")
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    );
+}
+
+/// A token never outlives the token that created it.
+async fn tokens_never_outlive_their_creator(s: &Server) {
+    let alice = s.alice().await;
+    let (status, parent) = s
+        .create(
+            &alice,
+            json!({ "name": "parent", "expires_in_days": 1, "scopes": ["tokens:write", "tokens:read", "profile:read"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{parent}");
+    let parent_token = parent["token"].as_str().unwrap();
+    let parent_expiry = parse_time(&parent["token_info"]["expires_at"]);
+
+    for body in [
+        json!({ "name": "child", "expires_in_days": 365 }),
+        json!({ "name": "child" }),
+        json!({ "name": "child", "expires_in_days": 1 }),
+    ] {
+        let (status, child) = s.create(parent_token, body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{child}");
+        assert_eq!(
+            parse_time(&child["token_info"]["expires_at"]),
+            parent_expiry,
+            "{body}: cut to the creator's expiry"
+        );
+        // And the cut holds one generation further down.
+        let (status, grandchild) = s
+            .create(child["token"].as_str().unwrap(), json!({ "name": "g" }))
+            .await;
+        if status == StatusCode::CREATED {
+            assert!(parse_time(&grandchild["token_info"]["expires_at"]) <= parent_expiry);
+        }
+    }
+    let (_, short) = s
+        .create(
+            &alice,
+            json!({ "name": "short", "expires_in_days": 1, "scopes": ["tokens:write"] }),
+        )
+        .await;
+    let short_expiry = parse_time(&short["token_info"]["expires_at"]);
+    let (status, child) = s
+        .create(
+            short["token"].as_str().unwrap(),
+            json!({ "name": "c", "scopes": ["tokens:write"], "expires_in_days": 30 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{child}");
+    assert_eq!(parse_time(&child["token_info"]["expires_at"]), short_expiry);
+}
+
+/// A token of a user who no longer exists gets 401 on every route.
+async fn a_removed_users_tokens_get_401_everywhere(s: &Server) {
+    let (_, bob) = s.login("bob@example.com", "bob-pw").await;
+    let bob = bob["access_token"].as_str().unwrap().to_owned();
+    let (_, created) = s.create(&bob, json!({ "name": "t" })).await;
+    let id = created["token_info"]["id"].as_str().unwrap().to_owned();
+    let without_bob = s.with_users("alice@example.com:alice-pw:tenant_a").await;
+    let requests = [
+        without_bob.http.get(without_bob.url("/api/v1/me")),
+        without_bob.http.get(without_bob.url("/api/v1/tokens")),
+        without_bob
+            .http
+            .post(without_bob.url("/api/v1/tokens"))
+            .json(&json!({ "name": "n" })),
+        without_bob
+            .http
+            .delete(without_bob.url(&format!("/api/v1/tokens/{id}")))
+            .json(&json!({ "password": "bob-pw" })),
+        without_bob
+            .http
+            .delete(without_bob.url("/api/v1/tokens"))
+            .json(&json!({ "password": "bob-pw" })),
+        without_bob.http.delete(without_bob.url("/auth/token")),
+    ];
+    for r in requests {
+        let (status, body) = send(r.bearer_auth(&bob)).await;
+        assert_error(status, &body, StatusCode::UNAUTHORIZED, "invalid_token");
+    }
+    let (status, _) = without_bob.login("bob@example.com", "bob-pw").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// `DELETE /api/v1/tokens` revokes every token of the caller, once the password is right.
+async fn revoke_all_revokes_every_token_of_the_caller(s: &Server) {
+    let alice = s.alice().await;
+    let (_, a) = s.create(&alice, json!({ "name": "a" })).await;
+    let (_, b) = s.create(&alice, json!({ "name": "b" })).await;
+    let bob = s.login("bob@example.com", "bob-pw").await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoke_all = |password: &str| {
+        s.http
+            .delete(s.url("/api/v1/tokens"))
+            .bearer_auth(&alice)
+            .json(&json!({ "password": password, "reason": "compromised laptop" }))
+    };
+    let (status, body) = send(revoke_all("wrong")).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "wrong_password");
+    assert_eq!(s.get("/api/v1/me", &alice).await.0, StatusCode::OK);
+    let (status, body) = send(revoke_all("alice-pw")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["revoked"], 3, "{body}");
+    for token in [
+        &alice,
+        a["token"].as_str().unwrap(),
+        b["token"].as_str().unwrap(),
+    ] {
+        assert_eq!(
+            s.get("/api/v1/tokens", token).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        s.get("/api/v1/me", &bob).await.0,
+        StatusCode::OK,
+        "another user's tokens are untouched"
+    );
+    let fresh = s.alice().await;
+    let (_, list) = s.get("/api/v1/tokens?include_revoked=true", &fresh).await;
+    let reasons: Vec<_> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["revocation_reason"].as_str())
+        .collect();
+    assert_eq!(reasons, vec!["compromised laptop"; 3]);
+}
+
+/// `/healthz` and `/readyz` answer without a token and are never limited.
+async fn health_and_readiness(s: &Server) {
+    let s = s.with(&[("MAX_IN_FLIGHT", "1")]).await;
+    for path in ["/healthz", "/readyz"] {
+        let (status, body) = send(s.http.get(s.url(path))).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    // Busy API: one slow request holds the only slot; health still answers.
+    let mut slow = slow_body_request(&s.base, "/auth/token").await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, body) = send(s.http.get(s.url("/api/v1/me"))).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    );
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(
+            send(s.http.get(s.url(path))).await.0,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    use tokio::io::AsyncWriteExt;
+    let _ = slow.shutdown().await;
+}
+
+/// `/metrics` counts requests by route and status, verify outcomes, store latency and
+/// limiter rejections, in Prometheus's text format.
+async fn metrics_count_requests_outcomes_and_rejections(s: &Server) {
+    let s = s.with(&[("LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", "1")]).await;
+    let alice = s.alice().await;
+    s.get("/api/v1/me", &alice).await;
+    s.get("/api/v1/me", "api_prod_nonsense").await;
+    s.login("alice@example.com", "alice-pw").await;
+    let r = s.http.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    for needle in [
+        r#"http_requests_total{method="GET",route="/api/v1/me",status="200"}"#,
+        r#"http_requests_total{method="POST",route="/auth/token",status="429"}"#,
+        r#"verify_outcomes_total{outcome="ok"}"#,
+        r#"verify_outcomes_total{outcome="malformed"}"#,
+        r#"store_operation_duration_seconds_bucket{operation="verify""#,
+        r#"limiter_rejections_total{limiter="login_account_address"}"#,
+        "http_requests_in_flight",
+        r#"limiter_keys{limiter="login_address"}"#,
+    ] {
+        assert!(text.contains(needle), "{needle} is missing from\n{text}");
+    }
+    assert!(!text.contains(&alice), "no token in the metrics");
 }
 
 async fn delete_auth_token_revokes_only_the_token_in_use(s: &Server) {
@@ -324,9 +735,16 @@ async fn create_token_returns_the_token_once_with_its_info(s: &Server) {
 
     let (_, body) = s.create(&alice, json!({ "name": "default-expiry" })).await;
     let info = &body["token_info"];
+    // The policy's 365 days, cut to the login token's expiry (a few milliseconds sooner).
+    let (_, me) = s.get("/api/v1/me", &alice).await;
     assert_eq!(
-        parse_time(&info["expires_at"]) - parse_time(&info["created_at"]),
-        Duration::days(365)
+        parse_time(&info["expires_at"]),
+        parse_time(&me["token"]["expires_at"])
+            .min(parse_time(&info["created_at"]) + Duration::days(365))
+    );
+    assert!(
+        parse_time(&info["expires_at"]) - parse_time(&info["created_at"])
+            > Duration::days(365) - Duration::minutes(1)
     );
 
     // A read-only token cannot create tokens; no token grants what it lacks.
@@ -752,6 +1170,14 @@ macro_rules! api_tests {
             login_issues_a_bearer_token,
             login_rejects_bad_requests_and_credentials,
             failed_logins_are_rate_limited,
+            parallel_logins_cannot_outrun_the_limit,
+            failed_logins_never_stop_a_token_holder_from_revoking,
+            unknown_emails_are_limited_per_address,
+            tokens_never_outlive_their_creator,
+            a_removed_users_tokens_get_401_everywhere,
+            revoke_all_revokes_every_token_of_the_caller,
+            health_and_readiness,
+            metrics_count_requests_outcomes_and_rejections,
             delete_auth_token_revokes_only_the_token_in_use,
             create_token_returns_the_token_once_with_its_info,
             create_token_validation_is_422_with_details,

@@ -1,75 +1,152 @@
 //! A complete token service: the token API (`POST/DELETE /auth/token`,
-//! `/api/v1/tokens`, `/api/v1/me`) on SQLite or PostgreSQL.
+//! `/api/v1/tokens`, `/api/v1/me`) on SQLite or PostgreSQL, with health checks
+//! (`/healthz`, `/readyz`), Prometheus metrics (`/metrics`) and request logs.
 //!
 //! ```text
 //! cargo run --example server --all-features
 //! ```
 //!
-//! Configuration, from the environment:
-//! - `BIND`: address to listen on (default `127.0.0.1:8080`);
-//! - `DATABASE_URL`: `sqlite://PATH` or `postgres://…` (default `sqlite://api-tokens.db`);
-//! - `DATABASE_CREATE`: `true` to create a missing SQLite file (the first start). Otherwise a
-//!   given SQLite file must exist, so that a vanished file stops the server instead of
-//!   silently replacing every token with an empty database. The default demo database is
-//!   created when missing, with a notice;
+//! Every setting comes from the environment; the README's server section lists them all,
+//! and `app/config.rs` reads them. The main ones:
+//! - `BIND` (default `127.0.0.1:8080`), `DATABASE_URL` (`sqlite://PATH` or `postgres://…`;
+//!   default `sqlite://api-tokens.db`), `DATABASE_CREATE` (`true` to create a missing SQLite
+//!   file; the default demo database is created when missing, with a notice);
 //! - `DEMO_USERS`: `email:password:tenant` entries separated by commas (default: one demo
-//!   user, with a warning);
-//! - `TOKEN_PREFIX`: the tokens' prefix (default `api_prod`).
+//!   user, with a warning); `TOKEN_PREFIX` (default `api_prod`);
+//! - `RUST_LOG` (default `info`) and `LOG_FORMAT` (`text` or `json`).
 
 mod app;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use api_tokens::{ApiTokens, PostgresStore, SqliteStore, TokenStore};
+use api_tokens::sqlx::postgres::PgPoolOptions;
+use api_tokens::{ApiTokens, DynTokenStore, PostgresStore, SqliteStore};
+use app::Config;
 
 const DEMO_USER: &str = "demo@example.com:demo-password:tenant_demo";
 
 #[tokio::main]
 async fn main() {
-    if let Err(message) = run().await {
-        eprintln!("error: {message}");
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("error: {message}");
+            std::process::exit(1);
+        }
+    };
+    init_logs(config.log_json);
+    if let Err(message) = run(config).await {
+        tracing::error!("{message}");
         std::process::exit(1);
     }
 }
 
-async fn run() -> Result<(), String> {
-    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".into());
-    let given = std::env::var("DATABASE_URL").ok();
-    let create = match std::env::var("DATABASE_CREATE").as_deref() {
-        Ok("true" | "1") => true,
-        Ok("false" | "0" | "") | Err(_) => given.is_none(),
-        Ok(other) => {
-            return Err(format!(
-                "DATABASE_CREATE must be true or false, not {other:?}"
-            ));
-        }
-    };
-    let database = given.unwrap_or_else(|| "sqlite://api-tokens.db".into());
-    let prefix = std::env::var("TOKEN_PREFIX").unwrap_or_else(|_| "api_prod".into());
-    let users = match std::env::var("DEMO_USERS") {
-        Ok(spec) => spec,
-        Err(_) => {
-            eprintln!(
-                "warning: DEMO_USERS is not set; using the built-in demo user demo@example.com \
-                 (its password is in the README); set DEMO_USERS for real users"
+/// Logs to stderr, at the level `RUST_LOG` gives (default `info`).
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
+
+async fn run(config: Config) -> Result<(), String> {
+    let users = match &config.demo_users {
+        Some(spec) => spec.clone(),
+        None => {
+            tracing::warn!(
+                "DEMO_USERS is not set; using the built-in demo user demo@example.com (its \
+                 password is in the README); set DEMO_USERS for real users"
             );
             DEMO_USER.into()
         }
     };
     let users = Arc::new(app::Users::from_spec(&users)?);
-
-    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        let store = PostgresStore::connect(&database)
-            .await
-            .map_err(|e| e.to_string())?;
-        store.migrate().await.map_err(|e| e.to_string())?;
-        serve(store, &prefix, users, &bind).await
+    let database = config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| "sqlite://api-tokens.db".into());
+    let store = if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        DynTokenStore::new(open_postgres(&database, &config).await?)
     } else if database.starts_with("sqlite:") {
-        let store = open_sqlite(&database, create).await?;
+        let create = config
+            .database_create
+            .unwrap_or(config.database_url.is_none());
+        let mut store = open_sqlite(&database, create).await?;
+        if let Some(deadline) = config.store_deadline {
+            store = store.with_deadline(deadline);
+        }
         store.migrate().await.map_err(|e| e.to_string())?;
-        serve(store, &prefix, users, &bind).await
+        DynTokenStore::new(store)
     } else {
-        Err("DATABASE_URL must start with sqlite:// or postgres://".into())
+        return Err("DATABASE_URL must start with sqlite:// or postgres://".into());
+    };
+    let tokens = ApiTokens::builder(store, &config.token_prefix)
+        .last_use_failure(config.last_use_failure)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(&config.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let limits = config.limits.clone();
+    let state = app::AppState::new(tokens, users, config);
+    tracing::info!(
+        max_connections = limits.max_connections,
+        max_in_flight = limits.max_in_flight,
+        "listening on http://{address}"
+    );
+    app::serve(listener, app::router(state), &limits, shutdown()).await;
+    Ok(())
+}
+
+/// The PostgreSQL store, retrying an unreachable database with backoff (1 s doubling to
+/// 10 s) for up to `DATABASE_STARTUP_TIMEOUT_SECS`, saying so each time.
+async fn open_postgres(url: &str, config: &Config) -> Result<PostgresStore, String> {
+    let started = Instant::now();
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let attempt = async {
+            let pool = PgPoolOptions::new()
+                .max_connections(config.database_max_connections)
+                .acquire_timeout(config.database_acquire_timeout)
+                .connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut store = PostgresStore::new(pool);
+            if let Some(deadline) = config.store_deadline {
+                store = store.with_deadline(deadline);
+            }
+            store.migrate().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(store)
+        };
+        match attempt.await {
+            Ok(store) => return Ok(store),
+            Err(e) if started.elapsed() + wait <= config.database_startup_timeout => {
+                // sqlx's message names the failure, never the URL or its password.
+                tracing::warn!(
+                    error = %e,
+                    retry_in_secs = wait.as_secs(),
+                    "PostgreSQL is unreachable; retrying"
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "PostgreSQL stayed unreachable for {} s (DATABASE_STARTUP_TIMEOUT_SECS): {e}",
+                    started.elapsed().as_secs()
+                ));
+            }
+        }
     }
 }
 
@@ -79,7 +156,7 @@ async fn open_sqlite(url: &str, create: bool) -> Result<SqliteStore, String> {
         Ok(store) => Ok(store),
         Err(_) if create => {
             let store = SqliteStore::connect(url).await.map_err(|e| e.to_string())?;
-            eprintln!("notice: created a new, empty token database at {url}");
+            tracing::info!("created a new, empty token database at {url}");
             Ok(store)
         }
         Err(e) => Err(format!(
@@ -87,34 +164,6 @@ async fn open_sqlite(url: &str, create: bool) -> Result<SqliteStore, String> {
              DATABASE_CREATE=true to create it"
         )),
     }
-}
-
-async fn serve<St: TokenStore>(
-    store: St,
-    prefix: &str,
-    users: Arc<app::Users>,
-    bind: &str,
-) -> Result<(), String> {
-    let tokens = ApiTokens::new(store, prefix).map_err(|e| e.to_string())?;
-    let state = app::AppState {
-        tokens,
-        users,
-        limiter: Arc::default(),
-    };
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
-    eprintln!(
-        "listening on http://{} (logins: at most {} failures per email per minute)",
-        listener.local_addr().map_err(|e| e.to_string())?,
-        app::MAX_FAILED_LOGINS
-    );
-    axum::serve(listener, app::router(state))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| e.to_string())?;
-    eprintln!("shut down cleanly");
-    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -137,4 +186,5 @@ async fn shutdown() {
         () = ctrl_c => {},
         () = term => {},
     }
+    tracing::info!("shutdown signal received");
 }

@@ -94,6 +94,31 @@ impl AuthError {
         }
     }
 
+    /// Why verification failed, as a stable label for logs, metrics and audit trails:
+    /// `missing`, `malformed_header`, `malformed`, `invalid`, `expired`, `revoked`,
+    /// `insufficient_scope`, `wrong_tenant` or `store`. Unlike [`code`](Self::code), it tells
+    /// the 401s apart, so keep it out of responses.
+    ///
+    /// ```
+    /// use api_tokens::AuthError;
+    ///
+    /// assert_eq!(AuthError::Invalid.reason(), "invalid");
+    /// assert_eq!(AuthError::Missing.reason(), "missing");
+    /// ```
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::MalformedHeader { .. } => "malformed_header",
+            Self::Malformed(_) => "malformed",
+            Self::Invalid => "invalid",
+            Self::Expired { .. } => "expired",
+            Self::Revoked { .. } => "revoked",
+            Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::WrongTenant => "wrong_tenant",
+            Self::Store(_) => "store",
+        }
+    }
+
     /// Whether this is one of the 401 credential failures.
     pub fn is_credential_failure(&self) -> bool {
         self.status() == 401

@@ -11,6 +11,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
+
+use super::limiter::Limited;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
@@ -66,17 +68,49 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
     ErrorBody::new(code, message).into_response(status)
 }
 
-/// 429 with `Retry-After`, after too many wrong passwords for one email.
-pub fn too_many_attempts(retry_after_secs: u64) -> Response {
+/// 429 with `Retry-After`: an attempt over a login or confirmation limit.
+pub fn too_many_attempts(limited: Limited) -> Response {
+    metrics::counter!("limiter_rejections_total", "limiter" => limited.limiter).increment(1);
+    tracing::info!(
+        limiter = limited.limiter,
+        "refused an attempt over its limit"
+    );
     let mut response = error(
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_requests",
-        "too many failed password attempts for this email; try again later",
+        "too many password attempts; try again later",
     );
     response
         .headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        .insert(RETRY_AFTER, HeaderValue::from(limited.retry_after_secs));
     response
+}
+
+/// 503 with `Retry-After`: every password checker stayed busy for the queue timeout.
+pub fn passwords_busy() -> Response {
+    metrics::counter!("requests_shed_total", "reason" => "password_queue").increment(1);
+    tracing::warn!(
+        "answered 503: every password checker stayed busy for PASSWORD_QUEUE_TIMEOUT_MS"
+    );
+    unavailable("too many logins at once; try again shortly")
+}
+
+/// 503 with `Retry-After: 1` and `message`.
+pub fn unavailable(message: &str) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// The response for a failed operation of the token service, logging why when it is the
+/// server's fault (the crate's errors never hold a token or secret).
+pub fn failed(e: api_tokens::Error) -> Response {
+    if e.status() >= 500 {
+        tracing::error!(error = %e, status = e.status(), "the token service failed");
+    }
+    e.into_response()
 }
 
 /// The answer for a route that does not exist.
@@ -115,6 +149,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                         "the body is larger than 64 KiB",
                     )
                 }
+                JsonRejection::BytesRejection(r) if timed_out(&r) => {
+                    tracing::info!(
+                        "answered 408: the request body did not arrive within BODY_READ_TIMEOUT_MS"
+                    );
+                    error(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        "the request body did not arrive in time",
+                    )
+                }
                 JsonRejection::JsonSyntaxError(_) => error(
                     StatusCode::BAD_REQUEST,
                     "bad_request",
@@ -128,4 +172,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             }),
         }
     }
+}
+
+/// Whether reading the body failed because its deadline passed.
+fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }

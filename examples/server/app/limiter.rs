@@ -1,54 +1,226 @@
-//! Failed password attempts per email within the last minute.
+//! Login and password-confirmation limits, on `governor` (GCRA: each attempt is checked and
+//! counted in one atomic step, so parallel attempts cannot outrun the limit).
+//!
+//! Limits are keyed on what an attacker cannot choose for a victim:
+//! - a login is counted against the client's address (any email), against the email from
+//!   that address, and, loosely, against the email from everywhere;
+//! - a password confirmation by a token holder (revoking) is counted against that token
+//!   from that address, never against the email's login limits. So failed logins, which
+//!   anyone can send for any email, never stop a token holder from revoking a leaked token.
+//!
+//! Keys are 64-bit keyed hashes, so a limiter holds at most `LIMITER_MAX_KEYS` small
+//! entries whatever clients send; beyond that, new keys share one bucket until the sweep
+//! (every 10 s) drops the keys that are back to a full allowance.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::{Duration as StdDuration, Instant};
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
 
-/// Failed logins per email per minute before 429.
-pub const MAX_FAILED_LOGINS: usize = 5;
+use api_tokens::TokenId;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-/// Failed password attempts per email within the last minute.
-#[derive(Debug, Default)]
-pub struct Limiter {
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+use super::config::LoginLimits;
+
+/// An attempt over a limit: which limit, and when to try again.
+#[derive(Debug, Clone, Copy)]
+pub struct Limited {
+    /// The limiter's name, as in the metrics.
+    pub limiter: &'static str,
+    /// Whole seconds until an attempt is allowed again (at least 1).
+    pub retry_after_secs: u64,
 }
 
-impl Limiter {
-    const WINDOW: StdDuration = StdDuration::from_secs(60);
+/// One keyed limit.
+struct Keyed {
+    name: &'static str,
+    limiter: DefaultKeyedRateLimiter<u64>,
+    max_keys: usize,
+}
 
-    /// `Some(seconds to wait)` if `key` has used up its attempts.
-    pub fn blocked(&self, key: &str) -> Option<u64> {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let recent = map.get_mut(key)?;
-        while recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Self::WINDOW)
-        {
-            recent.pop_front();
+impl Keyed {
+    fn new(name: &'static str, per_minute: u32, max_keys: usize) -> Self {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        Self {
+            name,
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            max_keys,
         }
-        (recent.len() >= MAX_FAILED_LOGINS).then(|| {
-            let oldest = recent.front().copied().unwrap_or(now);
-            (Self::WINDOW - now.duration_since(oldest)).as_secs().max(1)
+    }
+
+    fn check(&self, key: u64, clock: &DefaultClock) -> Result<(), Limited> {
+        // Full: every key shares bucket 0 until the sweep makes room.
+        let key = if self.limiter.len() >= self.max_keys {
+            0
+        } else {
+            key
+        };
+        self.limiter.check_key(&key).map_err(|not_until| Limited {
+            limiter: self.name,
+            retry_after_secs: not_until
+                .wait_time_from(clock.now())
+                .as_secs_f64()
+                .ceil()
+                .max(1.0) as u64,
+        })
+    }
+}
+
+/// The server's limiters.
+pub struct Limiters {
+    per_address: Keyed,
+    per_account_address: Keyed,
+    per_account: Keyed,
+    confirm: Keyed,
+    hasher: RandomState,
+    clock: DefaultClock,
+}
+
+impl Limiters {
+    /// Limiters with the configured allowances.
+    pub fn new(limits: &LoginLimits) -> Self {
+        let max = limits.max_keys;
+        Self {
+            per_address: Keyed::new("login_address", limits.per_address, max),
+            per_account_address: Keyed::new(
+                "login_account_address",
+                limits.per_account_address,
+                max,
+            ),
+            per_account: Keyed::new("login_account", limits.per_account, max),
+            confirm: Keyed::new("confirm_token", limits.confirm_per_token, max),
+            hasher: RandomState::new(),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    fn key(&self, parts: impl Hash) -> u64 {
+        // Never 0, the shared overflow bucket.
+        self.hasher.hash_one(parts) | 1
+    }
+
+    /// Count a login attempt for `email` from `address`, or say which limit it is over.
+    pub fn login(&self, email: &str, address: IpAddr) -> Result<(), Limited> {
+        let address = network(address);
+        self.per_address
+            .check(self.key(("address", address)), &self.clock)?;
+        self.per_account_address
+            .check(self.key(("account_address", email, address)), &self.clock)?;
+        self.per_account
+            .check(self.key(("account", email)), &self.clock)
+    }
+
+    /// Count a password confirmation by the holder of token `id` from `address`.
+    pub fn confirm(&self, id: TokenId, address: IpAddr) -> Result<(), Limited> {
+        self.confirm
+            .check(self.key(("confirm", id, network(address))), &self.clock)
+    }
+
+    /// Drop the keys back at a full allowance; returns the keys each limiter still holds.
+    pub fn sweep(&self) -> [(&'static str, usize); 4] {
+        self.all().map(|k| {
+            k.limiter.retain_recent();
+            k.limiter.shrink_to_fit();
+            (k.name, k.limiter.len())
         })
     }
 
-    pub fn failed(&self, key: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if map.len() > 10_000 {
-            map.retain(|_, v| {
-                v.back()
-                    .is_some_and(|t| now.duration_since(*t) < Self::WINDOW)
-            });
-        }
-        map.entry(key.to_owned()).or_default().push_back(now);
+    /// The keys each limiter holds.
+    pub fn keys(&self) -> [(&'static str, usize); 4] {
+        self.all().map(|k| (k.name, k.limiter.len()))
     }
 
-    pub fn succeeded(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+    fn all(&self) -> [&Keyed; 4] {
+        [
+            &self.per_address,
+            &self.per_account_address,
+            &self.per_account,
+            &self.confirm,
+        ]
+    }
+
+    /// Sweep every `every` for as long as the limiters live.
+    pub fn sweep_every(self: &std::sync::Arc<Self>, every: Duration) {
+        let weak = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(limiters) = weak.upgrade() else {
+                    return;
+                };
+                for (name, keys) in limiters.sweep() {
+                    metrics::gauge!("limiter_keys", "limiter" => name).set(keys as f64);
+                }
+            }
+        });
+    }
+}
+
+/// The network an address stands for: an IPv4 address, or an IPv6 /64 (one subscriber's
+/// allocation; counting single IPv6 addresses would give an attacker 2^64 fresh keys).
+fn network(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(per: u32, max_keys: usize) -> LoginLimits {
+        LoginLimits {
+            per_address: 1000,
+            per_account_address: per,
+            per_account: 1000,
+            confirm_per_token: per,
+            max_keys,
+        }
+    }
+
+    #[test]
+    fn parallel_attempts_cannot_outrun_the_limit() {
+        let limiters = std::sync::Arc::new(Limiters::new(&limits(5, 100)));
+        let address: IpAddr = "192.0.2.1".parse().unwrap();
+        let passed: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..24)
+                .map(|_| s.spawn(|| limiters.login("bob@example.com", address).is_ok()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum()
+        });
+        assert_eq!(passed, 5);
+    }
+
+    #[test]
+    fn the_key_count_is_bounded() {
+        let limiters = Limiters::new(&limits(5, 50));
+        let address: IpAddr = "192.0.2.1".parse().unwrap();
+        for i in 0..1_000 {
+            let _ = limiters.login(&format!("user{i}@example.com"), address);
+        }
+        for (name, keys) in limiters.keys() {
+            assert!(keys <= 51, "{name} holds {keys} keys");
+        }
+    }
+
+    #[test]
+    fn ipv6_counts_per_64() {
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::ffff:1".parse().unwrap();
+        let c: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+        assert_eq!(network(a), network(b));
+        assert_ne!(network(a), network(c));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(network(mapped), "192.0.2.1".parse::<IpAddr>().unwrap());
     }
 }

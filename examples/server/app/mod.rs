@@ -1,18 +1,25 @@
-//! The example token service's application, one concern per file: the shared state, the
-//! users who can log in, the login limiter, JSON errors and views, and the routes of the
-//! token API by resource.
+//! The example token service's application, one concern per file: the configuration, the
+//! shared state, the users who can log in and the threads that check their passwords, the
+//! login limits, who is calling, JSON errors and views, logs and metrics, the routes of the
+//! token API by resource, and the connection loop with its deadlines and caps.
 //!
-//! Kept apart from `main.rs` (configuration, startup, shutdown) so the integration tests can
-//! start exactly this router in-process.
+//! Kept apart from `main.rs` (startup and shutdown) so the integration tests can start
+//! exactly this application in-process.
 
+mod caller;
+mod config;
 mod json;
 mod limiter;
+mod observe;
+mod passwords;
 mod routes;
+mod serve;
 mod state;
 mod users;
 mod views;
 
-pub use limiter::MAX_FAILED_LOGINS;
+pub use config::Config;
 pub use routes::router;
+pub use serve::serve;
 pub use state::AppState;
 pub use users::Users;

@@ -2,35 +2,53 @@
 
 use std::sync::Arc;
 
-use api_tokens::ApiTokens;
+use api_tokens::{ApiTokens, DynTokenStore};
 use axum::extract::FromRef;
 
-use super::limiter::Limiter;
+use super::config::Config;
+use super::limiter::Limiters;
+use super::passwords::Passwords;
 use super::users::Users;
 
-/// The application state: the token service, the users and the login limiter.
-pub struct AppState<St> {
-    /// The token service.
-    pub tokens: ApiTokens<St>,
+/// The application state: the token service, the users, the limiters and password checkers,
+/// and the configuration. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The token service, over whichever store the configuration chose.
+    pub tokens: ApiTokens<DynTokenStore>,
     /// Who can log in.
     pub users: Arc<Users>,
-    /// Failed password attempts.
-    pub limiter: Arc<Limiter>,
+    /// Login and password-confirmation limits.
+    pub limiters: Arc<Limiters>,
+    /// The password checkers.
+    pub passwords: Arc<Passwords>,
+    /// The configuration.
+    pub config: Arc<Config>,
 }
 
-impl<St> Clone for AppState<St> {
-    fn clone(&self) -> Self {
+impl AppState {
+    /// The state for `tokens` and `users` under `config`; starts the limiters' sweep, so
+    /// call it inside the runtime.
+    pub fn new(tokens: ApiTokens<DynTokenStore>, users: Arc<Users>, config: Config) -> Self {
+        super::observe::recorder();
+        let limiters = Arc::new(Limiters::new(&config.login));
+        limiters.sweep_every(std::time::Duration::from_secs(10));
         Self {
-            tokens: self.tokens.clone(),
-            users: Arc::clone(&self.users),
-            limiter: Arc::clone(&self.limiter),
+            tokens,
+            users,
+            limiters,
+            passwords: Arc::new(Passwords::new(
+                config.limits.password_hashers,
+                config.limits.password_queue_timeout,
+            )),
+            config: Arc::new(config),
         }
     }
 }
 
 /// Lets the crate's extractors find the token service in this state.
-impl<St> FromRef<AppState<St>> for ApiTokens<St> {
-    fn from_ref(state: &AppState<St>) -> Self {
+impl FromRef<AppState> for ApiTokens<DynTokenStore> {
+    fn from_ref(state: &AppState) -> Self {
         state.tokens.clone()
     }
 }

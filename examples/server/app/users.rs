@@ -3,6 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use zeroize::Zeroizing;
+
+use super::passwords::{Busy, Passwords};
+
 /// A user who can log in.
 #[derive(Debug, Clone)]
 pub struct User {
@@ -12,7 +16,7 @@ pub struct User {
     pub email: String,
     /// The tenant the user's tokens belong to.
     pub tenant: String,
-    password_hash: String,
+    password_hash: Arc<str>,
 }
 
 /// The users of this service, from `DEMO_USERS`.
@@ -21,7 +25,7 @@ pub struct Users {
     by_email: HashMap<String, User>,
     by_id: HashMap<String, User>,
     /// Checked against when an email is unknown, so timing does not reveal which exist.
-    dummy_hash: String,
+    dummy_hash: Arc<str>,
 }
 
 impl Users {
@@ -48,7 +52,7 @@ impl Users {
                 id: id.clone(),
                 email: email.to_owned(),
                 tenant: tenant.to_owned(),
-                password_hash: password_auth::generate_hash(password),
+                password_hash: password_auth::generate_hash(password).into(),
             };
             if by_email
                 .insert(email.to_lowercase(), user.clone())
@@ -64,7 +68,7 @@ impl Users {
         Ok(Self {
             by_email,
             by_id,
-            dummy_hash: password_auth::generate_hash("not a password anyone has"),
+            dummy_hash: password_auth::generate_hash("not a password anyone has").into(),
         })
     }
 
@@ -72,17 +76,20 @@ impl Users {
         self.by_id.get(id)
     }
 
-    /// The user with this email and password, checked off the async runtime.
-    pub async fn check(self: &Arc<Self>, email: &str, password: String) -> Option<User> {
+    /// The user with this email and password, checked on the password threads; an unknown
+    /// email costs the same hash, so timing does not tell which emails exist.
+    pub async fn check(
+        &self,
+        passwords: &Passwords,
+        email: &str,
+        password: Zeroizing<String>,
+    ) -> Result<Option<User>, Busy> {
         let user = self.by_email.get(&email.to_lowercase()).cloned();
-        let hash = user
-            .as_ref()
-            .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
-        let ok = tokio::task::spawn_blocking(move || {
-            password_auth::verify_password(password, &hash).is_ok()
-        })
-        .await
-        .unwrap_or(false);
-        user.filter(|_| ok)
+        let hash = user.as_ref().map_or_else(
+            || Arc::clone(&self.dummy_hash),
+            |u| Arc::clone(&u.password_hash),
+        );
+        let matched = passwords.verify(password, hash).await?;
+        Ok(user.filter(|_| matched))
     }
 }

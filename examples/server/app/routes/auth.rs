@@ -1,44 +1,61 @@
 //! `POST /auth/token` (log in with email and password) and `DELETE /auth/token` (revoke the
 //! token in use).
 
-use api_tokens::axum::Authenticated;
-use api_tokens::{Expiry, NewToken, TokenStore};
+use std::time::Instant;
+
+use api_tokens::{Expiry, NewToken};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use zeroize::Zeroizing;
 
 use super::ALL_SCOPES;
-use crate::app::json::{JsonBody, error, one_time_json, too_many_attempts};
+use crate::app::caller::{Caller, ClientAddress};
+use crate::app::json::{JsonBody, error, failed, one_time_json, passwords_busy, too_many_attempts};
 use crate::app::state::AppState;
 use crate::app::views::rfc3339;
+
+/// Emails longer than this are refused before any limiter or hash sees them.
+const MAX_EMAIL_BYTES: usize = 254;
+/// Passwords longer than this are refused before they are hashed.
+const MAX_PASSWORD_BYTES: usize = 1024;
 
 #[derive(Deserialize)]
 pub struct LoginRequest {
     email: String,
-    password: String,
+    password: Zeroizing<String>,
 }
 
 /// `POST /auth/token`: log in with email and password, get a 365-day token with every scope.
-pub async fn login<St: TokenStore>(
-    State(state): State<AppState<St>>,
+///
+/// The attempt is counted against the client's address, the email from that address and
+/// the email overall before the password is checked (one atomic step per limit, so
+/// parallel attempts cannot outrun it); unknown emails are counted and hashed the same.
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Response {
-    let key = body.email.trim().to_lowercase();
-    if let Some(wait) = state.limiter.blocked(&key) {
-        return too_many_attempts(wait);
+    let email = body.email.trim().to_lowercase();
+    if email.len() > MAX_EMAIL_BYTES || body.password.len() > MAX_PASSWORD_BYTES {
+        return invalid_credentials();
     }
-    let Some(user) = state.users.check(&key, body.password).await else {
-        state.limiter.failed(&key);
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "the email or password is not correct",
-        );
+    if let Err(limited) = state.limiters.login(&email, address) {
+        return too_many_attempts(limited);
+    }
+    let user = match state
+        .users
+        .check(&state.passwords, &email, body.password)
+        .await
+    {
+        Ok(Some(user)) => user,
+        Ok(None) => return invalid_credentials(),
+        Err(_busy) => return passwords_busy(),
     };
-    state.limiter.succeeded(&key);
+    let started = Instant::now();
     let issued = state
         .tokens
         .issue(
@@ -48,6 +65,8 @@ pub async fn login<St: TokenStore>(
                 .expires(Expiry::InDays(365)),
         )
         .await;
+    metrics::histogram!("store_operation_duration_seconds", "operation" => "issue")
+        .record(started.elapsed());
     match issued {
         Ok(issued) => one_time_json(
             StatusCode::OK,
@@ -63,8 +82,16 @@ pub async fn login<St: TokenStore>(
                 },
             },
         ),
-        Err(e) => e.into_response(),
+        Err(e) => failed(e),
     }
+}
+
+fn invalid_credentials() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "the email or password is not correct",
+    )
 }
 
 /// The body of a successful login (the token API's `auth.LoginResponse`).
@@ -85,16 +112,17 @@ struct UserView<'a> {
 }
 
 /// `DELETE /auth/token`: revoke the token this request is authenticated with.
-pub async fn revoke_current<St: TokenStore>(
-    State(state): State<AppState<St>>,
-    auth: Authenticated<St>,
-) -> Response {
+pub async fn revoke_current(State(state): State<AppState>, caller: Caller) -> Response {
     match state
         .tokens
-        .revoke(auth.owner(), auth.token_id(), Some("revoked by its holder"))
+        .revoke(
+            caller.owner(),
+            caller.token_id(),
+            Some("revoked by its holder"),
+        )
         .await
     {
         Ok(()) => Json(json!({ "message": "Token revoked successfully" })).into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => failed(e),
     }
 }

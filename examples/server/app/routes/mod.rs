@@ -1,16 +1,27 @@
 //! The routes of the token API, one file per resource: `auth` (log in, revoke the token in
-//! use), `tokens` (create, list, revoke by id) and `me`.
+//! use), `tokens` (create, list, revoke one or all), `me`, and `health` (liveness,
+//! readiness). The router puts the request deadline, the cap on requests in flight and the
+//! body deadline around the API routes, and its log line and metrics around every route.
 
 mod auth;
+mod health;
 mod me;
 mod tokens;
 
-use api_tokens::TokenStore;
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use std::time::Duration;
 
-use super::json::{method_not_allowed, not_found};
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use tower::{BoxError, ServiceBuilder};
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+use super::json::{error, method_not_allowed, not_found, unavailable};
+use super::observe;
 use super::state::AppState;
 
 /// Every scope this service knows; a login token carries them all.
@@ -25,20 +36,69 @@ api_tokens::scope_requirement!(pub TokensRead = ["tokens:read"]);
 api_tokens::scope_requirement!(pub TokensWrite = ["tokens:write"]);
 
 /// The service's routes.
-pub fn router<St: TokenStore>(state: AppState<St>) -> Router {
-    Router::new()
+pub fn router(state: AppState) -> Router {
+    let limits = &state.config.limits;
+    let request_timeout = limits.request_timeout;
+    // One cap for all API routes together: `layer` wraps each route, so the semaphore is
+    // made once and shared (`GlobalConcurrencyLimitLayer`), and a request over it is shed
+    // at once (`load_shed`) rather than queued.
+    let guard = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |e: BoxError| async move {
+            refused(&e, request_timeout)
+        }))
+        .load_shed()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            limits.max_in_flight,
+        ))
+        .timeout(limits.request_timeout);
+    let api = Router::new()
         .route(
             "/auth/token",
-            post(auth::login::<St>).delete(auth::revoke_current::<St>),
+            post(auth::login).delete(auth::revoke_current),
         )
         .route(
             "/api/v1/tokens",
-            post(tokens::create::<St>).get(tokens::list::<St>),
+            post(tokens::create)
+                .get(tokens::list)
+                .delete(tokens::revoke_all),
         )
-        .route("/api/v1/tokens/{id}", delete(tokens::revoke::<St>))
-        .route("/api/v1/me", get(me::me::<St>))
+        .route("/api/v1/tokens/{id}", delete(tokens::revoke))
+        .route("/api/v1/me", get(me::me))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_read_timeout))
+        .layer(guard);
+    // Health and metrics stay outside the cap and the limits: they must answer when the
+    // API is shedding.
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(observe::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(observe::track))
         .with_state(state)
+}
+
+/// The answer when the guard refused a request, with a log line saying why.
+fn refused(e: &BoxError, request_timeout: Duration) -> Response {
+    if e.is::<tower::load_shed::error::Overloaded>() {
+        metrics::counter!("requests_shed_total", "reason" => "in_flight").increment(1);
+        tracing::warn!("shed a request: MAX_IN_FLIGHT requests are in flight; answered 503");
+        unavailable("the server is busy; try again shortly")
+    } else if e.is::<tower::timeout::error::Elapsed>() {
+        metrics::counter!("requests_shed_total", "reason" => "deadline").increment(1);
+        tracing::warn!(
+            deadline_ms = request_timeout.as_millis() as u64,
+            "a request passed REQUEST_TIMEOUT_MS; answered 503"
+        );
+        unavailable("the request took too long; try again")
+    } else {
+        tracing::error!(error = %e, "a request failed in the server's middleware; answered 500");
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the server failed",
+        )
+    }
 }

@@ -1,7 +1,8 @@
-//! `/api/v1/tokens`: create a token, list the caller's tokens, revoke one by id.
+//! `/api/v1/tokens`: create a token, list the caller's tokens, revoke one by id or all.
 
-use api_tokens::axum::RequireScopes;
-use api_tokens::{Error, Expiry, FieldError, ListRequest, NewToken, Scopes, TokenId, TokenStore};
+use std::time::Instant;
+
+use api_tokens::{Error, Expiry, FieldError, ListRequest, NewToken, Scopes, TokenId};
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -9,9 +10,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use zeroize::Zeroizing;
 
 use super::{DEFAULT_SCOPES, TokensRead, TokensWrite};
-use crate::app::json::{JsonBody, error, one_time_json, too_many_attempts};
+use crate::app::caller::Caller;
+use crate::app::json::{JsonBody, error, failed, one_time_json, passwords_busy, too_many_attempts};
 use crate::app::state::AppState;
 use crate::app::views::TokenView;
 
@@ -24,10 +27,12 @@ pub struct CreateRequest {
 }
 
 /// `POST /api/v1/tokens`: create a token for the caller (needs `tokens:write`). It can only
-/// grant scopes the caller's token holds, and belongs to the caller's tenant.
-pub async fn create<St: TokenStore>(
-    State(state): State<AppState<St>>,
-    auth: RequireScopes<TokensWrite, St>,
+/// grant scopes the caller's token holds, belongs to the caller's tenant, and never
+/// outlives the caller's token: its expiry (asked for, or the policy's default) is cut to
+/// the creator's, and the response shows the expiry it got.
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Caller<TokensWrite>,
     JsonBody(body): JsonBody<CreateRequest>,
 ) -> Response {
     let requested = body
@@ -44,19 +49,24 @@ pub async fn create<St: TokenStore>(
             "a token can only grant scopes that the token creating it holds",
         );
     }
+    let expiry = match within_creator(&state, &auth, body.expires_in_days) {
+        Ok(expiry) => expiry,
+        Err(invalid) => return invalid.into_response(),
+    };
     let mut new = NewToken::new(auth.owner(), body.name.unwrap_or_default())
         .scopes(scopes.iter())
-        .expires(
-            body.expires_in_days
-                .map_or(Expiry::PolicyDefault, Expiry::InDays),
-        );
+        .expires(expiry);
     if let Some(tenant) = auth.tenant() {
         new = new.tenant(tenant);
     }
     if let Some(description) = body.description {
         new = new.description(description);
     }
-    match state.tokens.issue(new).await {
+    let started = Instant::now();
+    let issued = state.tokens.issue(new).await;
+    metrics::histogram!("store_operation_duration_seconds", "operation" => "issue")
+        .record(started.elapsed());
+    match issued {
         Ok(issued) => one_time_json(
             StatusCode::CREATED,
             &Created {
@@ -64,7 +74,26 @@ pub async fn create<St: TokenStore>(
                 token_info: TokenView::from(&issued.info()),
             },
         ),
-        Err(e) => e.into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+/// The new token's expiry, capped at the creator token's: whatever is asked (or the
+/// policy's default), the new token expires no later than the token creating it.
+fn within_creator(
+    state: &AppState,
+    creator: &Caller<TokensWrite>,
+    days: Option<i64>,
+) -> Result<Expiry, Error> {
+    let requested = days.map_or(Expiry::PolicyDefault, Expiry::InDays);
+    let Some(limit) = creator.expires_at() else {
+        return Ok(requested);
+    };
+    // Refuse what the policy refuses with the policy's own message, then cap.
+    match requested.resolve(state.tokens.policy(), state.tokens.now()) {
+        Ok(Some(at)) if at <= limit => Ok(requested),
+        Ok(_) => Ok(Expiry::At(limit)),
+        Err(invalid) => Err(Error::from(invalid)),
     }
 }
 
@@ -78,9 +107,9 @@ struct Created<'a> {
 /// `GET /api/v1/tokens?page=&per_page=&include_revoked=`: the caller's tokens, newest first
 /// (needs `tokens:read`). The query is decoded by axum's `Query` into its pairs; each known
 /// field is then checked with its own message, and a repeated field's last value wins.
-pub async fn list<St: TokenStore>(
-    State(state): State<AppState<St>>,
-    auth: RequireScopes<TokensRead, St>,
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Caller<TokensRead>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
     let Ok(Query(pairs)) = query else {
@@ -116,27 +145,35 @@ pub async fn list<St: TokenStore>(
     if !details.is_empty() {
         return Error::Invalid(api_tokens::ValidationErrors(details)).into_response();
     }
-    match state.tokens.list(&request).await {
+    let started = Instant::now();
+    let listed = state.tokens.list(&request).await;
+    metrics::histogram!("store_operation_duration_seconds", "operation" => "list")
+        .record(started.elapsed());
+    match listed {
         Ok(page) => Json(json!({
             "data": page.data.iter().map(TokenView::from).collect::<Vec<_>>(),
             "meta": page.meta,
         }))
         .into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => failed(e),
     }
 }
 
 #[derive(Deserialize)]
 pub struct RevokeRequest {
-    password: Option<String>,
+    password: Option<Zeroizing<String>>,
     reason: Option<String>,
 }
 
 /// `DELETE /api/v1/tokens/{id}`: revoke one of the caller's tokens, confirmed by the
 /// owner's password (needs `tokens:write`). Another user's token is not found.
-pub async fn revoke<St: TokenStore>(
-    State(state): State<AppState<St>>,
-    auth: RequireScopes<TokensWrite, St>,
+///
+/// Confirmations are limited per token and address (`CONFIRM_ATTEMPTS_PER_TOKEN`), never by
+/// the email's login limits: failed logins, which anyone can send, cannot stop a token
+/// holder from revoking a leaked token.
+pub async fn revoke(
+    State(state): State<AppState>,
+    auth: Caller<TokensWrite>,
     path: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<RevokeRequest>,
 ) -> Response {
@@ -144,39 +181,79 @@ pub async fn revoke<St: TokenStore>(
     let Some(id) = path.ok().and_then(|Path(id)| id.parse::<TokenId>().ok()) else {
         return no_such_token();
     };
-    let Some(password) = body.password.filter(|p| !p.is_empty()) else {
-        return Error::from(FieldError::new(
-            "password",
-            "is required to confirm the revocation",
-        ))
-        .into_response();
-    };
     match state.tokens.get(auth.owner(), id).await {
         Ok(_) => {}
         Err(Error::NotFound) => return no_such_token(),
-        Err(e) => return e.into_response(),
+        Err(e) => return failed(e),
     }
-    let Some(user) = state.users.by_id(auth.owner()).cloned() else {
-        return no_such_token();
-    };
-    let key = user.email.to_lowercase();
-    if let Some(wait) = state.limiter.blocked(&key) {
-        return too_many_attempts(wait);
+    if let Err(refused) = confirm(&state, &auth, body.password).await {
+        return refused;
     }
-    if state.users.check(&key, password).await.is_none() {
-        state.limiter.failed(&key);
-        return error(
-            StatusCode::FORBIDDEN,
-            "wrong_password",
-            "the password is not correct; the token was not revoked",
-        );
-    }
-    match state
+    let started = Instant::now();
+    let revoked = state
         .tokens
         .revoke(auth.owner(), id, body.reason.as_deref())
+        .await;
+    metrics::histogram!("store_operation_duration_seconds", "operation" => "revoke")
+        .record(started.elapsed());
+    match revoked {
+        Ok(()) => Json(json!({ "message": "Token revoked successfully" })).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+/// `DELETE /api/v1/tokens`: revoke every token of the caller in the caller's tenant,
+/// including the one in use, confirmed by the owner's password (needs `tokens:write`).
+/// Answers `{"revoked": n}`.
+pub async fn revoke_all(
+    State(state): State<AppState>,
+    auth: Caller<TokensWrite>,
+    JsonBody(body): JsonBody<RevokeRequest>,
+) -> Response {
+    if let Err(refused) = confirm(&state, &auth, body.password).await {
+        return refused;
+    }
+    let started = Instant::now();
+    let revoked = state
+        .tokens
+        .revoke_all(auth.owner(), auth.tenant(), body.reason.as_deref())
+        .await;
+    metrics::histogram!("store_operation_duration_seconds", "operation" => "revoke_all")
+        .record(started.elapsed());
+    match revoked {
+        Ok(n) => Json(json!({ "revoked": n })).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+/// Check the caller's password, under the confirmation limit of the caller's token.
+async fn confirm(
+    state: &AppState,
+    auth: &Caller<TokensWrite>,
+    password: Option<Zeroizing<String>>,
+) -> Result<(), Response> {
+    let Some(password) = password.filter(|p| !p.is_empty()) else {
+        return Err(Error::from(FieldError::new(
+            "password",
+            "is required to confirm the revocation",
+        ))
+        .into_response());
+    };
+    state
+        .limiters
+        .confirm(auth.token_id(), auth.address)
+        .map_err(too_many_attempts)?;
+    match state
+        .users
+        .check(&state.passwords, &auth.user.email, password)
         .await
     {
-        Ok(()) => Json(json!({ "message": "Token revoked successfully" })).into_response(),
-        Err(e) => e.into_response(),
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(error(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "the password is not correct; nothing was revoked",
+        )),
+        Err(_busy) => Err(passwords_busy()),
     }
 }

@@ -1,0 +1,208 @@
+//! Every setting of the server, read from the environment once at startup. A setting that
+//! is present but unusable stops the server with a message naming it; an absent one takes
+//! the default documented here and in the README.
+
+use std::time::Duration;
+
+use api_tokens::LastUseFailure;
+use axum::http::HeaderName;
+
+/// The server's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `BIND`: the address to listen on.
+    pub bind: String,
+    /// `DATABASE_URL`: `sqlite://PATH` or `postgres://…`; `None` for the demo database.
+    pub database_url: Option<String>,
+    /// `DATABASE_CREATE`: create a missing SQLite file.
+    pub database_create: Option<bool>,
+    /// `DATABASE_MAX_CONNECTIONS`: the PostgreSQL pool's size.
+    pub database_max_connections: u32,
+    /// `DATABASE_ACQUIRE_TIMEOUT_MS`: how long a request waits for a pooled connection.
+    pub database_acquire_timeout: Duration,
+    /// `DATABASE_STARTUP_TIMEOUT_SECS`: how long startup retries an unreachable database.
+    pub database_startup_timeout: Duration,
+    /// `STORE_DEADLINE_MS`: the deadline of every store operation (`None`: the store's).
+    pub store_deadline: Option<Duration>,
+    /// `LAST_USE_FAILURE`: `fail` (the default) or `serve` when last use cannot be written.
+    pub last_use_failure: LastUseFailure,
+    /// `TOKEN_PREFIX`: the tokens' prefix.
+    pub token_prefix: String,
+    /// `DEMO_USERS`: `email:password:tenant,…` (`None`: the built-in demo user).
+    pub demo_users: Option<String>,
+    /// Connection and request limits.
+    pub limits: Limits,
+    /// Login and password-confirmation limits.
+    pub login: LoginLimits,
+    /// `CLIENT_IP_HEADER`: take the client's address from this header (set it only behind a
+    /// proxy that overwrites it); `None`: the TCP peer.
+    pub client_ip_header: Option<HeaderName>,
+    /// `LOG_FORMAT`: `text` or `json`.
+    pub log_json: bool,
+}
+
+/// Deadlines and caps on connections and requests.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `HEADER_READ_TIMEOUT_MS`: a request's headers must arrive within this, counted from
+    /// the connection's start or the previous response; so it also closes idle keep-alive
+    /// connections.
+    pub header_read_timeout: Duration,
+    /// `BODY_READ_TIMEOUT_MS`: a request's whole body must arrive within this (408).
+    pub body_read_timeout: Duration,
+    /// `REQUEST_TIMEOUT_MS`: a request must be answered within this (503).
+    pub request_timeout: Duration,
+    /// `MAX_CONNECTIONS`: open connections beyond this are answered 503 and closed.
+    pub max_connections: usize,
+    /// `MAX_IN_FLIGHT`: requests being handled at once beyond this are answered 503.
+    pub max_in_flight: usize,
+    /// `SHUTDOWN_TIMEOUT_MS`: how long SIGTERM waits for requests in progress.
+    pub shutdown_timeout: Duration,
+    /// `PASSWORD_HASHERS`: passwords checked at once (each holds Argon2's 19 MiB).
+    pub password_hashers: usize,
+    /// `PASSWORD_QUEUE_TIMEOUT_MS`: how long a login waits for a hasher before 503.
+    pub password_queue_timeout: Duration,
+}
+
+/// How many login and password-confirmation attempts are allowed per minute, and how many
+/// keys each limiter remembers.
+#[derive(Debug, Clone)]
+pub struct LoginLimits {
+    /// `LOGIN_ATTEMPTS_PER_ADDRESS`: logins per client address (IPv6: per /64), any email.
+    pub per_address: u32,
+    /// `LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS`: logins for one email from one address.
+    pub per_account_address: u32,
+    /// `LOGIN_ATTEMPTS_PER_ACCOUNT`: logins for one email from all addresses together.
+    pub per_account: u32,
+    /// `CONFIRM_ATTEMPTS_PER_TOKEN`: password confirmations by one token from one address.
+    pub confirm_per_token: u32,
+    /// `LIMITER_MAX_KEYS`: keys each limiter remembers; beyond, new keys share one bucket.
+    pub max_keys: usize,
+}
+
+impl Config {
+    /// The configuration in this process's environment.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The configuration that `lookup` gives (a test passes its own).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let limits = Limits {
+            header_read_timeout: millis(&get, "HEADER_READ_TIMEOUT_MS", 10_000)?,
+            body_read_timeout: millis(&get, "BODY_READ_TIMEOUT_MS", 10_000)?,
+            request_timeout: millis(&get, "REQUEST_TIMEOUT_MS", 30_000)?,
+            max_connections: number(&get, "MAX_CONNECTIONS", default_max_connections())?,
+            max_in_flight: number(&get, "MAX_IN_FLIGHT", 512)?,
+            shutdown_timeout: millis(&get, "SHUTDOWN_TIMEOUT_MS", 10_000)?,
+            password_hashers: number(&get, "PASSWORD_HASHERS", cores)?,
+            password_queue_timeout: millis(&get, "PASSWORD_QUEUE_TIMEOUT_MS", 2_000)?,
+        };
+        let login = LoginLimits {
+            per_address: number(&get, "LOGIN_ATTEMPTS_PER_ADDRESS", 30)?,
+            per_account_address: number(&get, "LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", 5)?,
+            per_account: number(&get, "LOGIN_ATTEMPTS_PER_ACCOUNT", 100)?,
+            confirm_per_token: number(&get, "CONFIRM_ATTEMPTS_PER_TOKEN", 5)?,
+            max_keys: number(&get, "LIMITER_MAX_KEYS", 100_000)?,
+        };
+        let database_create = match get("DATABASE_CREATE").as_deref() {
+            None => None,
+            Some("true" | "1") => Some(true),
+            Some("false" | "0") => Some(false),
+            Some(other) => {
+                return Err(format!(
+                    "DATABASE_CREATE must be true or false, not {other:?}"
+                ));
+            }
+        };
+        let last_use_failure = match get("LAST_USE_FAILURE").as_deref() {
+            None | Some("fail") => LastUseFailure::FailRequest,
+            Some("serve") => LastUseFailure::ServeRequest,
+            Some(other) => {
+                return Err(format!(
+                    "LAST_USE_FAILURE must be fail or serve, not {other:?}"
+                ));
+            }
+        };
+        let log_json = match get("LOG_FORMAT").as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => return Err(format!("LOG_FORMAT must be text or json, not {other:?}")),
+        };
+        let client_ip_header = match get("CLIENT_IP_HEADER") {
+            None => None,
+            Some(name) => Some(
+                HeaderName::try_from(name.trim())
+                    .map_err(|_| format!("CLIENT_IP_HEADER must be a header name, not {name:?}"))?,
+            ),
+        };
+        let store_deadline = match get("STORE_DEADLINE_MS") {
+            None => None,
+            Some(_) => Some(millis(&get, "STORE_DEADLINE_MS", 0)?),
+        };
+        Ok(Self {
+            bind: get("BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            database_url: get("DATABASE_URL"),
+            database_create,
+            database_max_connections: number(&get, "DATABASE_MAX_CONNECTIONS", 10)?,
+            database_acquire_timeout: millis(&get, "DATABASE_ACQUIRE_TIMEOUT_MS", 5_000)?,
+            database_startup_timeout: Duration::from_secs(number(
+                &get,
+                "DATABASE_STARTUP_TIMEOUT_SECS",
+                60,
+            )?),
+            store_deadline,
+            last_use_failure,
+            token_prefix: get("TOKEN_PREFIX").unwrap_or_else(|| "api_prod".into()),
+            demo_users: get("DEMO_USERS"),
+            limits,
+            login,
+            client_ip_header,
+            log_json,
+        })
+    }
+}
+
+/// A whole number of at least 1 from `name`, or `default`.
+fn number<T>(get: &impl Fn(&str) -> Option<String>, name: &str, default: T) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + From<u8>,
+{
+    match get(name) {
+        None => Ok(default),
+        Some(value) => match value.trim().parse::<T>() {
+            Ok(n) if n >= T::from(1) => Ok(n),
+            _ => Err(format!(
+                "{name} must be a whole number of 1 or more, not {value:?}"
+            )),
+        },
+    }
+}
+
+/// A duration in milliseconds (at least 1) from `name`, or `default` milliseconds.
+fn millis(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+) -> Result<Duration, String> {
+    number(get, name, default).map(Duration::from_millis)
+}
+
+/// Connections this process can hold open: its file-descriptor limit less room for the
+/// database pool, log files and the listener, at most 4 096.
+fn default_max_connections() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        let usable = limit.saturating_sub(64).max(16);
+        usize::try_from(usable).unwrap_or(usize::MAX).min(4_096)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        1_024
+    }
+}
