@@ -20,7 +20,10 @@ mod app;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use api_tokens::sqlx::postgres::PgPoolOptions;
+use std::str::FromStr;
+
+use api_tokens::sqlx::Connection;
+use api_tokens::sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use api_tokens::{ApiTokens, DynTokenStore, PostgresStore, SqliteStore};
 use app::Config;
 
@@ -111,16 +114,26 @@ async fn run(config: Config) -> Result<(), String> {
 /// The PostgreSQL store, retrying an unreachable database with backoff (1 s doubling to
 /// 10 s) for up to `DATABASE_STARTUP_TIMEOUT_SECS`, saying so each time.
 async fn open_postgres(url: &str, config: &Config) -> Result<PostgresStore, String> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
     let started = Instant::now();
     let mut wait = Duration::from_secs(1);
     loop {
         let attempt = async {
+            // One direct connection first: its error names the cause (refused, unknown
+            // host, authentication), where a pool would only say that it timed out.
+            let probe = tokio::time::timeout(
+                config.database_acquire_timeout,
+                PgConnection::connect_with(&options),
+            )
+            .await
+            .map_err(|_| "connecting timed out (DATABASE_ACQUIRE_TIMEOUT_MS)".to_owned())?
+            .map_err(|e| e.to_string())?;
+            let _ = probe.close().await;
             let pool = PgPoolOptions::new()
                 .max_connections(config.database_max_connections)
                 .acquire_timeout(config.database_acquire_timeout)
-                .connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
+                .connect_lazy_with(options.clone());
             let mut store = PostgresStore::new(pool);
             if let Some(deadline) = config.store_deadline {
                 store = store.with_deadline(deadline);
@@ -131,7 +144,7 @@ async fn open_postgres(url: &str, config: &Config) -> Result<PostgresStore, Stri
         match attempt.await {
             Ok(store) => return Ok(store),
             Err(e) if started.elapsed() + wait <= config.database_startup_timeout => {
-                // sqlx's message names the failure, never the URL or its password.
+                // The error names the failure, never the URL or its password.
                 tracing::warn!(
                     error = %e,
                     retry_in_secs = wait.as_secs(),
