@@ -69,6 +69,9 @@ pub struct TokenRecord {
     pub revocation_reason: Option<Box<str>>,
     /// The token that replaced this one, once it was rotated (a token has at most one).
     pub successor: Option<TokenId>,
+    /// The token that created this one ([`NewToken::child_of`](crate::NewToken::child_of)),
+    /// if any: revoking it revokes this one too. A rotation's successor keeps it.
+    pub created_by: Option<TokenId>,
 }
 
 impl TokenRecord {
@@ -135,6 +138,8 @@ pub struct TokenInfo {
     pub revocation_reason: Option<Box<str>>,
     /// The token that replaced this one, once it was rotated.
     pub replaced_by: Option<TokenId>,
+    /// The token that created this one, if any.
+    pub created_by: Option<TokenId>,
 }
 
 impl From<&TokenRecord> for TokenInfo {
@@ -153,6 +158,7 @@ impl From<&TokenRecord> for TokenInfo {
             revoked_at: r.revoked_at,
             revocation_reason: r.revocation_reason.clone(),
             replaced_by: r.successor,
+            created_by: r.created_by,
         }
     }
 }

@@ -6,12 +6,13 @@ use time::{Duration, OffsetDateTime};
 
 use super::ApiTokens;
 use super::policy::TokenPolicy;
+use super::principal::Principal;
 use crate::clock::to_stored_precision;
-use crate::error::{Error, FieldError, RandomError, ValidationErrors};
+use crate::error::{AuthError, Error, FieldError, RandomError, ValidationErrors};
 use crate::limits::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
 use crate::record::{Scopes, TokenInfo, TokenRecord};
-use crate::store::Change;
 use crate::store::token_store::TokenStore;
+use crate::store::{Change, ChildInsert};
 use crate::token::{PlaintextToken, TokenId};
 use crate::validate::{check_identifier, check_prose, check_text, identifier};
 
@@ -135,6 +136,17 @@ pub struct NewToken {
     description: Option<String>,
     scopes: Vec<String>,
     expires: Expiry,
+    creator: Option<Creator>,
+}
+
+/// What a token created by another may be: the creator's id, and the limits its own token
+/// sets (its scopes and expiry), as it verified.
+#[derive(Debug, Clone)]
+struct Creator {
+    id: TokenId,
+    tenant: Option<String>,
+    scopes: Scopes,
+    expires_at: Option<OffsetDateTime>,
 }
 
 impl NewToken {
@@ -150,7 +162,56 @@ impl NewToken {
             description: None,
             scopes: Vec::new(),
             expires: Expiry::PolicyDefault,
+            creator: None,
         }
+    }
+
+    /// A token called `name` created by the verified token `creator`, for the same owner
+    /// and tenant. What a token API needs to stop a token from minting more than it is:
+    ///
+    /// - it may carry only scopes the creator holds (more is [`AuthError::InsufficientScope`],
+    ///   403, naming the missing ones);
+    /// - it never outlives the creator: its expiry is cut to the creator's;
+    /// - it is confined to the creator's tenant (another tenant is [`AuthError::WrongTenant`]);
+    /// - revoking the creator revokes it too, and a creator revoked meanwhile creates nothing
+    ///   ([`AuthError::Invalid`], 401): the store checks and inserts in one atomic step
+    ///   ([`TokenStore::insert_child`](crate::TokenStore::insert_child)).
+    ///
+    /// ```
+    /// use api_tokens::{ApiTokens, AuthError, Error, Expiry, MemoryStore, NewToken};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let tokens = ApiTokens::new(MemoryStore::new(), "dz")?;
+    /// let parent = tokens
+    ///     .issue(NewToken::new("u1", "login").scopes(["a", "b"]).expires(Expiry::InDays(1)))
+    ///     .await?;
+    /// let who = tokens.verify(parent.plaintext.expose_secret()).await?;
+    ///
+    /// let child = tokens
+    ///     .issue(NewToken::child_of(&who, "ci").scopes(["a"]).expires(Expiry::InDays(365)))
+    ///     .await?;
+    /// assert_eq!(child.record.expires_at, parent.record.expires_at); // cut to the creator's
+    /// assert_eq!(child.record.created_by, Some(who.token_id()));
+    ///
+    /// let wider = tokens.issue(NewToken::child_of(&who, "x").scopes(["a", "c"])).await;
+    /// assert!(matches!(wider, Err(Error::Auth(AuthError::InsufficientScope { .. }))));
+    ///
+    /// tokens.revoke("u1", who.token_id(), Some("leaked")).await?;
+    /// let gone = tokens.verify(child.plaintext.expose_secret()).await;
+    /// assert!(matches!(gone, Err(AuthError::Revoked { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn child_of(creator: &Principal, name: impl Into<String>) -> Self {
+        let mut new = Self::new(creator.owner(), name);
+        new.tenant = creator.tenant().map(str::to_owned);
+        new.creator = Some(Creator {
+            id: creator.token_id(),
+            tenant: new.tenant.clone(),
+            scopes: creator.scopes().to_scopes(),
+            expires_at: creator.expires_at(),
+        });
+        new
     }
 
     /// Confine the token to a tenant.
@@ -218,13 +279,29 @@ impl<S: TokenStore> ApiTokens<S> {
         let scopes = Scopes::parse(&new.scopes)
             .map_err(|e| errors.extend(e.0))
             .unwrap_or_default();
-        let expires_at = new
+        let mut expires_at = new
             .expires
             .resolve(&self.inner.policy, now)
             .map_err(|e| errors.push(e))
             .unwrap_or_default();
         if !errors.is_empty() {
             return Err(Error::Invalid(ValidationErrors(errors)));
+        }
+        if let Some(creator) = &new.creator {
+            if new.tenant != creator.tenant {
+                return Err(AuthError::WrongTenant.into());
+            }
+            let missing: Vec<String> = scopes
+                .iter()
+                .filter(|s| !creator.scopes.contains(s))
+                .map(str::to_owned)
+                .collect();
+            if !missing.is_empty() {
+                return Err(AuthError::InsufficientScope { missing }.into());
+            }
+            if let Some(limit) = creator.expires_at {
+                expires_at = Some(expires_at.map_or(limit, |at| at.min(limit)));
+            }
         }
         let draft = Draft {
             owner: Arc::from(new.owner.as_str()),
@@ -233,13 +310,28 @@ impl<S: TokenStore> ApiTokens<S> {
             description: description.map(Box::from),
             scopes,
             expires_at,
+            created_by: new.creator.as_ref().map(|c| c.id),
         };
         let (plaintext, record) = self.generate(draft, now)?;
-        match self.inner.policy.get_max_active_per_owner() {
-            None => self.inner.store.insert(&record).await?,
-            Some(limit) => {
-                if !self.inner.store.insert_capped(&record, limit, now).await? {
-                    return Err(Error::TooManyTokens { limit });
+        let cap = self.inner.policy.get_max_active_per_owner();
+        let store = &self.inner.store;
+        if record.created_by.is_some() {
+            match store.insert_child(&record, cap, now).await? {
+                ChildInsert::Inserted => {}
+                ChildInsert::CapReached => {
+                    return Err(Error::TooManyTokens {
+                        limit: cap.unwrap_or_default(),
+                    });
+                }
+                ChildInsert::CreatorNotActive => return Err(AuthError::Invalid.into()),
+            }
+        } else {
+            match cap {
+                None => store.insert(&record).await?,
+                Some(limit) => {
+                    if !store.insert_capped(&record, limit, now).await? {
+                        return Err(Error::TooManyTokens { limit });
+                    }
                 }
             }
         }
@@ -296,6 +388,7 @@ impl<S: TokenStore> ApiTokens<S> {
             description: old.description.clone(),
             scopes: old.scopes.clone(),
             expires_at,
+            created_by: old.created_by,
         };
         let (plaintext, record) = self.generate(draft, now)?;
         let successor = record.id;
@@ -367,6 +460,7 @@ impl<S: TokenStore> ApiTokens<S> {
             revoked_at: None,
             revocation_reason: None,
             successor: None,
+            created_by: draft.created_by,
         };
         Ok((plaintext, record))
     }
@@ -380,4 +474,5 @@ struct Draft {
     description: Option<Box<str>>,
     scopes: Scopes,
     expires_at: Option<OffsetDateTime>,
+    created_by: Option<TokenId>,
 }

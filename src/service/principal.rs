@@ -256,6 +256,7 @@ mod tests {
             description: None,
             revocation_reason: None,
             successor: None,
+            created_by: None,
         }
     }
 

@@ -20,6 +20,10 @@ impl<S: TokenStore> ApiTokens<S> {
     /// Another owner's token, or another issuer's, is [`Error::NotFound`], exactly like an
     /// id that does not exist. A token already revoked is [`Error::AlreadyRevoked`] and
     /// keeps its first revocation.
+    ///
+    /// Every token it created ([`NewToken::child_of`](crate::NewToken::child_of)), and every
+    /// token those created, is revoked with it, with the same reason (also when it was
+    /// revoked already): a leaked token's children do not outlive it.
     pub async fn revoke(
         &self,
         owner: &str,
@@ -31,8 +35,9 @@ impl<S: TokenStore> ApiTokens<S> {
         self.revoke_checked(owner, id, reason, self.now()).await
     }
 
-    /// Revoke the presented token itself (the token API's `DELETE /auth/token`). The token
-    /// must verify first; its owner's other tokens keep working. Returns who it was.
+    /// Revoke the presented token itself (the token API's `DELETE /auth/token`), and the
+    /// tokens it created, as [`revoke`](Self::revoke) does. The token must verify first; its
+    /// owner's other tokens keep working. Returns who it was.
     pub async fn revoke_presented(
         &self,
         presented: &str,
@@ -85,7 +90,10 @@ impl<S: TokenStore> ApiTokens<S> {
         Ok(self.inner.store.purge(before).await?)
     }
 
-    /// Revoke `owner`'s token `id` of this issuer at `now`, in one atomic step.
+    /// Revoke `owner`'s token `id` of this issuer at `now`, in one atomic step, then the
+    /// tokens it created, in another. Together they leave nothing it created alive: once
+    /// the token is revoked, the store refuses to insert a token it creates
+    /// (`insert_child`), and the second step revokes every one inserted before.
     async fn revoke_checked(
         &self,
         owner: &str,
@@ -112,6 +120,10 @@ impl<S: TokenStore> ApiTokens<S> {
             .store
             .update(&id, &mut Change::new(&mut revoke))
             .await?;
+        if matches!(outcome, Ok(()) | Err(Error::AlreadyRevoked { .. })) {
+            let all = RevokeAll::new(prefix, owner, None, now, reason.as_deref());
+            self.inner.store.revoke_descendants(&id, &all).await?;
+        }
         outcome
     }
 }

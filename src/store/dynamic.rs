@@ -8,7 +8,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::token_store::TokenStore;
-use super::{Change, ListFilter, ListPage, RevokeAll};
+use super::{Change, ChildInsert, ListFilter, ListPage, RevokeAll};
 use crate::error::StoreError;
 use crate::record::TokenRecord;
 use crate::token::TokenId;
@@ -63,6 +63,12 @@ trait ErasedStore: Send + Sync + 'static {
         cap: u32,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, bool>;
+    fn insert_child<'a>(
+        &'a self,
+        record: &'a TokenRecord,
+        cap: Option<u32>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, ChildInsert>;
     fn get(&self, id: TokenId) -> BoxFuture<'_, Option<Arc<TokenRecord>>>;
     fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>>;
     fn read_now(
@@ -72,6 +78,7 @@ trait ErasedStore: Send + Sync + 'static {
     ) -> Option<Result<(), StoreError>>;
     fn list<'a>(&'a self, filter: &'a ListFilter<'a>) -> BoxFuture<'a, ListPage>;
     fn record_last_use<'a>(&'a self, id: &'a TokenId, at: OffsetDateTime) -> BoxFuture<'a, bool>;
+    fn record_last_uses<'a>(&'a self, uses: &'a [(TokenId, OffsetDateTime)]) -> BoxFuture<'a, u64>;
     fn update<'a, 'c: 'a>(
         &'a self,
         id: &'a TokenId,
@@ -92,6 +99,11 @@ trait ErasedStore: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Option<bool>>;
     fn revoke_all<'a>(&'a self, all: &'a RevokeAll<'a>) -> BoxFuture<'a, u64>;
+    fn revoke_descendants<'a>(
+        &'a self,
+        of: &'a TokenId,
+        all: &'a RevokeAll<'a>,
+    ) -> BoxFuture<'a, u64>;
     fn purge(&self, before: OffsetDateTime) -> BoxFuture<'_, u64>;
 }
 
@@ -106,6 +118,14 @@ impl<S: TokenStore> ErasedStore for S {
         now: OffsetDateTime,
     ) -> BoxFuture<'a, bool> {
         Box::pin(TokenStore::insert_capped(self, record, cap, now))
+    }
+    fn insert_child<'a>(
+        &'a self,
+        record: &'a TokenRecord,
+        cap: Option<u32>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, ChildInsert> {
+        Box::pin(TokenStore::insert_child(self, record, cap, now))
     }
     fn get(&self, id: TokenId) -> BoxFuture<'_, Option<Arc<TokenRecord>>> {
         Box::pin(async move { TokenStore::get(self, &id).await })
@@ -125,6 +145,9 @@ impl<S: TokenStore> ErasedStore for S {
     }
     fn record_last_use<'a>(&'a self, id: &'a TokenId, at: OffsetDateTime) -> BoxFuture<'a, bool> {
         Box::pin(TokenStore::record_last_use(self, id, at))
+    }
+    fn record_last_uses<'a>(&'a self, uses: &'a [(TokenId, OffsetDateTime)]) -> BoxFuture<'a, u64> {
+        Box::pin(TokenStore::record_last_uses(self, uses))
     }
     fn update<'a, 'c: 'a>(
         &'a self,
@@ -156,6 +179,13 @@ impl<S: TokenStore> ErasedStore for S {
     fn revoke_all<'a>(&'a self, all: &'a RevokeAll<'a>) -> BoxFuture<'a, u64> {
         Box::pin(TokenStore::revoke_all(self, all))
     }
+    fn revoke_descendants<'a>(
+        &'a self,
+        of: &'a TokenId,
+        all: &'a RevokeAll<'a>,
+    ) -> BoxFuture<'a, u64> {
+        Box::pin(TokenStore::revoke_descendants(self, of, all))
+    }
     fn purge(&self, before: OffsetDateTime) -> BoxFuture<'_, u64> {
         Box::pin(TokenStore::purge(self, before))
     }
@@ -173,6 +203,15 @@ impl TokenStore for DynTokenStore {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         self.0.insert_capped(record, cap, now).await
+    }
+
+    async fn insert_child(
+        &self,
+        record: &TokenRecord,
+        cap: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<ChildInsert, StoreError> {
+        self.0.insert_child(record, cap, now).await
     }
 
     // The verify path: the boxed future is returned as it is, not wrapped in another
@@ -214,6 +253,13 @@ impl TokenStore for DynTokenStore {
         self.0.record_last_use(id, at).await
     }
 
+    async fn record_last_uses(
+        &self,
+        uses: &[(TokenId, OffsetDateTime)],
+    ) -> Result<u64, StoreError> {
+        self.0.record_last_uses(uses).await
+    }
+
     async fn update(&self, id: &TokenId, change: &mut Change<'_>) -> Result<bool, StoreError> {
         self.0.update(id, change).await
     }
@@ -240,6 +286,14 @@ impl TokenStore for DynTokenStore {
 
     async fn revoke_all(&self, all: &RevokeAll<'_>) -> Result<u64, StoreError> {
         self.0.revoke_all(all).await
+    }
+
+    async fn revoke_descendants(
+        &self,
+        of: &TokenId,
+        all: &RevokeAll<'_>,
+    ) -> Result<u64, StoreError> {
+        self.0.revoke_descendants(of, all).await
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {

@@ -289,6 +289,19 @@ impl std::fmt::Debug for Change<'_> {
     }
 }
 
+/// What [`TokenStore::insert_child`](crate::TokenStore::insert_child) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChildInsert {
+    /// The record was stored.
+    Inserted,
+    /// The creator is missing, of another owner or issuer, revoked or expired: nothing was
+    /// written.
+    CreatorNotActive,
+    /// The owner's cap on active tokens was reached: nothing was written.
+    CapReached,
+}
+
 /// Which records [`TokenStore::revoke_all`](crate::TokenStore::revoke_all) revokes, and how.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

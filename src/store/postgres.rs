@@ -273,6 +273,7 @@ fn decode(row: &PgRow) -> Result<TokenRecord, StoreError> {
             revoked_at: row.try_get(11)?,
             revocation_reason: row.try_get(12)?,
             successor: row.try_get(13)?,
+            created_by: row.try_get(14)?,
         })
     })();
     raw.map_err(error("could not read a token row"))?
@@ -286,8 +287,22 @@ fn same(t: OffsetDateTime) -> OffsetDateTime {
 
 super::sql::impl_sql_token_store!(
     PostgresStore, db: Postgres, decode: decode, timestamps: OffsetDateTime, same,
-    error: error, begin: begin, snapshot: snapshot, lock_owner: lock_owner
+    error: error, begin: begin, snapshot: snapshot, lock_owner: lock_owner,
+    last_uses: bind_last_uses
 );
+
+/// Many last uses as two arrays, ids and instants, for `unnest`.
+fn bind_last_uses<'q>(
+    q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    uses: &'q [(crate::token::TokenId, OffsetDateTime)],
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    let ids: Vec<&[u8]> = uses
+        .iter()
+        .map(|(id, _)| id.as_bytes().as_slice())
+        .collect();
+    let ats: Vec<OffsetDateTime> = uses.iter().map(|(_, at)| *at).collect();
+    q.bind(ids).bind(ats)
+}
 
 #[cfg(test)]
 mod tests {

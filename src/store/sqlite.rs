@@ -282,6 +282,7 @@ fn decode(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
                 revoked_at: None,
                 revocation_reason: row.try_get(12)?,
                 successor: row.try_get(13)?,
+                created_by: row.try_get(14)?,
             },
             [
                 Some(row.try_get::<i64, _>(8)?),
@@ -302,5 +303,28 @@ fn decode(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
 
 super::sql::impl_sql_token_store!(
     SqliteStore, db: Sqlite, decode: decode, timestamps: i64, micros,
-    error: error, begin: begin, snapshot: snapshot, lock_owner: lock_owner
+    error: error, begin: begin, snapshot: snapshot, lock_owner: lock_owner,
+    last_uses: bind_last_uses
 );
+
+/// Many last uses as one JSON object, hex id to microseconds, for `json_each`.
+fn bind_last_uses<'q>(
+    q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    uses: &'q [(crate::token::TokenId, OffsetDateTime)],
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+    let mut json = String::with_capacity(2 + uses.len() * 56);
+    json.push('{');
+    for (i, (id, at)) in uses.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        // Hex ids and integers need no escaping.
+        json.push_str(&format!(
+            "\"{}\":{}",
+            hex::encode(id.as_bytes()),
+            micros(*at)
+        ));
+    }
+    json.push('}');
+    q.bind(json)
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::{Change, ListFilter, ListPage, RevokeAll};
+use super::{Change, ChildInsert, ListFilter, ListPage, RevokeAll};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::record::TokenRecord;
 use crate::token::TokenId;
@@ -40,6 +40,31 @@ pub trait TokenStore: Send + Sync + 'static {
             StoreErrorKind::Unsupported,
             "this store cannot cap an owner's active tokens; implement \
              `TokenStore::insert_capped` or turn `max_active_per_owner` off",
+        )))
+    }
+
+    /// Store a new record created by another token (`record.created_by` is set), only if
+    /// that creator is a token of the same owner and issuer that is active at `now` (not
+    /// revoked, not expired) and, with a `cap`, the owner has fewer than `cap` active tokens
+    /// of its issuer. The checks and the insert are one atomic step, which no
+    /// [`revoke_descendants`](Self::revoke_descendants) of the same owner interleaves with:
+    /// a token created while its creator is being revoked is either refused or revoked with
+    /// it.
+    ///
+    /// Optional: only [`NewToken::child_of`](crate::NewToken::child_of) calls it. The default
+    /// fails, saying the store cannot. A store that implements it must implement
+    /// `revoke_descendants` too.
+    fn insert_child(
+        &self,
+        record: &TokenRecord,
+        cap: Option<u32>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<ChildInsert, StoreError>> + Send {
+        let _ = (record, cap, now);
+        std::future::ready(Err(StoreError::new(
+            StoreErrorKind::Unsupported,
+            "this store cannot record which token created another; implement \
+             `TokenStore::insert_child` (and `revoke_descendants`) or issue without a creator",
         )))
     }
 
@@ -93,6 +118,26 @@ pub trait TokenStore: Send + Sync + 'static {
         id: &TokenId,
         at: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// [`record_last_use`](Self::record_last_use) for many tokens at once: set each token's
+    /// `last_used_at` to its instant if unset or earlier. Returns how many changed. An id that
+    /// is not stored is skipped.
+    ///
+    /// Optional: the default calls `record_last_use` once per token. The SQL stores write
+    /// them all in one statement; a [`CachedStore`](crate::CachedStore) batches the last
+    /// uses of its cached verifications through here.
+    fn record_last_uses(
+        &self,
+        uses: &[(TokenId, OffsetDateTime)],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            let mut changed = 0;
+            for (id, at) in uses {
+                changed += u64::from(self.record_last_use(id, *at).await?);
+            }
+            Ok(changed)
+        }
+    }
 
     /// In one atomic step: read the record `id`, let `change` decide on a copy of it, and
     /// write the copy back if `change` approves. Returns whether the record exists (when it
@@ -148,6 +193,23 @@ pub trait TokenStore: Send + Sync + 'static {
         all: &RevokeAll<'_>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Revoke, in one step, every not-yet-revoked record of `all`'s owner and issuer that
+    /// `of` created, directly or through tokens it created (and their rotations'
+    /// successors), as `all` says (`at`, `reason`; `all.tenant` is ignored). Returns how
+    /// many. Atomic with respect to [`insert_child`](Self::insert_child) and `rotate` for
+    /// the same owner.
+    ///
+    /// Optional: the default revokes nothing and answers 0, which is right for a store that
+    /// does not implement `insert_child` (it holds no created tokens).
+    fn revoke_descendants(
+        &self,
+        of: &TokenId,
+        all: &RevokeAll<'_>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let _ = (of, all);
+        std::future::ready(Ok(0))
+    }
+
     /// Delete records revoked before `before` or expired before `before`. Returns how many.
     fn purge(&self, before: OffsetDateTime)
     -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -165,6 +227,15 @@ impl<T: TokenStore> TokenStore for Arc<T> {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).insert_capped(record, cap, now)
+    }
+
+    fn insert_child(
+        &self,
+        record: &TokenRecord,
+        cap: Option<u32>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<ChildInsert, StoreError>> + Send {
+        (**self).insert_child(record, cap, now)
     }
 
     fn get(
@@ -201,6 +272,13 @@ impl<T: TokenStore> TokenStore for Arc<T> {
         (**self).record_last_use(id, at)
     }
 
+    fn record_last_uses(
+        &self,
+        uses: &[(TokenId, OffsetDateTime)],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).record_last_uses(uses)
+    }
+
     fn update(
         &self,
         id: &TokenId,
@@ -234,6 +312,14 @@ impl<T: TokenStore> TokenStore for Arc<T> {
         all: &RevokeAll<'_>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).revoke_all(all)
+    }
+
+    fn revoke_descendants(
+        &self,
+        of: &TokenId,
+        all: &RevokeAll<'_>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).revoke_descendants(of, all)
     }
 
     fn purge(

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::store::{Change, ListFilter, ListPage, RevokeAll};
+use crate::store::{Change, ChildInsert, ListFilter, ListPage, RevokeAll};
 use crate::{StoreError, TokenId, TokenRecord, TokenStore};
 
 /// How many times each [`TokenStore`] method was called on a [`CountingStore`].
 #[derive(Debug, Default)]
 pub struct Calls {
-    /// `insert` and `insert_capped` calls.
+    /// `insert`, `insert_capped` and `insert_child` calls.
     pub insert: AtomicU64,
     /// `get` calls, and `get_now` calls the store answered.
     pub get: AtomicU64,
@@ -21,11 +21,13 @@ pub struct Calls {
     pub list: AtomicU64,
     /// `record_last_use` calls.
     pub record_last_use: AtomicU64,
+    /// `record_last_uses` calls (one batch each, however many tokens it carries).
+    pub record_last_uses: AtomicU64,
     /// `update` calls.
     pub update: AtomicU64,
     /// `rotate` calls.
     pub rotate: AtomicU64,
-    /// `revoke_all` calls.
+    /// `revoke_all` and `revoke_descendants` calls.
     pub revoke_all: AtomicU64,
     /// `purge` calls.
     pub purge: AtomicU64,
@@ -37,6 +39,7 @@ impl Calls {
         [
             &self.insert,
             &self.record_last_use,
+            &self.record_last_uses,
             &self.update,
             &self.rotate,
             &self.revoke_all,
@@ -109,6 +112,15 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
         bump(&self.calls.insert);
         self.inner.insert_capped(record, cap, now).await
     }
+    async fn insert_child(
+        &self,
+        record: &TokenRecord,
+        cap: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<ChildInsert, StoreError> {
+        bump(&self.calls.insert);
+        self.inner.insert_child(record, cap, now).await
+    }
     async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
         bump(&self.calls.get);
         if !self.read_delay.is_zero() {
@@ -150,6 +162,13 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
         bump(&self.calls.record_last_use);
         self.inner.record_last_use(id, at).await
     }
+    async fn record_last_uses(
+        &self,
+        uses: &[(TokenId, OffsetDateTime)],
+    ) -> Result<u64, StoreError> {
+        bump(&self.calls.record_last_uses);
+        self.inner.record_last_uses(uses).await
+    }
     async fn update(&self, id: &TokenId, change: &mut Change<'_>) -> Result<bool, StoreError> {
         bump(&self.calls.update);
         self.inner.update(id, change).await
@@ -179,6 +198,14 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
     async fn revoke_all(&self, all: &RevokeAll<'_>) -> Result<u64, StoreError> {
         bump(&self.calls.revoke_all);
         self.inner.revoke_all(all).await
+    }
+    async fn revoke_descendants(
+        &self,
+        of: &TokenId,
+        all: &RevokeAll<'_>,
+    ) -> Result<u64, StoreError> {
+        bump(&self.calls.revoke_all);
+        self.inner.revoke_descendants(of, all).await
     }
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         bump(&self.calls.purge);

@@ -107,5 +107,6 @@ pub(crate) fn record(owner: &str, created_at: OffsetDateTime) -> TokenRecord {
         revoked_at: None,
         revocation_reason: None,
         successor: None,
+        created_by: None,
     }
 }

@@ -99,6 +99,10 @@ macro_rules! conformance_tests {
             verifies_racing_a_revoke,
             concurrent_issues_are_all_kept,
             list_pages_agree_with_their_totals,
+            a_created_token_never_exceeds_its_creator,
+            revoking_a_token_revokes_what_it_created,
+            a_revoked_creator_creates_nothing,
+            tokens_created_racing_their_creators_revocation_never_survive,
         }
     };
     (@tests $attrs:tt $make:expr; $case:ident, $($rest:ident,)*) => {

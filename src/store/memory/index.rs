@@ -228,6 +228,14 @@ impl Index {
         })
     }
 
+    /// The ids of all an owner's tokens of an issuer, revoked and expired ones included.
+    pub(super) fn all(&mut self, prefix: &str, owner: &str) -> Vec<TokenId> {
+        self.list_mut(prefix, owner, None)
+            .map_or_else(Vec::new, |list| {
+                list.all.iter().map(|(_, id)| *id).collect()
+            })
+    }
+
     /// The ids of an owner's tokens of an issuer (of one tenant, if given) not yet revoked.
     pub(super) fn unrevoked(
         &mut self,

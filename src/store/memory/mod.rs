@@ -8,7 +8,7 @@ use papaya::{Compute, Operation};
 use time::OffsetDateTime;
 
 use super::token_store::TokenStore;
-use super::{Change, ListFilter, ListPage, RevokeAll};
+use super::{Change, ChildInsert, ListFilter, ListPage, RevokeAll};
 use crate::error::StoreError;
 use crate::record::TokenRecord;
 use crate::token::TokenId;
@@ -223,6 +223,30 @@ impl TokenStore for MemoryStore {
         self.insert_locked(&mut index, record).map(|()| true)
     }
 
+    async fn insert_child(
+        &self,
+        record: &TokenRecord,
+        cap: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<ChildInsert, StoreError> {
+        let mut index = self.writes();
+        // Every change to the creator holds the writes lock too, so it stays as read here
+        // until the child is inserted.
+        let creator_active = record.created_by.is_some_and(|creator| {
+            self.records.pin().get(&creator).is_some_and(|c| {
+                *c.owner == *record.owner && *c.prefix == *record.prefix && c.is_active(now)
+            })
+        });
+        if !creator_active {
+            return Ok(ChildInsert::CreatorNotActive);
+        }
+        if cap.is_some_and(|cap| index.active(&record.prefix, &record.owner, now) >= cap as usize) {
+            return Ok(ChildInsert::CapReached);
+        }
+        self.insert_locked(&mut index, record)
+            .map(|()| ChildInsert::Inserted)
+    }
+
     async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
         Ok(self.lookup(id).map(Arc::new))
     }
@@ -308,6 +332,47 @@ impl TokenStore for MemoryStore {
             };
             if self.update_locked(&mut index, &id, &mut Change::new(&mut revoke)) == Some(true) {
                 count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    async fn revoke_descendants(
+        &self,
+        of: &TokenId,
+        all: &RevokeAll<'_>,
+    ) -> Result<u64, StoreError> {
+        let mut index = self.writes();
+        // Who created whom among the owner's tokens (revoked ones too: a revoked child's
+        // children are still descendants).
+        let mut children: HashMap<TokenId, Vec<TokenId>> = HashMap::new();
+        {
+            let records = self.records.pin();
+            for id in index.all(all.prefix, all.owner) {
+                if let Some(creator) = records.get(&id).and_then(|r| r.created_by) {
+                    children.entry(creator).or_default().push(id);
+                }
+            }
+        }
+        let mut count = 0;
+        let mut frontier = vec![*of];
+        while let Some(parent) = frontier.pop() {
+            for id in children.remove(&parent).unwrap_or_default() {
+                frontier.push(id);
+                let mut revoke = |r: &mut TokenRecord| {
+                    let selected = r.revoked_at.is_none()
+                        && *r.owner == *all.owner
+                        && *r.prefix == *all.prefix;
+                    if selected {
+                        r.revoked_at = Some(all.at);
+                        r.revocation_reason = all.reason.map(Box::from);
+                    }
+                    selected
+                };
+                if self.update_locked(&mut index, &id, &mut Change::new(&mut revoke)) == Some(true)
+                {
+                    count += 1;
+                }
             }
         }
         Ok(count)

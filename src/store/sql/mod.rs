@@ -143,7 +143,7 @@ impl Dialect {
 
 /// Columns in the order every `SELECT` returns them and every `INSERT` binds them.
 pub(crate) const COLUMNS: &str = "id, owner, tenant, name, description, scopes, hash, prefix, \
-     created_at, expires_at, last_used_at, revoked_at, revocation_reason, successor";
+     created_at, expires_at, last_used_at, revoked_at, revocation_reason, successor, created_by";
 
 /// Every statement a store runs, built once from the table name. Each is a plain string so
 /// the driver caches one prepared statement per connection.
@@ -151,10 +151,19 @@ pub(crate) const COLUMNS: &str = "id, owner, tenant, name, description, scopes, 
 pub(crate) struct Statements {
     pub(crate) insert: Arc<str>,
     pub(crate) insert_capped: Arc<str>,
+    /// Whether a creator is active: `$1` id, `$2` owner, `$3` prefix, `$4` now.
+    pub(crate) creator_active: Arc<str>,
+    /// An owner's active tokens of an issuer: `$1` owner, `$2` prefix, `$3` now.
+    pub(crate) count_active: Arc<str>,
+    /// Revoke every descendant of `$1` of owner `$2` and prefix `$3`, at `$4`, reason `$5`.
+    pub(crate) revoke_descendants: Arc<str>,
     pub(crate) get: Arc<str>,
     pub(crate) get_for_update: Arc<str>,
     pub(crate) write_back: Arc<str>,
     pub(crate) record_last_use: Arc<str>,
+    /// Many last uses in one statement: PostgreSQL binds two arrays (`unnest`), SQLite one
+    /// JSON object from hex id to microseconds (`json_each`).
+    pub(crate) record_last_uses: Arc<str>,
     pub(crate) revoke_all: Arc<str>,
     pub(crate) revoke_all_tenant: Arc<str>,
     pub(crate) purge: Arc<str>,
@@ -196,7 +205,7 @@ impl Statements {
             let (w, _) = list_where(tenant, active);
             d.render(format!("SELECT COUNT(*) FROM {t} WHERE {w}"))
         });
-        let values = (1..=14)
+        let values = (1..=15)
             .map(|n| format!("${n}"))
             .collect::<Vec<_>>()
             .join(", ");
@@ -207,11 +216,30 @@ impl Statements {
         };
         Self {
             insert: d.render(format!("INSERT INTO {t} ({COLUMNS}) VALUES ({values})")),
-            // $2 owner, $8 prefix (as inserted), $15 now, $16 the cap.
+            // $2 owner, $8 prefix (as inserted), $16 now, $17 the cap.
             insert_capped: d.render(format!(
                 "INSERT INTO {t} ({COLUMNS}) SELECT {values} WHERE \
                  (SELECT COUNT(*) FROM {t} WHERE owner = $2 AND prefix = $8 \
-                 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $15)) < $16"
+                 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $16)) < $17"
+            )),
+            creator_active: d.render(format!(
+                "SELECT COUNT(*) FROM {t} WHERE id = $1 AND owner = $2 AND prefix = $3 \
+                 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $4)"
+            )),
+            count_active: d.render(format!(
+                "SELECT COUNT(*) FROM {t} WHERE owner = $1 AND prefix = $2 \
+                 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)"
+            )),
+            // UNION, not UNION ALL: each token once, however it is reached.
+            revoke_descendants: d.render(format!(
+                "WITH RECURSIVE family(id) AS ( \
+                     SELECT id FROM {t} WHERE created_by = $1 AND owner = $2 AND prefix = $3 \
+                     UNION \
+                     SELECT c.id FROM {t} AS c JOIN family AS f ON c.created_by = f.id \
+                     WHERE c.owner = $2 AND c.prefix = $3 \
+                 ) \
+                 UPDATE {t} SET revoked_at = $4, revocation_reason = $5 \
+                 WHERE id IN (SELECT id FROM family) AND revoked_at IS NULL"
             )),
             get: d.render(format!("SELECT {COLUMNS} FROM {t} WHERE id = $1")),
             get_for_update: d.render(format!(
@@ -221,12 +249,27 @@ impl Statements {
                 "UPDATE {t} SET owner = $2, tenant = $3, name = $4, description = $5, \
                  scopes = $6, hash = $7, prefix = $8, created_at = $9, expires_at = $10, \
                  last_used_at = $11, revoked_at = $12, revocation_reason = $13, \
-                 successor = $14 WHERE id = $1"
+                 successor = $14, created_by = $15 WHERE id = $1"
             )),
             record_last_use: d.render(format!(
                 "UPDATE {t} SET last_used_at = $2 \
                  WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)"
             )),
+            record_last_uses: match d {
+                Dialect::Postgres => format!(
+                    "UPDATE {t} AS t SET last_used_at = v.at \
+                     FROM unnest($1::bytea[], $2::timestamptz[]) AS v(id, at) \
+                     WHERE t.id = v.id AND (t.last_used_at IS NULL OR t.last_used_at < v.at)"
+                )
+                .into(),
+                // Written for SQLite directly: `render` would turn a JSON path's `$` into `?`.
+                Dialect::Sqlite => format!(
+                    "UPDATE {t} SET last_used_at = v.at \
+                     FROM (SELECT unhex(key) AS id, value AS at FROM json_each(?1)) AS v \
+                     WHERE {t}.id = v.id AND ({t}.last_used_at IS NULL OR {t}.last_used_at < v.at)"
+                )
+                .into(),
+            },
             revoke_all: d.render(format!(
                 "UPDATE {t} SET revoked_at = $3, revocation_reason = $4 \
                  WHERE owner = $1 AND prefix = $2 AND revoked_at IS NULL"
@@ -330,6 +373,7 @@ pub(crate) struct Row {
     pub(crate) revoked_at: Option<OffsetDateTime>,
     pub(crate) revocation_reason: Option<String>,
     pub(crate) successor: Option<Vec<u8>>,
+    pub(crate) created_by: Option<Vec<u8>>,
 }
 
 fn corrupt(what: &'static str) -> StoreError {
@@ -365,8 +409,17 @@ impl Row {
             revoked_at: self.revoked_at,
             revocation_reason: self.revocation_reason.map(Into::into),
             successor: self.successor.as_deref().map(token_id).transpose()?,
+            created_by: self.created_by.as_deref().map(token_id).transpose()?,
         })
     }
+}
+
+/// `uses` with each id once, at its latest instant.
+pub(crate) fn latest_per_id(uses: &[(TokenId, OffsetDateTime)]) -> Vec<(TokenId, OffsetDateTime)> {
+    let mut latest = uses.to_vec();
+    latest.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    latest.dedup_by_key(|(id, _)| *id);
+    latest
 }
 
 /// Scopes as stored: space-separated (a scope never contains a space).

@@ -8,12 +8,14 @@
 //! |---|---|
 //! | 1 | the table (api-tokens 0.1), its owner index, and the version table |
 //! | 2 | `successor`: the token that replaced this one in a rotation |
+//! | 3 | `created_by`: the token that created this one, indexed for revoking a token's descendants |
+//! | 4 | PostgreSQL: a trigger that notifies every listener of each changed token ([`notify_trigger`]) |
 
 use super::{Dialect, TableName};
 use crate::error::{StoreError, StoreErrorKind};
 
 /// The schema version this release writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// Types that differ between the dialects.
 struct Types {
@@ -84,8 +86,74 @@ pub(crate) fn upgrade_to(to: i64, t: &TableName, d: Dialect) -> String {
             "ALTER TABLE {table} ADD COLUMN successor {bytes} \
              CHECK (successor IS NULL OR {len}(successor) = 16);"
         ),
+        3 => format!(
+            "ALTER TABLE {table} ADD COLUMN created_by {bytes} \
+             CHECK (created_by IS NULL OR {len}(created_by) = 16); \
+             CREATE INDEX IF NOT EXISTS {index} ON {table} (created_by) \
+             WHERE created_by IS NOT NULL;",
+            index = t.index("created_by_idx")
+        ),
+        4 => match d {
+            Dialect::Postgres => notify_trigger(t, WATCHED_V4),
+            // One process owns a SQLite file: a cache there hears of every change itself.
+            Dialect::Sqlite => "SELECT 1;".to_owned(),
+        },
         _ => unreachable!("no step to schema version {to}"),
     }
+}
+
+/// Every column but `last_used_at`, at version 4: a change to any of them may change what a
+/// verification decides, so it notifies; last use alone never does (it would notify once
+/// per token per interval for nothing).
+const WATCHED_V4: &str = "id, owner, tenant, name, description, scopes, hash, prefix, \
+     created_at, expires_at, revoked_at, revocation_reason, successor, created_by";
+
+/// The PostgreSQL channel on which the table's trigger announces changes: one per table,
+/// short enough for PostgreSQL's 63-byte identifiers whatever the table's name.
+pub(crate) fn channel(t: &TableName) -> String {
+    format!(
+        "api_tokens_changes_{:08x}",
+        crc32fast::hash(t.key().as_bytes())
+    )
+}
+
+/// The trigger that announces every committed change of a token on [`channel`], with the
+/// token's id in hex as the payload (`*` when the table is truncated): after an insert (so
+/// that a cached "unknown id" is dropped), a delete, and an update that sets any of
+/// `watched`. PostgreSQL sends a notification only when its transaction commits, and in
+/// commit order, so a listener hears of a change if and only if it happened, whoever made
+/// it (this crate, another service, an administrator's SQL).
+pub(crate) fn notify_trigger(t: &TableName, watched: &str) -> String {
+    let table = t.sql();
+    let function = match t.schema_sql() {
+        Some(s) => format!("{s}.{}", t.index("notify")),
+        None => t.index("notify"),
+    };
+    let (changes, truncated) = (t.index("changes"), t.index("truncated"));
+    let channel = channel(t);
+    format!(
+        "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $body$
+         BEGIN
+             IF TG_OP = 'TRUNCATE' THEN
+                 PERFORM pg_notify('{channel}', '*');
+             ELSIF TG_OP = 'DELETE' THEN
+                 PERFORM pg_notify('{channel}', encode(OLD.id, 'hex'));
+             ELSE
+                 PERFORM pg_notify('{channel}', encode(NEW.id, 'hex'));
+                 IF TG_OP = 'UPDATE' AND OLD.id IS DISTINCT FROM NEW.id THEN
+                     PERFORM pg_notify('{channel}', encode(OLD.id, 'hex'));
+                 END IF;
+             END IF;
+             RETURN NULL;
+         END
+         $body$;
+         DROP TRIGGER IF EXISTS {changes} ON {table};
+         CREATE TRIGGER {changes} AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {table}
+             FOR EACH ROW EXECUTE FUNCTION {function}();
+         DROP TRIGGER IF EXISTS {truncated} ON {table};
+         CREATE TRIGGER {truncated} AFTER TRUNCATE ON {table}
+             FOR EACH STATEMENT EXECUTE FUNCTION {function}();"
+    )
 }
 
 /// `SELECT MAX(version)` of the version table.

@@ -21,12 +21,14 @@
 ///   reading, deciding and writing;
 /// - `snapshot`: the same for a read-only transaction whose statements all see one snapshot
 ///   (a page and its total agree);
-/// - `lock_owner`: `async fn(&mut Transaction, &str) -> Result<(), sqlx::Error>`.
+/// - `lock_owner`: `async fn(&mut Transaction, &str) -> Result<(), sqlx::Error>`;
+/// - `last_uses`: `fn(Query, &[(TokenId, OffsetDateTime)]) -> Query`, binding many last uses
+///   to the `record_last_uses` statement.
 macro_rules! impl_sql_token_store {
     (
         $store:ty, db: $db:ty, decode: $decode:path, timestamps: $db_ts:ty, $to_db:path,
         error: $error:path, begin: $begin:path, snapshot: $snapshot:path,
-        lock_owner: $lock_owner:path
+        lock_owner: $lock_owner:path, last_uses: $bind_last_uses:path
     ) => {
         const _: () = {
             use std::sync::Arc;
@@ -38,7 +40,7 @@ macro_rules! impl_sql_token_store {
             use $crate::record::TokenRecord;
             use $crate::store::sql::{Statements, scopes_text, within};
             use $crate::store::token_store::TokenStore;
-            use $crate::store::{Change, ListFilter, ListPage, RevokeAll};
+            use $crate::store::{Change, ChildInsert, ListFilter, ListPage, RevokeAll};
             use $crate::token::TokenId;
 
             type Query<'q> = sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>;
@@ -47,7 +49,7 @@ macro_rules! impl_sql_token_store {
                 sqlx::query(AssertSqlSafe(Arc::clone(sql)))
             }
 
-            /// Bind every column of `r`, in `COLUMNS` order (`$1`–`$14`).
+            /// Bind every column of `r`, in `COLUMNS` order (`$1`–`$15`).
             fn bind_record<'q>(q: Query<'q>, r: &'q TokenRecord) -> Query<'q> {
                 q.bind(r.id.as_bytes().as_slice())
                     .bind(&*r.owner)
@@ -63,6 +65,7 @@ macro_rules! impl_sql_token_store {
                     .bind(r.revoked_at.map($to_db))
                     .bind(r.revocation_reason.as_deref())
                     .bind(r.successor.as_ref().map(|s| s.as_bytes().as_slice()))
+                    .bind(r.created_by.as_ref().map(|s| s.as_bytes().as_slice()))
             }
 
             impl $store {
@@ -162,6 +165,60 @@ macro_rules! impl_sql_token_store {
                     .await
                 }
 
+                async fn insert_child(
+                    &self,
+                    r: &TokenRecord,
+                    cap: Option<u32>,
+                    now: OffsetDateTime,
+                ) -> Result<ChildInsert, StoreError> {
+                    let failed = || $error("could not insert the token for its creator");
+                    let Some(creator) = r.created_by else {
+                        return Ok(ChildInsert::CreatorNotActive);
+                    };
+                    within(self.deadline, async {
+                        let mut tx = $begin(&self.pool, self.deadline).await.map_err(failed())?;
+                        // The owner's lock orders this against `revoke_descendants`: a
+                        // creator revoked before it is seen revoked here; one revoked after
+                        // finds this token when its descendants are revoked.
+                        $lock_owner(&mut tx, &self.owner_key(&r.prefix, &r.owner))
+                            .await
+                            .map_err(failed())?;
+                        let count = |sql: &Arc<str>| {
+                            sqlx::query_scalar::<_, i64>(AssertSqlSafe(Arc::clone(sql)))
+                        };
+                        let active: i64 = count(&self.sql.creator_active)
+                            .bind(creator.as_bytes().as_slice())
+                            .bind(&*r.owner)
+                            .bind(&*r.prefix)
+                            .bind($to_db(now))
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(failed())?;
+                        if active == 0 {
+                            return Ok(ChildInsert::CreatorNotActive);
+                        }
+                        if let Some(cap) = cap {
+                            let held: i64 = count(&self.sql.count_active)
+                                .bind(&*r.owner)
+                                .bind(&*r.prefix)
+                                .bind($to_db(now))
+                                .fetch_one(&mut *tx)
+                                .await
+                                .map_err(failed())?;
+                            if held >= i64::from(cap) {
+                                return Ok(ChildInsert::CapReached);
+                            }
+                        }
+                        bind_record(query(&self.sql.insert), r)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(failed())?;
+                        tx.commit().await.map_err(failed())?;
+                        Ok(ChildInsert::Inserted)
+                    })
+                    .await
+                }
+
                 async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
                     within(self.deadline, async {
                         let row = query(&self.sql.get)
@@ -229,6 +286,26 @@ macro_rules! impl_sql_token_store {
                             .await
                             .map_err($error("could not record the token's last use"))?;
                         Ok(done.rows_affected() > 0)
+                    })
+                    .await
+                }
+
+                async fn record_last_uses(
+                    &self,
+                    uses: &[(TokenId, OffsetDateTime)],
+                ) -> Result<u64, StoreError> {
+                    // One row per id (its latest instant): an `UPDATE … FROM` that matches a
+                    // row twice would write either.
+                    let uses = $crate::store::sql::latest_per_id(uses);
+                    if uses.is_empty() {
+                        return Ok(0);
+                    }
+                    within(self.deadline, async {
+                        let done = $bind_last_uses(query(&self.sql.record_last_uses), &uses)
+                            .execute(&self.pool)
+                            .await
+                            .map_err($error("could not record the tokens' last uses"))?;
+                        Ok(done.rows_affected())
                     })
                     .await
                 }
@@ -305,6 +382,32 @@ macro_rules! impl_sql_token_store {
                             statement = statement.bind(tenant);
                         }
                         let done = statement.execute(&mut *tx).await.map_err(failed())?;
+                        tx.commit().await.map_err(failed())?;
+                        Ok(done.rows_affected())
+                    })
+                    .await
+                }
+
+                async fn revoke_descendants(
+                    &self,
+                    of: &TokenId,
+                    all: &RevokeAll<'_>,
+                ) -> Result<u64, StoreError> {
+                    let failed = || $error("could not revoke the tokens this one created");
+                    within(self.deadline, async {
+                        let mut tx = $begin(&self.pool, self.deadline).await.map_err(failed())?;
+                        $lock_owner(&mut tx, &self.owner_key(all.prefix, all.owner))
+                            .await
+                            .map_err(failed())?;
+                        let done = query(&self.sql.revoke_descendants)
+                            .bind(of.as_bytes().as_slice())
+                            .bind(all.owner)
+                            .bind(all.prefix)
+                            .bind($to_db(all.at))
+                            .bind(all.reason)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(failed())?;
                         tx.commit().await.map_err(failed())?;
                         Ok(done.rows_affected())
                     })

@@ -1,6 +1,7 @@
 //! The conformance cases, one behaviour each, grouped by what they exercise.
 
 mod cap;
+mod children;
 mod concurrency;
 mod expiry;
 mod input;
@@ -13,6 +14,7 @@ mod store_rules;
 mod verify;
 
 pub use cap::*;
+pub use children::*;
 pub use concurrency::*;
 pub use expiry::*;
 pub use input::*;
