@@ -3,7 +3,7 @@
 //! PostgreSQL.
 
 #[path = "../examples/server/app/mod.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod app;
 mod common;
 
@@ -18,14 +18,17 @@ use time::{Duration, OffsetDateTime, format_description::well_known::Rfc3339};
 const USERS: &str = "alice@example.com:alice-pw:tenant_a,bob@example.com:bob-pw:tenant_b";
 
 /// What every test server runs with, unless a test overrides it: limits high enough that
-/// the scenarios' own logins never meet them, and the client address taken from a header,
-/// so a test can speak from several addresses.
+/// the scenarios' own logins never meet them, and the client address taken from a header
+/// set by the loopback "proxy" the tests connect from, so a test can speak from several
+/// addresses.
 const TEST_SETTINGS: &[(&str, &str)] = &[
     ("LOGIN_ATTEMPTS_PER_ADDRESS", "10000"),
     ("LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", "10000"),
     ("LOGIN_ATTEMPTS_PER_ACCOUNT", "10000"),
+    ("LOGIN_ATTEMPTS_PER_NETWORK", "10000"),
     ("CONFIRM_ATTEMPTS_PER_TOKEN", "10000"),
     ("CLIENT_IP_HEADER", "x-test-client-ip"),
+    ("TRUSTED_PROXIES", "127.0.0.1/32"),
 ];
 
 /// Where a server keeps its tokens, so a test can restart it on the same data.
@@ -70,18 +73,11 @@ async fn serve<St: TokenStore>(
         .last_use_failure(config.last_use_failure)
         .build()
         .unwrap();
-    let limits = config.limits.clone();
     let state = app::AppState::new(tokens, users, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
-        app::serve(
-            listener,
-            app::router(state),
-            &limits,
-            std::future::pending(),
-        )
-        .await;
+        app::serve(listener, state, std::future::pending()).await;
     });
     (base, task)
 }
@@ -378,21 +374,74 @@ async fn parallel_logins_cannot_outrun_the_limit(s: &Server) {
 }
 
 /// Anyone can send failed logins for bob; that never stops bob, holding a valid token,
-/// from revoking a leaked one, and never keeps bob from logging in from his own address.
+/// from revoking a leaked one. A thief holding the leaked token cannot guess bob's password
+/// through confirmations faster than the leaked token's family allows, whatever address
+/// it speaks from or however many tokens it mints from the leaked one, and cannot spend
+/// the confirmations of bob's own login. Revoking the leaked token kills what the thief
+/// minted from it.
 async fn failed_logins_never_stop_a_token_holder_from_revoking(s: &Server) {
     let s = s
         .with(&[
             ("LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", "5"),
             ("LOGIN_ATTEMPTS_PER_ACCOUNT", "20"),
+            ("CONFIRM_ATTEMPTS_PER_TOKEN", "2"),
         ])
         .await;
     let (_, bob) = s
         .login_from("bob@example.com", "bob-pw", "192.0.2.10")
         .await;
     let bob = bob["access_token"].as_str().unwrap().to_owned();
-    let (_, leaked) = s.create(&bob, json!({ "name": "ci" })).await;
+    let (status, leaked) = s
+        .create(
+            &bob,
+            json!({ "name": "ci", "scopes": ["tokens:write", "tokens:read", "profile:read"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{leaked}");
     let leaked_token = leaked["token"].as_str().unwrap().to_owned();
     let leaked_id = leaked["token_info"]["id"].as_str().unwrap().to_owned();
+
+    // The thief mints a token from the leaked one and guesses bob's password with both,
+    // from a new address each time: two guesses, then 429, for the whole family.
+    let (status, minted) = s
+        .create(
+            &leaked_token,
+            json!({ "name": "thief", "scopes": ["tokens:write"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{minted}");
+    let minted_token = minted["token"].as_str().unwrap().to_owned();
+    let mut guesses = Vec::new();
+    for i in 0..6 {
+        let token = if i % 2 == 0 {
+            &leaked_token
+        } else {
+            &minted_token
+        };
+        let r = s
+            .http
+            .delete(s.url(&format!("/api/v1/tokens/{leaked_id}")))
+            .bearer_auth(token)
+            .header("x-test-client-ip", format!("198.51.100.{i}"))
+            .json(&json!({ "password": format!("guess-{i}") }))
+            .send()
+            .await
+            .unwrap();
+        guesses.push(r.status());
+    }
+    assert_eq!(
+        guesses,
+        [
+            StatusCode::FORBIDDEN,
+            StatusCode::FORBIDDEN,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
+        ],
+        "two wrong passwords, then the family's confirmations are spent"
+    );
+
     // The thief locks bob's login from everywhere: the per-email limit is spent.
     for i in 0..25 {
         s.login_from("bob@example.com", "guess", &format!("203.0.113.{i}"))
@@ -406,7 +455,7 @@ async fn failed_logins_never_stop_a_token_holder_from_revoking(s: &Server) {
         StatusCode::TOO_MANY_REQUESTS,
         "the email's limit is spent"
     );
-    // Bob's password-confirmed revocation still goes through.
+    // Bob's password-confirmed revocation, with his own login token, still goes through.
     let r = s
         .http
         .delete(s.url(&format!("/api/v1/tokens/{leaked_id}")))
@@ -417,41 +466,17 @@ async fn failed_logins_never_stop_a_token_holder_from_revoking(s: &Server) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(
-        s.get("/api/v1/me", &leaked_token).await.0,
-        StatusCode::UNAUTHORIZED,
-        "the leaked token is dead"
-    );
-    // The thief, holding the leaked token, cannot spend bob's confirmations either: they
-    // are counted per token and address.
-    let (_, other) = s.create(&bob, json!({ "name": "other" })).await;
-    let other_id = other["token_info"]["id"].as_str().unwrap().to_owned();
-    let thief = s.with(&[("CONFIRM_ATTEMPTS_PER_TOKEN", "2")]).await;
-    for _ in 0..4 {
-        thief
-            .http
-            .delete(thief.url(&format!("/api/v1/tokens/{other_id}")))
-            .bearer_auth(&bob)
-            .header("x-test-client-ip", "203.0.113.99")
-            .json(&json!({ "password": "guess" }))
-            .send()
-            .await
-            .unwrap();
+    for (what, token) in [
+        ("the leaked token", &leaked_token),
+        ("what it minted", &minted_token),
+    ] {
+        assert_eq!(
+            s.get("/api/v1/me", token).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{what} is dead"
+        );
     }
-    let r = thief
-        .http
-        .delete(thief.url(&format!("/api/v1/tokens/{other_id}")))
-        .bearer_auth(&bob)
-        .header("x-test-client-ip", "192.0.2.10")
-        .json(&json!({ "password": "bob-pw" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        StatusCode::OK,
-        "bob's address has its own allowance"
-    );
+    assert_eq!(s.get("/api/v1/me", &bob).await.0, StatusCode::OK);
 }
 
 /// Made-up emails are counted too (per address), and an absurd email is refused before
@@ -493,9 +518,9 @@ async fn tokens_never_outlive_their_creator(s: &Server) {
     let parent_expiry = parse_time(&parent["token_info"]["expires_at"]);
 
     for body in [
-        json!({ "name": "child", "expires_in_days": 365 }),
-        json!({ "name": "child" }),
-        json!({ "name": "child", "expires_in_days": 1 }),
+        json!({ "name": "child", "expires_in_days": 365, "scopes": ["tokens:write"] }),
+        json!({ "name": "child", "scopes": ["tokens:write"] }),
+        json!({ "name": "child", "expires_in_days": 1, "scopes": ["tokens:write"] }),
     ] {
         let (status, child) = s.create(parent_token, body.clone()).await;
         assert_eq!(status, StatusCode::CREATED, "{child}");
@@ -506,11 +531,16 @@ async fn tokens_never_outlive_their_creator(s: &Server) {
         );
         // And the cut holds one generation further down.
         let (status, grandchild) = s
-            .create(child["token"].as_str().unwrap(), json!({ "name": "g" }))
+            .create(
+                child["token"].as_str().unwrap(),
+                json!({ "name": "g", "expires_in_days": 365, "scopes": [] }),
+            )
             .await;
-        if status == StatusCode::CREATED {
-            assert!(parse_time(&grandchild["token_info"]["expires_at"]) <= parent_expiry);
-        }
+        assert_eq!(status, StatusCode::CREATED, "{grandchild}");
+        assert_eq!(
+            parse_time(&grandchild["token_info"]["expires_at"]),
+            parent_expiry
+        );
     }
     let (_, short) = s
         .create(
@@ -527,6 +557,74 @@ async fn tokens_never_outlive_their_creator(s: &Server) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{child}");
     assert_eq!(parse_time(&child["token_info"]["expires_at"]), short_expiry);
+}
+
+/// Revoking a token, by id or as the token in use, revokes every token created from it,
+/// however deep; the caller's other tokens keep working.
+async fn revoking_a_token_revokes_the_tokens_it_created(s: &Server) {
+    let alice = s.alice().await;
+    let writer = json!({ "name": "w", "scopes": ["tokens:write", "profile:read"] });
+    let (_, parent) = s.create(&alice, writer.clone()).await;
+    let parent_token = parent["token"].as_str().unwrap().to_owned();
+    let (_, child) = s.create(&parent_token, writer.clone()).await;
+    let child_token = child["token"].as_str().unwrap().to_owned();
+    let (_, grandchild) = s.create(&child_token, writer.clone()).await;
+    let grandchild_token = grandchild["token"].as_str().unwrap().to_owned();
+    let (_, sibling) = s.create(&alice, writer.clone()).await;
+    let sibling_token = sibling["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        child["token_info"]["created_by"], parent["token_info"]["id"],
+        "token_info names the creator"
+    );
+    for t in [&parent_token, &child_token, &grandchild_token] {
+        assert_eq!(s.get("/api/v1/me", t).await.0, StatusCode::OK);
+    }
+    let (status, body) = s
+        .revoke(
+            &alice,
+            parent["token_info"]["id"].as_str().unwrap(),
+            json!({ "password": "alice-pw", "reason": "leaked" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for t in [&parent_token, &child_token, &grandchild_token] {
+        assert_eq!(s.get("/api/v1/me", t).await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(s.get("/api/v1/me", &sibling_token).await.0, StatusCode::OK);
+    assert_eq!(s.get("/api/v1/me", &alice).await.0, StatusCode::OK);
+
+    // `DELETE /auth/token` cascades too.
+    let (_, child) = s.create(&sibling_token, writer).await;
+    let child_token = child["token"].as_str().unwrap().to_owned();
+    let r = s
+        .http
+        .delete(s.url("/auth/token"))
+        .bearer_auth(&sibling_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        s.get("/api/v1/me", &child_token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Tokens created by tokens nest at most four levels below a login: the fifth is refused
+/// with 403, and the login can always create more.
+async fn tokens_nest_at_most_four_deep(s: &Server) {
+    let alice = s.alice().await;
+    let writer = json!({ "name": "w", "scopes": ["tokens:write"] });
+    let mut token = alice.clone();
+    for depth in 1..=4 {
+        let (status, made) = s.create(&token, writer.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "depth {depth}: {made}");
+        token = made["token"].as_str().unwrap().to_owned();
+    }
+    let (status, body) = s.create(&token, writer.clone()).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "nesting_limit");
+    let (status, _) = s.create(&alice, writer).await;
+    assert_eq!(status, StatusCode::CREATED);
 }
 
 /// A token of a user who no longer exists gets 401 on every route.
@@ -666,6 +764,49 @@ async fn metrics_count_requests_outcomes_and_rejections(s: &Server) {
         assert!(text.contains(needle), "{needle} is missing from\n{text}");
     }
     assert!(!text.contains(&alice), "no token in the metrics");
+
+    // Invented methods share one label: a client cannot create a series per method.
+    let invented = reqwest::Method::from_bytes(b"FOO123").unwrap();
+    let r = s
+        .http
+        .request(invented, s.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let text = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !text.contains("FOO123"),
+        "an invented method became a label"
+    );
+    assert!(text.contains(r#"method="other""#), "{text}");
+    // A verification is counted once more than before.
+    let ok = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(r#"verify_outcomes_total{outcome="ok"} "#))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let before = ok(&text);
+    s.get("/api/v1/me", &alice).await;
+    let after = ok(&s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap());
+    assert!(after > before, "{before} → {after}");
 }
 
 async fn delete_auth_token_revokes_only_the_token_in_use(s: &Server) {
@@ -1174,6 +1315,8 @@ macro_rules! api_tests {
             failed_logins_never_stop_a_token_holder_from_revoking,
             unknown_emails_are_limited_per_address,
             tokens_never_outlive_their_creator,
+            revoking_a_token_revokes_the_tokens_it_created,
+            tokens_nest_at_most_four_deep,
             a_removed_users_tokens_get_401_everywhere,
             revoke_all_revokes_every_token_of_the_caller,
             health_and_readiness,

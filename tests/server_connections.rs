@@ -3,7 +3,7 @@
 //! with requests half sent. The application runs in-process on SQLite.
 
 #[path = "../examples/server/app/mod.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod app;
 
 use std::collections::HashMap;
@@ -19,6 +19,8 @@ const USERS: &str = "alice@example.com:alice-pw:tenant_a";
 
 struct Server {
     address: String,
+    /// The health listener (`HEALTH_BIND`), serving the same state.
+    health: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
     http: reqwest::Client,
@@ -30,7 +32,9 @@ impl Server {
             ("LOGIN_ATTEMPTS_PER_ADDRESS", "100000"),
             ("LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", "100000"),
             ("LOGIN_ATTEMPTS_PER_ACCOUNT", "100000"),
+            ("LOGIN_ATTEMPTS_PER_NETWORK", "100000"),
             ("CLIENT_IP_HEADER", "x-test-client-ip"),
+            ("TRUSTED_PROXIES", "127.0.0.1"),
         ]
         .iter()
         .chain(settings)
@@ -44,19 +48,26 @@ impl Server {
         store.migrate().await.unwrap();
         let tokens = ApiTokens::new(DynTokenStore::new(store), "api_prod").unwrap();
         let users = Arc::new(app::Users::from_spec(USERS).unwrap());
-        let limits = config.limits.clone();
         let state = app::AppState::new(tokens, users, config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
+        let health_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let health = health_listener.local_addr().unwrap().to_string();
+        tokio::spawn(app::serve_health(
+            health_listener,
+            state.clone(),
+            std::future::pending(),
+        ));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let done = tokio::spawn(async move {
-            app::serve(listener, app::router(state), &limits, async {
+            app::serve(listener, state, async {
                 let _ = stopped.await;
             })
             .await;
         });
         Self {
             address,
+            health,
             stop: Some(stop),
             done,
             http: reqwest::Client::new(),
@@ -279,7 +290,7 @@ async fn the_limiters_memory_is_bounded() {
         assert!(keys <= 51.0, "{line}");
         seen += 1;
     }
-    assert_eq!(seen, 4, "{metrics}");
+    assert_eq!(seen, 5, "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,4 +325,276 @@ async fn shutdown_waits_for_half_sent_requests_only_until_its_deadline() {
         TcpStream::connect(&s.address).await.is_err(),
         "no longer accepting"
     );
+}
+
+/// Connections from one address beyond `MAX_CONNECTIONS_PER_ADDRESS` are answered 503 and
+/// closed; the health listener still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_address_are_capped_and_health_answers_apart() {
+    // No trusted proxy: the loopback peer is a client like any other.
+    let s = Server::start(&[
+        ("CLIENT_IP_HEADER", ""),
+        ("TRUSTED_PROXIES", ""),
+        ("MAX_CONNECTIONS_PER_ADDRESS", "3"),
+    ])
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(s.connect().await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut over = s.connect().await;
+    assert_eq!(
+        status_line(&mut over, Duration::from_secs(2)).await,
+        "HTTP/1.1 503 Service Unavailable"
+    );
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let r = reqwest::get(format!("http://{}{path}", s.health))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path} on the health listener");
+    }
+    let r = reqwest::get(format!("http://{}/api/v1/me", s.health))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "the health listener serves nothing else");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = s.http.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "room again");
+}
+
+/// The client address header is believed only from a trusted proxy, and then the client is
+/// the nearest entry that is not itself a trusted proxy: a client cannot choose the address
+/// its logins are counted against.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_choose_the_address_it_is_counted_as() {
+    let login = |s: &Server, forwarded: String| {
+        s.http
+            .post(s.url("/auth/token"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({ "email": "alice@example.com", "password": "wrong" }))
+            .send()
+    };
+    // Loopback is not a trusted proxy: the header is ignored and the peer counts.
+    let direct = Server::start(&[
+        ("CLIENT_IP_HEADER", "x-forwarded-for"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8"),
+        ("LOGIN_ATTEMPTS_PER_ADDRESS", "2"),
+    ])
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        statuses.push(
+            login(&direct, format!("198.51.100.{i}"))
+                .await
+                .unwrap()
+                .status(),
+        );
+    }
+    assert_eq!(
+        statuses,
+        [401, 401, 429],
+        "the header did not spread the attempts"
+    );
+
+    // Behind trusted proxies (loopback and 192.0.2.0/24), the client is 198.51.100.7
+    // whatever it wrote to the left of it.
+    let proxied = Server::start(&[
+        ("CLIENT_IP_HEADER", "x-forwarded-for"),
+        ("TRUSTED_PROXIES", "127.0.0.1, 192.0.2.0/24"),
+        ("LOGIN_ATTEMPTS_PER_ADDRESS", "2"),
+    ])
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let chain = format!("203.0.113.{i}, 198.51.100.7, 192.0.2.5");
+        statuses.push(login(&proxied, chain).await.unwrap().status());
+    }
+    assert_eq!(statuses, [401, 401, 429], "counted as 198.51.100.7");
+    let other = login(&proxied, "198.51.100.8, 192.0.2.5".into())
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 401, "another client has its own allowance");
+}
+
+/// A flood of logins that keeps every login password checker busy does not keep a token
+/// holder from confirming a revocation: confirmations have a checker of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_never_delays_a_revocation() {
+    let s = Server::start(&[
+        ("PASSWORD_HASHERS", "1"),
+        ("PASSWORD_QUEUE_TIMEOUT_MS", "50"),
+    ])
+    .await;
+    let login: Value = s
+        .http
+        .post(s.url("/auth/token"))
+        .json(&json!({ "email": "alice@example.com", "password": "alice-pw" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let created: Value = s
+        .http
+        .post(s.url("/api/v1/tokens"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "leaked" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let leaked = created["token_info"]["id"].as_str().unwrap().to_owned();
+    let flood: Vec<_> = (0..24)
+        .map(|i| {
+            let request = s
+                .http
+                .post(s.url("/auth/token"))
+                .json(&json!({ "email": format!("flood-{i}@example.com"), "password": "x" }));
+            tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let revoked = s
+        .http
+        .delete(s.url(&format!("/api/v1/tokens/{leaked}")))
+        .bearer_auth(&token)
+        .json(&json!({ "password": "alice-pw" }))
+        .send()
+        .await
+        .unwrap();
+    let mut statuses = Vec::new();
+    for f in flood {
+        statuses.push(f.await.unwrap());
+    }
+    assert!(
+        statuses.contains(&503),
+        "the flood kept the login checker busy: {statuses:?}"
+    );
+    assert_eq!(
+        revoked.status(),
+        200,
+        "the revocation was confirmed meanwhile"
+    );
+}
+
+/// Every variable the README lists is read, and a present but unusable one stops the
+/// server with a message naming it.
+#[test]
+fn every_setting_is_read_and_a_bad_one_is_named() {
+    let set: HashMap<&str, &str> = [
+        ("BIND", "127.0.0.1:9"),
+        ("DATABASE_URL", "postgres://u:secret-pw@db/x"),
+        ("DATABASE_CREATE", "false"),
+        ("DATABASE_MAX_CONNECTIONS", "7"),
+        ("DATABASE_ACQUIRE_TIMEOUT_MS", "1500"),
+        ("DATABASE_STARTUP_TIMEOUT_SECS", "9"),
+        ("STORE_DEADLINE_MS", "750"),
+        ("LAST_USE_FAILURE", "serve"),
+        ("TOKEN_PREFIX", "dz"),
+        ("DEMO_USERS", "a@x:demo-secret:t"),
+        ("CLIENT_IP_HEADER", "x-forwarded-for"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1"),
+        ("HEALTH_BIND", "127.0.0.1:10"),
+        ("HEADER_READ_TIMEOUT_MS", "1001"),
+        ("BODY_READ_TIMEOUT_MS", "1002"),
+        ("REQUEST_TIMEOUT_MS", "1003"),
+        ("MAX_CONNECTIONS", "11"),
+        ("MAX_CONNECTIONS_PER_ADDRESS", "12"),
+        ("MAX_IN_FLIGHT", "13"),
+        ("SHUTDOWN_TIMEOUT_MS", "1004"),
+        ("PASSWORD_HASHERS", "3"),
+        ("PASSWORD_QUEUE_TIMEOUT_MS", "1005"),
+        ("LOGIN_ATTEMPTS_PER_ADDRESS", "14"),
+        ("LOGIN_ATTEMPTS_PER_NETWORK", "15"),
+        ("LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", "16"),
+        ("LOGIN_ATTEMPTS_PER_ACCOUNT", "17"),
+        ("CONFIRM_ATTEMPTS_PER_TOKEN", "18"),
+        ("LIMITER_MAX_KEYS", "19"),
+        ("LOG_FORMAT", "json"),
+    ]
+    .into_iter()
+    .collect();
+    let c = app::Config::from_lookup(|k| set.get(k).map(|v| (*v).to_owned())).unwrap();
+    let ms = Duration::from_millis;
+    assert_eq!(
+        (
+            c.bind.as_str(),
+            c.database_create,
+            c.database_max_connections
+        ),
+        ("127.0.0.1:9", Some(false), 7)
+    );
+    assert_eq!(
+        (
+            c.database_acquire_timeout,
+            c.database_startup_timeout,
+            c.store_deadline
+        ),
+        (ms(1500), Duration::from_secs(9), Some(ms(750)))
+    );
+    assert_eq!(c.last_use_failure, api_tokens::LastUseFailure::ServeRequest);
+    assert_eq!((c.token_prefix.as_str(), c.log_json), ("dz", true));
+    assert_eq!(c.trusted_proxies.len(), 2);
+    assert_eq!(c.health_bind.as_deref(), Some("127.0.0.1:10"));
+    let l = &c.limits;
+    assert_eq!(
+        (
+            l.header_read_timeout,
+            l.body_read_timeout,
+            l.request_timeout,
+            l.shutdown_timeout
+        ),
+        (ms(1001), ms(1002), ms(1003), ms(1004))
+    );
+    assert_eq!(
+        (
+            l.max_connections,
+            l.max_connections_per_address,
+            l.max_in_flight
+        ),
+        (11, 12, 13)
+    );
+    assert_eq!(
+        (l.password_hashers, l.password_queue_timeout),
+        (3, ms(1005))
+    );
+    let g = &c.login;
+    assert_eq!(
+        (
+            g.per_address,
+            g.per_network,
+            g.per_account_address,
+            g.per_account
+        ),
+        (14, 15, 16, 17)
+    );
+    assert_eq!((g.confirm_per_token, g.max_keys), (18, 19));
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("secret-pw") && !shown.contains("demo-secret"),
+        "Debug leaves out passwords: {shown}"
+    );
+
+    for (name, bad) in [
+        ("DATABASE_MAX_CONNECTIONS", "0"),
+        ("STORE_DEADLINE_MS", "soon"),
+        ("LAST_USE_FAILURE", "maybe"),
+        ("MAX_CONNECTIONS_PER_ADDRESS", "-1"),
+        ("LOGIN_ATTEMPTS_PER_NETWORK", "lots"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("LOG_FORMAT", "xml"),
+        ("DATABASE_CREATE", "perhaps"),
+    ] {
+        let err = app::Config::from_lookup(|k| (k == name).then(|| bad.to_owned())).unwrap_err();
+        assert!(err.contains(name), "{name}={bad}: {err}");
+    }
+    let err = app::Config::from_lookup(|k| (k == "CLIENT_IP_HEADER").then(|| "x-real-ip".into()))
+        .unwrap_err();
+    assert!(err.contains("TRUSTED_PROXIES"), "{err}");
 }

@@ -327,6 +327,7 @@ fn a_login_flood_keeps_peak_memory_under_300_mb() {
         .env("LOGIN_ATTEMPTS_PER_ADDRESS", "1000000")
         .env("LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", "1000000")
         .env("LOGIN_ATTEMPTS_PER_ACCOUNT", "1000000")
+        .env("LOGIN_ATTEMPTS_PER_NETWORK", "1000000")
         .env("RUST_LOG", "warn,server=info,server::app=warn");
     let server = launch(c);
     let pid = server.child.id();
@@ -383,7 +384,8 @@ fn a_login_flood_keeps_peak_memory_under_300_mb() {
 }
 
 /// With 256 file descriptors, 300 idle sockets cannot stop the service: connections over
-/// the cap are answered 503 and closed, and idle ones are closed at the header deadline.
+/// the cap are answered 503 (or closed, when many are being refused), the health listener
+/// answers meanwhile, and idle ones are closed at the header deadline.
 #[test]
 fn idle_sockets_cannot_use_up_the_file_descriptors() {
     let (_dir, url) = fresh_sqlite();
@@ -396,20 +398,45 @@ fn idle_sockets_cannot_use_up_the_file_descriptors() {
         .env("BIND", "127.0.0.1:0")
         .env("DEMO_USERS", USERS)
         .env("HEADER_READ_TIMEOUT_MS", "2000")
+        .env("HEALTH_BIND", "127.0.0.1:0")
         .env("RUST_LOG", "warn,server=info")
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     let mut server = launch(c);
+    let health = server
+        .lines
+        .iter()
+        .find_map(|l| l.split_once("health checks and metrics on http://"))
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .expect("the health listener's address in the log");
     let idle: Vec<_> = (0..300)
         .filter_map(|_| TcpStream::connect(&server.address).ok())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    // While they are held: an answer (503 or 200), never a hang.
+    // While they are held: the API answers 503 or closes at once, never hangs...
     let answer = server.request("GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
     assert!(
-        answer.starts_with("HTTP/1.1 503") || answer.starts_with("HTTP/1.1 200"),
+        answer.is_empty()
+            || answer.starts_with("HTTP/1.1 503")
+            || answer.starts_with("HTTP/1.1 200"),
         "{answer:?}"
     );
+    // ...and the health listener answers.
+    let mut probe = TcpStream::connect(&health).expect("the health listener");
+    probe
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    probe
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = probe.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "health: {answer:?}");
     // After the header deadline they are gone, and the service is whole again.
     std::thread::sleep(Duration::from_millis(2500));
     let answer = server.request("GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
@@ -489,12 +516,17 @@ fn failures_and_shedding_each_log_why() {
     assert!(dropped.success());
     let failed = server.json("GET", "/api/v1/me", Some(&token), "");
     assert!(failed.starts_with("HTTP/1.1 5"), "{failed}");
+    // And the store is not ready (once the last second's answer has aged).
+    std::thread::sleep(Duration::from_millis(1100));
+    let ready = server.request("GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
 
     let logs = server.logs(Duration::from_millis(300)).join("\n");
     for why in [
         "every password checker stayed busy",
         "shed a request: MAX_IN_FLIGHT",
         "the token store could not answer",
+        "not ready: the token store failed",
     ] {
         assert_eq!(
             logs.lines().filter(|l| l.contains(why)).count(),

@@ -100,14 +100,37 @@ async fn run(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let health = match &config.health_bind {
+        Some(bind) => Some(
+            tokio::net::TcpListener::bind(bind)
+                .await
+                .map_err(|e| format!("cannot listen on HEALTH_BIND {bind}: {e}"))?,
+        ),
+        None => None,
+    };
     let limits = config.limits.clone();
     let state = app::AppState::new(tokens, users, config);
+    // One shutdown signal for both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    if let Some(health) = health {
+        let address = health.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!("health checks and metrics on http://{address}");
+        let mut stopped = stopped.clone();
+        tokio::spawn(app::serve_health(health, state.clone(), async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+    }
     tracing::info!(
         max_connections = limits.max_connections,
         max_in_flight = limits.max_in_flight,
         "listening on http://{address}"
     );
-    app::serve(listener, app::router(state), &limits, shutdown()).await;
+    app::serve(listener, state, async move {
+        shutdown().await;
+        let _ = stop.send(true);
+    })
+    .await;
+    drop(stopped);
     Ok(())
 }
 

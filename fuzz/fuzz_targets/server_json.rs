@@ -12,7 +12,7 @@ mod app;
 
 use std::sync::{Arc, OnceLock};
 
-use api_tokens::{ApiTokens, Expiry, MemoryStore, NewToken, TokenPolicy};
+use api_tokens::{ApiTokens, DynTokenStore, Expiry, MemoryStore, NewToken, TokenPolicy};
 use axum::body::{Body, to_bytes};
 use axum::http::{Method, Request, header};
 use libfuzzer_sys::fuzz_target;
@@ -46,11 +46,36 @@ async fn alice() -> (String, String) {
     static ALICE: tokio::sync::OnceCell<(String, String)> = tokio::sync::OnceCell::const_new();
     ALICE
         .get_or_init(|| async {
+            let state = template().await;
             let user = users()
-                .check("alice@example.com", "alice-pw".into())
+                .check(&state.passwords, "alice@example.com", "alice-pw".to_owned().into())
                 .await
+                .expect("a password checker")
                 .expect("alice logs in");
             (user.id, user.tenant)
+        })
+        .await
+        .clone()
+}
+
+/// The application state every input starts from (its password threads and limiters are
+/// made once); each input gets a fresh token store in it.
+async fn template() -> app::AppState {
+    static STATE: tokio::sync::OnceCell<app::AppState> = tokio::sync::OnceCell::const_new();
+    STATE
+        .get_or_init(|| async {
+            let config = app::Config::from_lookup(|name| match name {
+                "LOGIN_ATTEMPTS_PER_ADDRESS"
+                | "LOGIN_ATTEMPTS_PER_NETWORK"
+                | "LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS"
+                | "LOGIN_ATTEMPTS_PER_ACCOUNT"
+                | "CONFIRM_ATTEMPTS_PER_TOKEN" => Some("1000000000".into()),
+                _ => None,
+            })
+            .expect("a valid configuration");
+            let tokens = ApiTokens::new(DynTokenStore::new(MemoryStore::new()), "api_fuzz")
+                .expect("a valid configuration");
+            app::AppState::new(tokens, users(), config)
         })
         .await
         .clone()
@@ -62,7 +87,7 @@ async fn send(data: &[u8]) {
     };
     // A fresh store per input, so that nothing accumulates across millions of runs.
     let policy = TokenPolicy::default().max_active_per_owner(Some(50));
-    let tokens = ApiTokens::builder(MemoryStore::new(), "api_fuzz")
+    let tokens = ApiTokens::builder(DynTokenStore::new(MemoryStore::new()), "api_fuzz")
         .policy(policy)
         .build()
         .expect("a valid configuration");
@@ -79,8 +104,7 @@ async fn send(data: &[u8]) {
     let bearer = format!("Bearer {}", login.plaintext.expose_secret());
     let state = app::AppState {
         tokens,
-        users: users(),
-        limiter: Arc::default(),
+        ..template().await
     };
     let (method, uri, body): (Method, String, &[u8]) = match selector % 4 {
         0 => (Method::POST, "/auth/token".into(), rest),

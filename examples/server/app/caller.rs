@@ -30,8 +30,6 @@ pub struct Caller<R = AnyScope> {
     pub principal: Principal,
     /// The token's user.
     pub user: User,
-    /// The client's address (see `CLIENT_IP_HEADER`).
-    pub address: IpAddr,
     _scopes: PhantomData<fn() -> R>,
 }
 
@@ -72,33 +70,46 @@ impl<R: ScopeRequirement> FromRequestParts<AppState> for Caller<R> {
         Ok(Self {
             principal,
             user,
-            address: client_address(parts, state),
             _scopes: PhantomData,
         })
     }
 }
 
-/// The client's address: from `CLIENT_IP_HEADER` when configured (its last entry, the one
-/// the nearest proxy wrote), else the TCP peer.
+/// The client's address. Behind a trusted proxy (`TRUSTED_PROXIES`, when the TCP peer is
+/// one) it comes from `CLIENT_IP_HEADER`: walking its entries from the right (the nearest
+/// hop first), the first that is not itself a trusted proxy. Otherwise, or if the header is
+/// missing or unreadable, it is the TCP peer: a client that reaches the server directly
+/// cannot choose the address it is counted as.
 pub fn client_address(parts: &Parts, state: &AppState) -> IpAddr {
-    let from_header = state.config.client_ip_header.as_ref().and_then(|name| {
-        let value = parts
-            .headers
-            .get_all(name)
-            .iter()
-            .next_back()?
-            .to_str()
-            .ok()?;
-        value.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
-    });
-    from_header
-        .or_else(|| {
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(peer)| peer.ip())
-        })
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(peer)| {
+            peer.ip()
+        });
+    let config = &state.config;
+    let trusted = |a: &IpAddr| config.trusted_proxies.iter().any(|net| net.contains(a));
+    let Some(name) = config.client_ip_header.as_ref().filter(|_| trusted(&peer)) else {
+        return peer;
+    };
+    let mut hops = Vec::new();
+    for value in parts.headers.get_all(name) {
+        let Ok(value) = value.to_str() else {
+            return peer;
+        };
+        for entry in value.split(',') {
+            match entry.trim().parse::<IpAddr>() {
+                Ok(address) => hops.push(address),
+                Err(_) => return peer,
+            }
+        }
+    }
+    hops.iter()
+        .rev()
+        .find(|a| !trusted(a))
+        .or(hops.first())
+        .copied()
+        .unwrap_or(peer)
 }
 
 /// The client's address, as an extractor for routes without a token.

@@ -2,13 +2,24 @@
 //! is present but unusable stops the server with a message naming it; an absent one takes
 //! the default documented here and in the README.
 
+use std::fmt;
 use std::time::Duration;
 
 use api_tokens::LastUseFailure;
 use axum::http::HeaderName;
+use ipnet::IpNet;
 
-/// The server's configuration.
-#[derive(Debug, Clone)]
+/// Connections being refused at once (answered 503 and closed); each holds a descriptor
+/// for up to a second.
+pub const MAX_REFUSING: usize = 64;
+
+/// How deep tokens created by tokens may nest: a login token, a token it created, and so
+/// on, at most this many levels below the login.
+pub const MAX_TOKEN_NESTING: usize = 4;
+
+/// The server's configuration. Its `Debug` leaves out the passwords in `DEMO_USERS` and the
+/// database URL (which may hold one).
+#[derive(Clone)]
 pub struct Config {
     /// `BIND`: the address to listen on.
     pub bind: String,
@@ -34,11 +45,42 @@ pub struct Config {
     pub limits: Limits,
     /// Login and password-confirmation limits.
     pub login: LoginLimits,
-    /// `CLIENT_IP_HEADER`: take the client's address from this header (set it only behind a
-    /// proxy that overwrites it); `None`: the TCP peer.
+    /// `CLIENT_IP_HEADER`: take the client's address from this header (an
+    /// `X-Forwarded-For`-style list), when the TCP peer is one of `trusted_proxies`;
+    /// `None`: the TCP peer.
     pub client_ip_header: Option<HeaderName>,
+    /// `TRUSTED_PROXIES`: the proxies (CIDR ranges) whose `CLIENT_IP_HEADER` is believed;
+    /// required with it.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `HEALTH_BIND`: a second address serving only `/healthz`, `/readyz` and `/metrics`,
+    /// outside the connection cap (`None`: they are served on `BIND` only).
+    pub health_bind: Option<String>,
     /// `LOG_FORMAT`: `text` or `json`.
     pub log_json: bool,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |set: bool| if set { Some("<redacted>") } else { None };
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("database_url", &redacted(self.database_url.is_some()))
+            .field("database_create", &self.database_create)
+            .field("database_max_connections", &self.database_max_connections)
+            .field("database_acquire_timeout", &self.database_acquire_timeout)
+            .field("database_startup_timeout", &self.database_startup_timeout)
+            .field("store_deadline", &self.store_deadline)
+            .field("last_use_failure", &self.last_use_failure)
+            .field("token_prefix", &self.token_prefix)
+            .field("demo_users", &redacted(self.demo_users.is_some()))
+            .field("limits", &self.limits)
+            .field("login", &self.login)
+            .field("client_ip_header", &self.client_ip_header)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("health_bind", &self.health_bind)
+            .field("log_json", &self.log_json)
+            .finish()
+    }
 }
 
 /// Deadlines and caps on connections and requests.
@@ -54,6 +96,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// `MAX_CONNECTIONS`: open connections beyond this are answered 503 and closed.
     pub max_connections: usize,
+    /// `MAX_CONNECTIONS_PER_ADDRESS`: open connections from one client address (IPv6: one
+    /// /64) beyond this are answered 503 and closed.
+    pub max_connections_per_address: usize,
     /// `MAX_IN_FLIGHT`: requests being handled at once beyond this are answered 503.
     pub max_in_flight: usize,
     /// `SHUTDOWN_TIMEOUT_MS`: how long SIGTERM waits for requests in progress.
@@ -70,11 +115,15 @@ pub struct Limits {
 pub struct LoginLimits {
     /// `LOGIN_ATTEMPTS_PER_ADDRESS`: logins per client address (IPv6: per /64), any email.
     pub per_address: u32,
+    /// `LOGIN_ATTEMPTS_PER_NETWORK`: logins per network (IPv4: /24, IPv6: /48), any email,
+    /// so that one operator's many addresses share an allowance.
+    pub per_network: u32,
     /// `LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS`: logins for one email from one address.
     pub per_account_address: u32,
     /// `LOGIN_ATTEMPTS_PER_ACCOUNT`: logins for one email from all addresses together.
     pub per_account: u32,
-    /// `CONFIRM_ATTEMPTS_PER_TOKEN`: password confirmations by one token from one address.
+    /// `CONFIRM_ATTEMPTS_PER_TOKEN`: password confirmations a minute by one login token and
+    /// every token created from it, from any address.
     pub confirm_per_token: u32,
     /// `LIMITER_MAX_KEYS`: keys each limiter remembers; beyond, new keys share one bucket.
     pub max_keys: usize,
@@ -90,18 +139,26 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let database_max_connections = number(&get, "DATABASE_MAX_CONNECTIONS", 10)?;
         let limits = Limits {
             header_read_timeout: millis(&get, "HEADER_READ_TIMEOUT_MS", 10_000)?,
             body_read_timeout: millis(&get, "BODY_READ_TIMEOUT_MS", 10_000)?,
             request_timeout: millis(&get, "REQUEST_TIMEOUT_MS", 30_000)?,
-            max_connections: number(&get, "MAX_CONNECTIONS", default_max_connections())?,
+            max_connections: number(
+                &get,
+                "MAX_CONNECTIONS",
+                default_max_connections(database_max_connections as usize),
+            )?,
+            max_connections_per_address: number(&get, "MAX_CONNECTIONS_PER_ADDRESS", 256)?,
             max_in_flight: number(&get, "MAX_IN_FLIGHT", 512)?,
             shutdown_timeout: millis(&get, "SHUTDOWN_TIMEOUT_MS", 10_000)?,
-            password_hashers: number(&get, "PASSWORD_HASHERS", cores)?,
+            // At most 4 by default: each holds 19 MiB.
+            password_hashers: number(&get, "PASSWORD_HASHERS", cores.min(4))?,
             password_queue_timeout: millis(&get, "PASSWORD_QUEUE_TIMEOUT_MS", 2_000)?,
         };
         let login = LoginLimits {
             per_address: number(&get, "LOGIN_ATTEMPTS_PER_ADDRESS", 30)?,
+            per_network: number(&get, "LOGIN_ATTEMPTS_PER_NETWORK", 300)?,
             per_account_address: number(&get, "LOGIN_ATTEMPTS_PER_ACCOUNT_ADDRESS", 5)?,
             per_account: number(&get, "LOGIN_ATTEMPTS_PER_ACCOUNT", 100)?,
             confirm_per_token: number(&get, "CONFIRM_ATTEMPTS_PER_TOKEN", 5)?,
@@ -138,6 +195,28 @@ impl Config {
                     .map_err(|_| format!("CLIENT_IP_HEADER must be a header name, not {name:?}"))?,
             ),
         };
+        let trusted_proxies = match get("TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<IpNet>()
+                        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                        .map_err(|_| {
+                            format!("TRUSTED_PROXIES must list addresses or CIDR ranges, not {s:?}")
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        if client_ip_header.is_some() && trusted_proxies.is_empty() {
+            return Err(
+                "CLIENT_IP_HEADER needs TRUSTED_PROXIES: the proxies whose header is \
+                        believed (a client that reaches the server directly could set it)"
+                    .into(),
+            );
+        }
         let store_deadline = match get("STORE_DEADLINE_MS") {
             None => None,
             Some(_) => Some(millis(&get, "STORE_DEADLINE_MS", 0)?),
@@ -146,7 +225,7 @@ impl Config {
             bind: get("BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
             database_url: get("DATABASE_URL"),
             database_create,
-            database_max_connections: number(&get, "DATABASE_MAX_CONNECTIONS", 10)?,
+            database_max_connections,
             database_acquire_timeout: millis(&get, "DATABASE_ACQUIRE_TIMEOUT_MS", 5_000)?,
             database_startup_timeout: Duration::from_secs(number(
                 &get,
@@ -160,6 +239,8 @@ impl Config {
             limits,
             login,
             client_ip_header,
+            trusted_proxies,
+            health_bind: get("HEALTH_BIND"),
             log_json,
         })
     }
@@ -191,18 +272,21 @@ fn millis(
 }
 
 /// Connections this process can hold open: its file-descriptor limit less room for the
-/// database pool, log files and the listener, at most 4 096.
-fn default_max_connections() -> usize {
+/// database pool, the connections being refused, log files and the listeners, at most
+/// 4 096.
+fn default_max_connections(pool: usize) -> usize {
     #[cfg(target_os = "linux")]
     {
         let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
             .current
             .unwrap_or(u64::MAX);
-        let usable = limit.saturating_sub(64).max(16);
+        let reserved = 64 + MAX_REFUSING as u64 + pool as u64;
+        let usable = limit.saturating_sub(reserved).max(16);
         usize::try_from(usable).unwrap_or(usize::MAX).min(4_096)
     }
     #[cfg(not(target_os = "linux"))]
     {
+        let _ = pool;
         1_024
     }
 }

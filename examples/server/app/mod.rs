@@ -19,7 +19,8 @@ mod users;
 mod views;
 
 pub use config::Config;
+#[allow(unused_imports)] // served directly by the fuzz target
 pub use routes::router;
-pub use serve::serve;
+pub use serve::{serve, serve_health};
 pub use state::AppState;
 pub use users::Users;

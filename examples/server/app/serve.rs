@@ -4,17 +4,23 @@
 //! - **Header deadline** (`HEADER_READ_TIMEOUT_MS`): hyper closes a connection whose request
 //!   headers have not all arrived within it. It is counted from the connection's start and
 //!   again after each response, so it also closes idle keep-alive connections.
-//! - **Connection cap** (`MAX_CONNECTIONS`, below the file-descriptor limit by default): a
-//!   connection over it is answered `503` and closed at once, so idle or slow clients can
-//!   never use up the descriptors the service needs.
+//! - **Header size**: at most 16 KiB of request head is buffered per connection (431
+//!   beyond), so thousands of slow clients cannot hold hyper's default 400 KiB each.
+//! - **Connection caps** (`MAX_CONNECTIONS`, below the file-descriptor limit by default, and
+//!   `MAX_CONNECTIONS_PER_ADDRESS` per client address, trusted proxies exempt): a connection
+//!   over either is answered `503` and closed at once (or just closed, when 64 are being
+//!   refused already), so idle or slow clients can never use up the descriptors the service
+//!   needs. These are counted on accepted sockets, below any `tower` layer.
 //! - **Shutdown deadline** (`SHUTDOWN_TIMEOUT_MS`): on the shutdown signal, stop accepting,
 //!   let requests in progress finish, and close whatever is still open at the deadline.
 //!
 //! The body and request deadlines and the cap on requests in flight are layers on the
 //! router (see `routes`).
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -29,25 +35,99 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use super::config::Limits;
+use super::config::{Config, Limits, MAX_REFUSING};
+use super::limiter::network;
+use super::state::AppState;
 
-/// Connections being refused at once; beyond, a refused connection is just closed.
-const MAX_REFUSING: usize = 64;
+/// The most request head buffered per connection.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
 
-/// Serve `app` on `listener` until `shutdown` resolves, then for at most the shutdown
-/// deadline.
-pub async fn serve(
+/// Open connections per client network, with a guard that gives one back when dropped.
+#[derive(Default)]
+struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+
+impl PerAddress {
+    fn take(self: &Arc<Self>, address: IpAddr, cap: usize) -> Option<AddressSlot> {
+        let key = network(address);
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(key).or_default();
+        if *count >= cap {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot(Arc::clone(self), key))
+    }
+}
+
+struct AddressSlot(Arc<PerAddress>, IpAddr);
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = (self.0).0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.1) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// Serve the token API of `state` on `listener` until `shutdown` resolves, then for at
+/// most the shutdown deadline.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
+    let config = Arc::clone(&state.config);
+    serve_with(
+        listener,
+        super::routes::router(state),
+        &config.limits,
+        &config,
+        shutdown,
+    )
+    .await;
+}
+
+/// Serve only `/healthz`, `/readyz` and `/metrics` of `state` on `listener` (`HEALTH_BIND`),
+/// outside the API's connection cap: probes get an answer while the API sheds connections.
+/// Its own cap is small (64 connections), since only probes and scrapers use it.
+pub async fn serve_health(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+) {
+    let config = Arc::clone(&state.config);
+    let limits = Limits {
+        max_connections: 64,
+        max_connections_per_address: 64,
+        ..config.limits.clone()
+    };
+    serve_with(
+        listener,
+        super::routes::health_router(state),
+        &limits,
+        &config,
+        shutdown,
+    )
+    .await;
+}
+
+/// Serve `app` on `listener` under `limits` until `shutdown` resolves, then for at most
+/// the shutdown deadline. Peers in `config.trusted_proxies` are not capped per address.
+async fn serve_with(
     listener: TcpListener,
     app: Router,
     limits: &Limits,
+    config: &Config,
     shutdown: impl Future<Output = ()>,
 ) {
     let open = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = Arc::new(PerAddress::default());
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -63,18 +143,33 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
-            metrics::counter!("connections_shed_total", "reason" => "max_connections").increment(1);
-            tracing::warn!(
-                max_connections = limits.max_connections,
-                "shed a connection: MAX_CONNECTIONS connections are open; answered 503"
-            );
-            if let Ok(slot) = Arc::clone(&refusing).try_acquire_owned() {
-                tokio::spawn(async move {
-                    refuse(stream).await;
-                    drop(slot);
-                });
+        let trusted = config
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&peer.ip()));
+        let address_slot = if trusted {
+            None
+        } else {
+            match per_address.take(peer.ip(), limits.max_connections_per_address) {
+                Some(slot) => Some(slot),
+                None => {
+                    shed(
+                        stream,
+                        &refusing,
+                        "max_connections_per_address",
+                        "MAX_CONNECTIONS_PER_ADDRESS connections are open from this address",
+                    );
+                    continue;
+                }
             }
+        };
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            shed(
+                stream,
+                &refusing,
+                "max_connections",
+                "MAX_CONNECTIONS connections are open",
+            );
             continue;
         };
         let app = app
@@ -89,7 +184,7 @@ pub async fn serve(
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, %peer, "connection closed with an error");
             }
-            drop(permit);
+            drop((permit, address_slot));
         });
     }
     drop(listener);
@@ -101,6 +196,28 @@ pub async fn serve(
         Ok(()) => tracing::info!("shut down cleanly"),
         Err(_) => {
             tracing::warn!("the shutdown deadline passed with connections still open; closing them")
+        }
+    }
+}
+
+/// Shed a connection over a cap: answer 503 and close it, or just close it when
+/// `MAX_REFUSING` are being answered already; one log line saying which and why.
+fn shed(stream: TcpStream, refusing: &Arc<Semaphore>, reason: &'static str, why: &'static str) {
+    metrics::counter!("connections_shed_total", "reason" => reason).increment(1);
+    match Arc::clone(refusing).try_acquire_owned() {
+        Ok(slot) => {
+            tracing::warn!(reason, "shed a connection: {why}; answered 503");
+            tokio::spawn(async move {
+                refuse(stream).await;
+                drop(slot);
+            });
+        }
+        Err(_) => {
+            tracing::warn!(
+                reason,
+                "shed a connection: {why}; closed (too many being refused)"
+            );
+            drop(stream);
         }
     }
 }

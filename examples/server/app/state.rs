@@ -20,10 +20,15 @@ pub struct AppState {
     pub users: Arc<Users>,
     /// Login and password-confirmation limits.
     pub limiters: Arc<Limiters>,
-    /// The password checkers.
+    /// The password checkers for logins.
     pub passwords: Arc<Passwords>,
+    /// One password checker of its own for confirmations (revoking), so that a flood of
+    /// logins, which anyone can send, never keeps a token holder from revoking.
+    pub confirm_passwords: Arc<Passwords>,
     /// The configuration.
     pub config: Arc<Config>,
+    /// The last readiness probe (`/readyz`).
+    pub readiness: Arc<super::routes::Readiness>,
 }
 
 impl AppState {
@@ -41,7 +46,9 @@ impl AppState {
                 config.limits.password_hashers,
                 config.limits.password_queue_timeout,
             )),
+            confirm_passwords: Arc::new(Passwords::new(1, config.limits.password_queue_timeout)),
             config: Arc::new(config),
+            readiness: Arc::default(),
         }
     }
 }

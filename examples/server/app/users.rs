@@ -7,8 +7,8 @@ use zeroize::Zeroizing;
 
 use super::passwords::{Busy, Passwords};
 
-/// A user who can log in.
-#[derive(Debug, Clone)]
+/// A user who can log in. Its `Debug` leaves out the password hash.
+#[derive(Clone)]
 pub struct User {
     /// Stable id, derived from the email so it survives restarts.
     pub id: String,
@@ -19,8 +19,17 @@ pub struct User {
     password_hash: Arc<str>,
 }
 
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The users of this service, from `DEMO_USERS`.
-#[derive(Debug)]
 pub struct Users {
     by_email: HashMap<String, User>,
     by_id: HashMap<String, User>,

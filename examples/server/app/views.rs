@@ -24,6 +24,8 @@ pub struct TokenView {
     expires_at: Option<String>,
     revoked_at: Option<String>,
     revocation_reason: Option<String>,
+    /// The token that created this one (revoking it revokes this one), if any.
+    created_by: Option<String>,
 }
 
 impl From<&TokenInfo> for TokenView {
@@ -40,6 +42,7 @@ impl From<&TokenInfo> for TokenView {
             expires_at: t.expires_at.map(rfc3339),
             revoked_at: t.revoked_at.map(rfc3339),
             revocation_reason: t.revocation_reason.as_deref().map(str::to_owned),
+            created_by: t.created_by.map(|id| id.to_string()),
         }
     }
 }

@@ -17,6 +17,7 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
+pub use health::Readiness;
 use tower::{BoxError, ServiceBuilder};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
@@ -67,17 +68,32 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyTimeoutLayer::new(limits.body_read_timeout))
         .layer(guard);
-    // Health and metrics stay outside the cap and the limits: they must answer when the
-    // API is shedding.
+    // Health and metrics stay outside the in-flight cap and the limits: they must answer
+    // when the API is shedding requests (and on `HEALTH_BIND`, when it sheds connections).
     Router::new()
         .merge(api)
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(observe::metrics))
+        .merge(health_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(observe::track))
         .with_state(state)
+}
+
+/// Only `/healthz`, `/readyz` and `/metrics`, for `HEALTH_BIND`.
+pub fn health_router(state: AppState) -> Router {
+    Router::new()
+        .merge(health_routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(observe::track))
+        .with_state(state)
+}
+
+fn health_routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(observe::metrics))
 }
 
 /// The answer when the guard refused a request, with a log line saying why.

@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use super::{DEFAULT_SCOPES, TokensRead, TokensWrite};
 use crate::app::caller::Caller;
+use crate::app::config::MAX_TOKEN_NESTING;
 use crate::app::json::{JsonBody, error, failed, one_time_json, passwords_busy, too_many_attempts};
 use crate::app::state::AppState;
 use crate::app::views::TokenView;
@@ -26,10 +27,12 @@ pub struct CreateRequest {
     scopes: Option<Vec<String>>,
 }
 
-/// `POST /api/v1/tokens`: create a token for the caller (needs `tokens:write`). It can only
-/// grant scopes the caller's token holds, belongs to the caller's tenant, and never
-/// outlives the caller's token: its expiry (asked for, or the policy's default) is cut to
-/// the creator's, and the response shows the expiry it got.
+/// `POST /api/v1/tokens`: create a token for the caller (needs `tokens:write`), as a child
+/// of the caller's token (`NewToken::child_of`): it can only grant scopes the caller's token
+/// holds (403), belongs to the caller's tenant, never outlives the caller's token (its
+/// expiry, asked for or the policy's default, is cut to the creator's, and the response
+/// shows the expiry it got), and is revoked when the caller's token is. Tokens nest at most
+/// `MAX_TOKEN_NESTING` levels below a login (403 beyond).
 pub async fn create(
     State(state): State<AppState>,
     auth: Caller<TokensWrite>,
@@ -49,16 +52,24 @@ pub async fn create(
             "a token can only grant scopes that the token creating it holds",
         );
     }
-    let expiry = match within_creator(&state, &auth, body.expires_in_days) {
-        Ok(expiry) => expiry,
-        Err(invalid) => return invalid.into_response(),
-    };
-    let mut new = NewToken::new(auth.owner(), body.name.unwrap_or_default())
+    match lineage(&state, &auth).await {
+        Ok((_, depth)) if depth >= MAX_TOKEN_NESTING => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "nesting_limit",
+                "this token was created by too many generations of tokens to create more; \
+                 create the token from a login token",
+            );
+        }
+        Ok(_) => {}
+        Err(refused) => return refused,
+    }
+    let expiry = body
+        .expires_in_days
+        .map_or(Expiry::PolicyDefault, Expiry::InDays);
+    let mut new = NewToken::child_of(&auth, body.name.unwrap_or_default())
         .scopes(scopes.iter())
         .expires(expiry);
-    if let Some(tenant) = auth.tenant() {
-        new = new.tenant(tenant);
-    }
     if let Some(description) = body.description {
         new = new.description(description);
     }
@@ -78,23 +89,28 @@ pub async fn create(
     }
 }
 
-/// The new token's expiry, capped at the creator token's: whatever is asked (or the
-/// policy's default), the new token expires no later than the token creating it.
-fn within_creator(
-    state: &AppState,
-    creator: &Caller<TokensWrite>,
-    days: Option<i64>,
-) -> Result<Expiry, Error> {
-    let requested = days.map_or(Expiry::PolicyDefault, Expiry::InDays);
-    let Some(limit) = creator.expires_at() else {
-        return Ok(requested);
-    };
-    // Refuse what the policy refuses with the policy's own message, then cap.
-    match requested.resolve(state.tokens.policy(), state.tokens.now()) {
-        Ok(Some(at)) if at <= limit => Ok(requested),
-        Ok(_) => Ok(Expiry::At(limit)),
-        Err(invalid) => Err(Error::from(invalid)),
+/// Where the caller's token stands among the tokens created from a login: the branch it
+/// belongs to (the token just below the login that it descends from, or the login token
+/// itself) and how many tokens lie between it and the login (0 for a login token). At most
+/// `MAX_TOKEN_NESTING` reads: deeper tokens are never created.
+async fn lineage<R>(state: &AppState, auth: &Caller<R>) -> Result<(TokenId, usize), Response> {
+    // `path` runs from the caller's token up towards the login.
+    let mut path = vec![auth.token_id()];
+    while path.len() <= MAX_TOKEN_NESTING + 1 {
+        let id = path[path.len() - 1];
+        match state.tokens.get(auth.owner(), id).await {
+            Ok(info) => match info.created_by {
+                Some(parent) => path.push(parent),
+                None => break,
+            },
+            // A creator purged long ago: the chain starts here.
+            Err(Error::NotFound) => break,
+            Err(e) => return Err(failed(e)),
+        }
     }
+    let depth = path.len() - 1;
+    let branch = path[depth.saturating_sub(1)];
+    Ok((branch, depth))
 }
 
 /// The body of `201 Created`: the token, shown this once, and its `token_info`.
@@ -168,9 +184,12 @@ pub struct RevokeRequest {
 /// `DELETE /api/v1/tokens/{id}`: revoke one of the caller's tokens, confirmed by the
 /// owner's password (needs `tokens:write`). Another user's token is not found.
 ///
-/// Confirmations are limited per token and address (`CONFIRM_ATTEMPTS_PER_TOKEN`), never by
-/// the email's login limits: failed logins, which anyone can send, cannot stop a token
-/// holder from revoking a leaked token.
+/// Confirmations are limited per branch (`CONFIRM_ATTEMPTS_PER_TOKEN`: a token created by a
+/// login and every token created from it, from any address; a login token is a branch of
+/// its own), never by the email's login limits,
+/// and checked on a password checker of their own: failed or flooded logins, which anyone
+/// can send, cannot stop a token holder from revoking a leaked token. Revoking a token
+/// revokes the tokens it created too.
 pub async fn revoke(
     State(state): State<AppState>,
     auth: Caller<TokensWrite>,
@@ -226,7 +245,9 @@ pub async fn revoke_all(
     }
 }
 
-/// Check the caller's password, under the confirmation limit of the caller's token.
+/// Check the caller's password, under the confirmation limit of the caller's branch: a
+/// thief holding a leaked token, and whatever it mints from it, shares one allowance, and
+/// cannot spend the allowance of the login that created the leaked token.
 async fn confirm(
     state: &AppState,
     auth: &Caller<TokensWrite>,
@@ -239,13 +260,11 @@ async fn confirm(
         ))
         .into_response());
     };
-    state
-        .limiters
-        .confirm(auth.token_id(), auth.address)
-        .map_err(too_many_attempts)?;
+    let (branch, _) = lineage(state, auth).await?;
+    state.limiters.confirm(branch).map_err(too_many_attempts)?;
     match state
         .users
-        .check(&state.passwords, &auth.user.email, password)
+        .check(&state.confirm_passwords, &auth.user.email, password)
         .await
     {
         Ok(Some(_)) => Ok(()),
