@@ -101,6 +101,27 @@ impl Clock for ManualClock {
     }
 }
 
+/// Nanoseconds on a clock that never jumps (monotonic), read cheaply: on Linux the kernel's
+/// `CLOCK_MONOTONIC_COARSE` (the time at the last tick, a few nanoseconds to read). For
+/// leases and deadlines that wall-clock changes must not stretch, never for timestamps.
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
+pub(crate) fn coarse_monotonic_nanos() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+        (t.tv_sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(t.tv_nsec as u64)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let start = *START.get_or_init(std::time::Instant::now);
+        // Offset by one so that 0 never means "now".
+        u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
+    }
+}
+
 /// Truncate to whole microseconds in UTC: the precision every store keeps, so a record reads
 /// back exactly as it was written.
 pub(crate) fn to_stored_precision(t: OffsetDateTime) -> OffsetDateTime {

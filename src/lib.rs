@@ -55,6 +55,12 @@ pub use service::{
     ApiTokens, ApiTokensBuilder, Expiry, Issued, LastUseFailure, ListRequest, NewToken, Page,
     PageMeta, Principal, PrincipalScopes, Requirements, TokenPolicy,
 };
+#[cfg(all(feature = "cache", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "cache", feature = "postgres"))))]
+pub use store::cached::PgInvalidations;
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use store::cached::{CacheStats, CachedStore, CachedStoreBuilder, InvalidationBus};
 pub use store::dynamic::DynTokenStore;
 pub use store::memory::MemoryStore;
 #[cfg(feature = "postgres")]

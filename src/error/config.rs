@@ -43,6 +43,11 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A [`CachedStore`](crate::CachedStore) cannot be built this way.
+    #[cfg(feature = "cache")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+    #[error("the token cache cannot be built: {0}")]
+    Cache(&'static str),
     /// The lifetime policy contradicts itself.
     #[error("the token policy is inconsistent: {0}")]
     Policy(&'static str),

@@ -175,6 +175,8 @@ use time::OffsetDateTime;
 
 use crate::record::TokenRecord;
 
+#[cfg(feature = "cache")]
+pub(crate) mod cached;
 pub(crate) mod dynamic;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]

@@ -103,6 +103,14 @@ impl PostgresStore {
         self.table.given()
     }
 
+    /// The PostgreSQL channel on which this table's trigger (installed by
+    /// [`migrate`](Self::migrate)) announces every committed change of a token, with the
+    /// token's id in hex as the payload (`*` when the table is truncated). A
+    /// `CachedStore` listens on it (feature `cache`); so can anything else.
+    pub fn notification_channel(&self) -> String {
+        schema::channel(&self.table)
+    }
+
     /// The deadline every call is bounded by.
     pub fn deadline(&self) -> Duration {
         self.deadline

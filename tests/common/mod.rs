@@ -10,6 +10,8 @@ use std::time::Duration as StdDuration;
 use api_tokens::sqlx::{self, PgPool, postgres::PgConnectOptions, postgres::PgPoolOptions};
 use time::OffsetDateTime;
 
+pub mod proxy;
+
 pub const URL_VAR: &str = "API_TOKENS_TEST_POSTGRES_URL";
 
 /// The server to test against. Only called by tests that are not ignored, that is when the
