@@ -36,6 +36,15 @@ fn live(region: &Region<'_, System>) -> isize {
 }
 
 fn main() {
+    // A filter on the command line (`cargo bench --benches -- <filter>`) that names other
+    // benchmarks skips this one.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if !filters.is_empty() && !filters.iter().any(|f| f.contains("memory/")) {
+        return;
+    }
     // `cargo test --benches` runs this too: keep it small there.
     let default = if std::env::args().any(|a| a == "--bench") {
         1_000_000

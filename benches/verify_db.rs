@@ -26,7 +26,7 @@ mod forge;
 
 const PRESENTED: usize = 4096;
 const COLUMNS: &str = "id, owner, tenant, name, description, scopes, hash, prefix, \
-     created_at, expires_at, last_used_at, revoked_at, revocation_reason, successor";
+     created_at, expires_at, last_used_at, revoked_at, revocation_reason, successor, created_by";
 
 fn db_size() -> usize {
     std::env::var("API_TOKENS_BENCH_DB_TOKENS")

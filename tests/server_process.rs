@@ -22,7 +22,7 @@ fn server_binary() -> PathBuf {
     let mut build = Command::new(env!("CARGO"));
     build
         .args(["build", "--quiet", "--example", "server"])
-        .args(["--features", "axum sqlite postgres"])
+        .args(["--features", "axum sqlite postgres cache"])
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -560,4 +560,88 @@ fn failures_and_shedding_each_log_why() {
         "a password in the logs"
     );
     server.stop();
+}
+
+/// Two server processes with `TOKEN_CACHE=on` on one PostgreSQL table: a token revoked on
+/// one is refused by the other (which had it cached) within milliseconds.
+#[test]
+#[cfg_attr(
+    not(api_tokens_postgres_tests),
+    ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL tests"
+)]
+fn a_revocation_on_one_server_reaches_another_at_once() {
+    let base = std::env::var("API_TOKENS_TEST_POSTGRES_URL").expect("the PostgreSQL URL");
+    let schema = format!("api_tokens_test_two_{}", std::process::id());
+    let psql = |sql: &str| {
+        let ok = Command::new("psql")
+            .args([base.as_str(), "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .env("PGOPTIONS", "--client-min-messages=warning")
+            .status()
+            .expect("psql");
+        assert!(ok.success(), "{sql}");
+    };
+    psql(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ));
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+    let mut a = command(&url);
+    a.env("TOKEN_CACHE", "on");
+    let a = launch(a);
+    let mut b = command(&url);
+    b.env("TOKEN_CACHE", "on");
+    let b = launch(b);
+
+    let login = a.json(
+        "POST",
+        "/auth/token",
+        None,
+        r#"{"email":"alice@example.com","password":"alice-pw"}"#,
+    );
+    let token = access_token(&login);
+    assert!(!token.is_empty(), "{login}");
+    // b verifies it and keeps it cached (once its invalidations are confirmed).
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            b.json("GET", "/api/v1/me", Some(&token), "")
+                .starts_with("HTTP/1.1 200")
+        );
+        let metrics = b.request("GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        let hits = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("token_cache_hits "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if hits >= 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "b never answered from its cache:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let revoked = a.json("DELETE", "/auth/token", Some(&token), "");
+    assert!(revoked.starts_with("HTTP/1.1 200"), "{revoked}");
+    let returned = Instant::now();
+    loop {
+        let answer = b.json("GET", "/api/v1/me", Some(&token), "");
+        if answer.starts_with("HTTP/1.1 401") {
+            break;
+        }
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            returned.elapsed() < Duration::from_millis(500),
+            "b still served the revoked token {:?} after the revocation returned",
+            returned.elapsed()
+        );
+    }
+    println!(
+        "two servers: b refused the token {:?} after a revoked it",
+        returned.elapsed()
+    );
+    a.stop();
+    b.stop();
+    psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
 }

@@ -24,7 +24,10 @@ use std::str::FromStr;
 
 use api_tokens::sqlx::Connection;
 use api_tokens::sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
-use api_tokens::{ApiTokens, DynTokenStore, PostgresStore, SqliteStore};
+use api_tokens::{
+    ApiTokens, CachedStore, CachedStoreBuilder, DynTokenStore, PostgresStore, SqliteStore,
+    TokenStore,
+};
 use app::Config;
 
 const DEMO_USER: &str = "demo@example.com:demo-password:tenant_demo";
@@ -77,21 +80,34 @@ async fn run(config: Config) -> Result<(), String> {
         .database_url
         .clone()
         .unwrap_or_else(|| "sqlite://api-tokens.db".into());
-    let store = if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        DynTokenStore::new(open_postgres(&database, &config).await?)
-    } else if database.starts_with("sqlite:") {
-        let create = config
-            .database_create
-            .unwrap_or(config.database_url.is_none());
-        let mut store = open_sqlite(&database, create).await?;
-        if let Some(deadline) = config.store_deadline {
-            store = store.with_deadline(deadline);
-        }
-        store.migrate().await.map_err(|e| e.to_string())?;
-        DynTokenStore::new(store)
-    } else {
-        return Err("DATABASE_URL must start with sqlite:// or postgres://".into());
-    };
+    let (store, cache) =
+        if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+            let store = open_postgres(&database, &config).await?;
+            if config.token_cache {
+                // Other instances share the table: hear of their changes through PostgreSQL.
+                let invalidations = store.invalidations();
+                cached(CachedStore::builder(store).postgres(invalidations))?
+            } else {
+                (DynTokenStore::new(store), None)
+            }
+        } else if database.starts_with("sqlite:") {
+            let create = config
+                .database_create
+                .unwrap_or(config.database_url.is_none());
+            let mut store = open_sqlite(&database, create).await?;
+            if let Some(deadline) = config.store_deadline {
+                store = store.with_deadline(deadline);
+            }
+            store.migrate().await.map_err(|e| e.to_string())?;
+            if config.token_cache {
+                // One process owns a SQLite file.
+                cached(CachedStore::builder(store).single_instance())?
+            } else {
+                (DynTokenStore::new(store), None)
+            }
+        } else {
+            return Err("DATABASE_URL must start with sqlite:// or postgres://".into());
+        };
     let tokens = ApiTokens::builder(store, &config.token_prefix)
         .last_use_failure(config.last_use_failure)
         .build()
@@ -109,7 +125,10 @@ async fn run(config: Config) -> Result<(), String> {
         None => None,
     };
     let limits = config.limits.clone();
-    let state = app::AppState::new(tokens, users, config);
+    let mut state = app::AppState::new(tokens, users, config);
+    if let Some(cache) = cache {
+        state = state.with_cache_metrics(cache);
+    }
     // One shutdown signal for both listeners.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     if let Some(health) = health {
@@ -132,6 +151,41 @@ async fn run(config: Config) -> Result<(), String> {
     .await;
     drop(stopped);
     Ok(())
+}
+
+/// What the token cache reports for `/metrics`.
+type CacheMetrics = Arc<dyn Fn() -> Vec<(&'static str, f64)> + Send + Sync>;
+
+/// Build the token cache (`TOKEN_CACHE=on`) and the gauges `/metrics` reports of it.
+fn cached<S: TokenStore>(
+    builder: CachedStoreBuilder<S>,
+) -> Result<(DynTokenStore, Option<CacheMetrics>), String> {
+    let cache = builder.build().map_err(|e| e.to_string())?;
+    let watched = cache.clone();
+    let metrics: CacheMetrics = Arc::new(move || {
+        let s = watched.stats();
+        vec![
+            ("token_cache_hits", s.hits as f64),
+            ("token_cache_negative_hits", s.negative_hits as f64),
+            ("token_cache_misses", s.misses as f64),
+            ("token_cache_coalesced", s.coalesced as f64),
+            ("token_cache_store_reads", s.store_reads as f64),
+            ("token_cache_bypassed", s.bypassed as f64),
+            (
+                "token_cache_invalidations_received",
+                s.invalidations_received as f64,
+            ),
+            ("token_cache_flushed_on_doubt", s.flushed_on_doubt as f64),
+            ("token_cache_last_use_batches", s.last_use_batches as f64),
+            ("token_cache_entries", s.entries as f64),
+            (
+                "token_cache_trusted",
+                f64::from(u8::from(watched.is_trusted())),
+            ),
+        ]
+    });
+    tracing::info!("token cache on");
+    Ok((DynTokenStore::new(cache), Some(metrics)))
 }
 
 /// The PostgreSQL store, retrying an unreachable database with backoff (1 s doubling to

@@ -37,6 +37,9 @@ pub struct Config {
     pub store_deadline: Option<Duration>,
     /// `LAST_USE_FAILURE`: `fail` (the default) or `serve` when last use cannot be written.
     pub last_use_failure: LastUseFailure,
+    /// `TOKEN_CACHE`: `on` to verify through a `CachedStore` (on PostgreSQL invalidated
+    /// across instances by LISTEN/NOTIFY), `off` (the default) to read the store each time.
+    pub token_cache: bool,
     /// `TOKEN_PREFIX`: the tokens' prefix.
     pub token_prefix: String,
     /// `DEMO_USERS`: `email:password:tenant,…` (`None`: the built-in demo user).
@@ -71,6 +74,7 @@ impl fmt::Debug for Config {
             .field("database_startup_timeout", &self.database_startup_timeout)
             .field("store_deadline", &self.store_deadline)
             .field("last_use_failure", &self.last_use_failure)
+            .field("token_cache", &self.token_cache)
             .field("token_prefix", &self.token_prefix)
             .field("demo_users", &redacted(self.demo_users.is_some()))
             .field("limits", &self.limits)
@@ -183,6 +187,11 @@ impl Config {
                 ));
             }
         };
+        let token_cache = match get("TOKEN_CACHE").as_deref() {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(other) => return Err(format!("TOKEN_CACHE must be on or off, not {other:?}")),
+        };
         let log_json = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -234,6 +243,7 @@ impl Config {
             )?),
             store_deadline,
             last_use_failure,
+            token_cache,
             token_prefix: get("TOKEN_PREFIX").unwrap_or_else(|| "api_prod".into()),
             demo_users: get("DEMO_USERS"),
             limits,

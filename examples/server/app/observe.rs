@@ -12,6 +12,7 @@
 //! | `limiter_rejections_total` | counter | `limiter` |
 //! | `limiter_keys` | gauge | `limiter` |
 //! | `requests_shed_total`, `connections_shed_total` | counter | `reason` |
+//! | `token_cache_hits`, `…_misses`, `…_store_reads`, `…_invalidations_received`, `…_flushed_on_doubt`, `…_trusted`, … | gauge | (with `TOKEN_CACHE=on`) |
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -112,6 +113,11 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     for (name, keys) in state.limiters.keys() {
         metrics::gauge!("limiter_keys", "limiter" => name).set(keys as f64);
+    }
+    if let Some(cache) = &state.cache_metrics {
+        for (name, value) in cache() {
+            metrics::gauge!(name).set(value);
+        }
     }
     (
         [(

@@ -29,6 +29,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The last readiness probe (`/readyz`).
     pub readiness: Arc<super::routes::Readiness>,
+    /// Gauges of the token cache for `/metrics`, when `TOKEN_CACHE=on`.
+    pub cache_metrics: Option<Arc<dyn Fn() -> Vec<(&'static str, f64)> + Send + Sync>>,
 }
 
 impl AppState {
@@ -49,7 +51,17 @@ impl AppState {
             confirm_passwords: Arc::new(Passwords::new(1, config.limits.password_queue_timeout)),
             config: Arc::new(config),
             readiness: Arc::default(),
+            cache_metrics: None,
         }
+    }
+
+    /// Report the token cache's gauges (what `metrics` returns) at `/metrics`.
+    pub fn with_cache_metrics(
+        mut self,
+        metrics: Arc<dyn Fn() -> Vec<(&'static str, f64)> + Send + Sync>,
+    ) -> Self {
+        self.cache_metrics = Some(metrics);
+        self
     }
 }
 
