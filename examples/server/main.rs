@@ -28,7 +28,7 @@ use api_tokens::{
     ApiTokens, CachedStore, CachedStoreBuilder, DynTokenStore, PostgresStore, SqliteStore,
     TokenStore,
 };
-use app::Config;
+use app::{CacheMetrics, Config};
 
 const DEMO_USER: &str = "demo@example.com:demo-password:tenant_demo";
 
@@ -152,9 +152,6 @@ async fn run(config: Config) -> Result<(), String> {
     drop(stopped);
     Ok(())
 }
-
-/// What the token cache reports for `/metrics`.
-type CacheMetrics = Arc<dyn Fn() -> Vec<(&'static str, f64)> + Send + Sync>;
 
 /// Build the token cache (`TOKEN_CACHE=on`) and the gauges `/metrics` reports of it.
 fn cached<S: TokenStore>(

@@ -22,5 +22,5 @@ pub use config::Config;
 #[allow(unused_imports)] // served directly by the fuzz target
 pub use routes::router;
 pub use serve::{serve, serve_health};
-pub use state::AppState;
+pub use state::{AppState, CacheMetrics};
 pub use users::Users;

@@ -10,6 +10,9 @@ use super::limiter::Limiters;
 use super::passwords::Passwords;
 use super::users::Users;
 
+/// The token cache's gauges for `/metrics`: a name and a value each.
+pub type CacheMetrics = Arc<dyn Fn() -> Vec<(&'static str, f64)> + Send + Sync>;
+
 /// The application state: the token service, the users, the limiters and password checkers,
 /// and the configuration. Cheap to clone.
 #[derive(Clone)]
@@ -30,7 +33,7 @@ pub struct AppState {
     /// The last readiness probe (`/readyz`).
     pub readiness: Arc<super::routes::Readiness>,
     /// Gauges of the token cache for `/metrics`, when `TOKEN_CACHE=on`.
-    pub cache_metrics: Option<Arc<dyn Fn() -> Vec<(&'static str, f64)> + Send + Sync>>,
+    pub cache_metrics: Option<CacheMetrics>,
 }
 
 impl AppState {
@@ -56,10 +59,7 @@ impl AppState {
     }
 
     /// Report the token cache's gauges (what `metrics` returns) at `/metrics`.
-    pub fn with_cache_metrics(
-        mut self,
-        metrics: Arc<dyn Fn() -> Vec<(&'static str, f64)> + Send + Sync>,
-    ) -> Self {
+    pub fn with_cache_metrics(mut self, metrics: CacheMetrics) -> Self {
         self.cache_metrics = Some(metrics);
         self
     }
