@@ -101,14 +101,15 @@ impl Clock for ManualClock {
     }
 }
 
-/// Nanoseconds on a clock that never jumps (monotonic), read cheaply: on Linux the kernel's
-/// `CLOCK_MONOTONIC_COARSE` (the time at the last tick, a few nanoseconds to read). For
-/// leases and deadlines that wall-clock changes must not stretch, never for timestamps.
+/// Nanoseconds on a clock for leases: it never jumps with the wall clock and, unlike a
+/// plain monotonic clock, it keeps counting while the system is suspended (on Linux,
+/// `CLOCK_BOOTTIME`), so a lease granted before a suspend or a paused VM has run out when
+/// the process resumes. Never for timestamps.
 #[cfg_attr(not(feature = "cache"), allow(dead_code))]
-pub(crate) fn coarse_monotonic_nanos() -> u64 {
+pub(crate) fn lease_clock_nanos() -> u64 {
     #[cfg(target_os = "linux")]
     {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
         (t.tv_sec as u64)
             .saturating_mul(1_000_000_000)
             .saturating_add(t.tv_nsec as u64)

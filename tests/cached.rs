@@ -492,3 +492,38 @@ fn building_outside_a_runtime_is_a_clear_error() {
         .unwrap_err();
     assert!(err.to_string().contains("Tokio runtime"), "{err}");
 }
+
+/// The same race through an invalidation of many tokens (revoke-all), with a verification
+/// that starts after the revoke-all returned while the stale read is still in flight: it
+/// must not be handed that read's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_all_during_a_slow_miss_is_never_answered_by_it() {
+    let shared = Arc::new(MemoryStore::new());
+    let bus = InvalidationBus::new();
+    let slow = CountingStore::new(Arc::clone(&shared)).slow_reads(StdDuration::from_millis(200));
+    let b = ApiTokens::new(CachedStore::builder(slow).bus(&bus).build().unwrap(), "dz").unwrap();
+    let a = ApiTokens::new(
+        CachedStore::builder(Arc::clone(&shared))
+            .bus(&bus)
+            .build()
+            .unwrap(),
+        "dz",
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let issued = a.issue(NewToken::new("u1", "ci")).await.unwrap();
+        let t = issued.plaintext.expose_secret().to_owned();
+        let reading = {
+            let (b, t) = (b.clone(), t.clone());
+            tokio::spawn(async move { b.verify(&t).await.map(|_| ()) })
+        };
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+        a.revoke_all("u1", None, None).await.unwrap();
+        // Started after the revoke-all returned, while the first read is still in flight.
+        let after = b.verify(&t).await;
+        assert!(matches!(after, Err(AuthError::Revoked { .. })), "{after:?}");
+        let _ = reading.await.unwrap();
+        let later = b.verify(&t).await;
+        assert!(matches!(later, Err(AuthError::Revoked { .. })), "{later:?}");
+    }
+}

@@ -89,7 +89,10 @@ pg_test! {
     async fn the_trigger_announces_every_committed_change() {
         let store = store().await;
         let mut listener = PgListener::connect_with(store.pool()).await.unwrap();
-        listener.listen(&store.notification_channel()).await.unwrap();
+        listener
+            .listen(&store.notification_channel().await.unwrap())
+            .await
+            .unwrap();
         let tokens = ApiTokens::new(store.clone(), "dz").unwrap();
         let quiet = Duration::from_millis(300);
 
@@ -308,5 +311,89 @@ pg_test! {
             until_trusted(b.store()).await;
             println!("{fault}: trusted again {:?} after the network was back", restored.elapsed());
         }
+    }
+}
+
+pg_test! {
+    /// The channel is the table's, however it is named: a cache that names the table
+    /// without its schema (through the search path) hears of changes made by a writer that
+    /// names it with its schema.
+    async fn the_channel_is_the_tables_however_it_is_named() {
+        let writer_store = store().await;
+        let qualified = writer_store.table().to_owned();
+        let (schema, bare) = qualified.split_once('.').unwrap();
+        let options = PgConnectOptions::from_str(&url())
+            .unwrap()
+            .options([("search_path", schema)]);
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let reader_store = PostgresStore::with_table(pool, bare).unwrap();
+        assert_eq!(
+            reader_store.notification_channel().await.unwrap(),
+            writer_store.notification_channel().await.unwrap()
+        );
+        let reader = ApiTokens::new(cached(reader_store), "dz").unwrap();
+        let writer = ApiTokens::new(writer_store, "dz").unwrap();
+        until_trusted(reader.store()).await;
+        let issued = writer.issue(NewToken::new("u1", "ci")).await.unwrap();
+        let t = issued.plaintext.expose_secret();
+        reader.verify(t).await.unwrap();
+        reader.verify(t).await.unwrap();
+        writer.revoke("u1", issued.record.id, None).await.unwrap();
+        let returned = Instant::now();
+        while reader.verify(t).await.is_ok() {
+            assert!(returned.elapsed() < Duration::from_millis(300), "never heard of it");
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+pg_test! {
+    /// Without the trigger (dropped, or disabled) no heartbeat is sent, so the cache stops
+    /// answering within its lease instead of trusting a channel nobody notifies; a
+    /// notification it does not understand empties it.
+    async fn no_trigger_no_trust_and_an_unknown_notification_empties_the_cache() {
+        let store = store().await;
+        let channel = store.notification_channel().await.unwrap();
+        let tokens = ApiTokens::new(cached(store.clone()), "dz").unwrap();
+        until_trusted(tokens.store()).await;
+        let issued = tokens.issue(NewToken::new("u1", "ci")).await.unwrap();
+        // The insert's own notification drops the id once; cache it after that.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokens.verify(issued.plaintext.expose_secret()).await.unwrap();
+        assert_eq!(tokens.store().stats().entries, 1);
+        sqlx::query("SELECT pg_notify($1, 'v2:something-new')")
+            .bind(&channel)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let started = Instant::now();
+        while tokens.store().stats().entries > 0 {
+            assert!(started.elapsed() < Duration::from_secs(2), "not emptied");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        let (schema, bare) = store.table().split_once('.').unwrap();
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "ALTER TABLE {schema}.{bare} DISABLE TRIGGER {bare}_changes"
+        )))
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let started = Instant::now();
+        while tokens.store().is_trusted() {
+            assert!(started.elapsed() < Duration::from_secs(2), "still trusted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "ALTER TABLE {schema}.{bare} ENABLE ALWAYS TRIGGER {bare}_changes"
+        )))
+        .execute(store.pool())
+        .await
+        .unwrap();
+        until_trusted(tokens.store()).await;
     }
 }

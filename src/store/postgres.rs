@@ -105,10 +105,30 @@ impl PostgresStore {
 
     /// The PostgreSQL channel on which this table's trigger (installed by
     /// [`migrate`](Self::migrate)) announces every committed change of a token, with the
-    /// token's id in hex as the payload (`*` when the table is truncated). A
-    /// `CachedStore` listens on it (feature `cache`); so can anything else.
-    pub fn notification_channel(&self) -> String {
-        schema::channel(&self.table)
+    /// token's id in hex as the payload (`*` when the table is truncated):
+    /// `api_tokens_changes_<the table's OID>`. A `CachedStore` listens on it (feature
+    /// `cache`); so can anything else. Asks the database (the table must exist).
+    pub async fn notification_channel(&self) -> Result<String, StoreError> {
+        sql::within(self.deadline, async {
+            sqlx::query_scalar::<_, String>(schema::CHANNEL_QUERY)
+                .bind(self.table.sql())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(error("could not find the table's notification channel"))
+        })
+        .await
+    }
+
+    /// The table's name as its statements write it (quoted, qualified if given so).
+    #[cfg(feature = "cache")]
+    pub(crate) fn table_sql(&self) -> String {
+        self.table.sql()
+    }
+
+    /// The name of the table's notification trigger, as the catalog shows it.
+    #[cfg(feature = "cache")]
+    pub(crate) fn trigger_name(&self) -> String {
+        schema::trigger_name(&self.table)
     }
 
     /// The deadline every call is bounded by.

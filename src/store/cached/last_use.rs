@@ -15,17 +15,13 @@ pub(crate) async fn flush<S: TokenStore>(store: &S, state: &State) -> Result<u64
     if uses.is_empty() {
         return Ok(0);
     }
-    match store.record_last_uses(&uses).await {
-        Ok(written) => {
-            state.counters.last_use_batches.bump();
-            state.counters.last_uses_flushed.add(uses.len() as u64);
-            Ok(written)
-        }
-        Err(e) => {
-            state.requeue(uses);
-            Err(e)
-        }
+    let done = store.record_last_uses(&uses).await;
+    if done.is_ok() {
+        state.counters.last_use_batches.bump();
+        state.counters.last_uses_flushed.add(uses.len() as u64);
     }
+    state.written(uses, done.is_err());
+    done
 }
 
 /// Flush every `state.settings.flush_every` for as long as the cache lives.

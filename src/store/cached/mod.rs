@@ -325,13 +325,23 @@ impl<S: TokenStore> CachedStoreBuilder<S> {
             }
             _ => None,
         };
+        #[cfg(feature = "postgres")]
+        let listener = match source {
+            Source::Postgres(invalidations) => {
+                let nonce = PgInvalidations::nonce().map_err(|_| {
+                    ConfigError::Cache("the operating system's random number generator failed")
+                })?;
+                Some((*invalidations, nonce))
+            }
+            _ => None,
+        };
         let flush_every = state.settings.flush_every;
         let shared = Arc::new_cyclic(|weak| {
             #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
             let mut tasks = vec![last_use::spawn(weak.clone(), flush_every)];
             #[cfg(feature = "postgres")]
-            if let Source::Postgres(invalidations) = source {
-                tasks.extend(invalidations.spawn(Arc::downgrade(&state)));
+            if let Some((invalidations, nonce)) = listener {
+                tasks.extend(invalidations.spawn(Arc::downgrade(&state), nonce));
             }
             Shared {
                 inner: self.inner,

@@ -12,8 +12,9 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::task::AbortHandle;
 
 use super::state::State;
-use crate::clock::coarse_monotonic_nanos;
+use crate::clock::lease_clock_nanos;
 use crate::store::postgres::PostgresStore;
+use crate::store::sql::schema::CHANNEL_QUERY;
 use crate::token::TokenId;
 
 /// The application name the listener's connection reports (`pg_stat_activity`).
@@ -29,9 +30,12 @@ pub(crate) const APPLICATION_NAME: &str = "api_tokens_invalidations";
 ///
 /// **Failing closed.** The cache answers only while it can prove it is hearing. Every
 /// [`heartbeat`](Self::heartbeat) (200 ms) it sends a notification of its own through the
-/// store's pool; PostgreSQL delivers notifications in commit order, so when that one comes
-/// back, every change committed before it was sent has been heard, and the cache is trusted
-/// for a [`lease`](Self::lease) (1 s) from the moment it was sent. A lost connection is
+/// store's pool, on the channel the table's trigger uses and only while that trigger is in
+/// place and enabled; PostgreSQL delivers notifications in commit order, so when that one
+/// comes back, every change committed before it was sent has been heard, and the cache is
+/// trusted for a [`lease`](Self::lease) (1 s) from the moment it was sent (on a clock that
+/// keeps counting through a suspended system). A notification it does not understand
+/// empties it. A lost connection is
 /// noticed at once: the cache is emptied and every verification reads the store until the
 /// listener has reconnected (by itself, with backoff), re-subscribed, and a heartbeat has
 /// come back; then the cache is emptied once more, since changes made in the gap were not
@@ -46,7 +50,9 @@ pub(crate) const APPLICATION_NAME: &str = "api_tokens_invalidations";
 pub struct PgInvalidations {
     listen: PgConnectOptions,
     notify: PgPool,
-    channel: String,
+    /// The table as its statements name it, and its trigger's name.
+    table: String,
+    trigger: String,
     heartbeat: Duration,
     lease: Duration,
 }
@@ -54,7 +60,7 @@ pub struct PgInvalidations {
 impl fmt::Debug for PgInvalidations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgInvalidations")
-            .field("channel", &self.channel)
+            .field("table", &self.table)
             .field("heartbeat", &self.heartbeat)
             .field("lease", &self.lease)
             .finish_non_exhaustive()
@@ -76,7 +82,8 @@ impl PostgresStore {
         PgInvalidations {
             listen,
             notify: self.pool().clone(),
-            channel: self.notification_channel(),
+            table: self.table_sql(),
+            trigger: self.trigger_name(),
             heartbeat: Duration::from_millis(200),
             lease: Duration::from_secs(1),
         }
@@ -104,15 +111,19 @@ impl PgInvalidations {
         self
     }
 
-    /// The channel the table's trigger notifies.
-    pub fn channel(&self) -> &str {
-        &self.channel
+    /// A nonce for a cache's heartbeats, from the operating system's random number
+    /// generator (so that no other cache, and no other database user, can forge one).
+    pub(crate) fn nonce() -> Result<String, getrandom::Error> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce)?;
+        Ok(hex::encode(nonce))
     }
 
     /// Start the listener and the heartbeat for the cache `state`.
-    pub(crate) fn spawn(self, state: Weak<State>) -> Vec<AbortHandle> {
+    pub(crate) fn spawn(self, state: Weak<State>, nonce: String) -> Vec<AbortHandle> {
         let shared = Arc::new(Heartbeats {
-            nonce: format!("{:016x}", rand_u64()),
+            nonce,
+            channel: Mutex::default(),
             sent: Mutex::default(),
             next: AtomicU64::new(0),
             listening: AtomicBool::new(false),
@@ -126,6 +137,8 @@ impl PgInvalidations {
 /// The heartbeats in flight: their sequence numbers and when each was sent.
 struct Heartbeats {
     nonce: String,
+    /// The table's channel, once the listener has looked it up.
+    channel: Mutex<Option<String>>,
     sent: Mutex<VecDeque<(u64, u64)>>,
     next: AtomicU64,
     listening: AtomicBool,
@@ -159,8 +172,9 @@ async fn listen(config: PgInvalidations, beats: Arc<Heartbeats>, state: Weak<Sta
             return;
         }
         match subscribe(&config).await {
-            Ok((listener, pool)) => {
+            Ok((listener, pool, channel)) => {
                 backoff = Duration::from_millis(100);
+                *beats.channel.lock().unwrap_or_else(PoisonError::into_inner) = Some(channel);
                 beats.listening.store(true, Ordering::Release);
                 receive(listener, &beats, &state, config.lease).await;
                 beats.listening.store(false, Ordering::Release);
@@ -177,8 +191,8 @@ async fn listen(config: PgInvalidations, beats: Arc<Heartbeats>, state: Weak<Sta
     }
 }
 
-/// A connection of its own, subscribed to the channel.
-async fn subscribe(config: &PgInvalidations) -> Result<(PgListener, PgPool), sqlx::Error> {
+/// A connection of its own, subscribed to the table's channel (looked up by its OID).
+async fn subscribe(config: &PgInvalidations) -> Result<(PgListener, PgPool, String), sqlx::Error> {
     let attempt = async {
         let pool = PgPoolOptions::new()
             .max_connections(1)
@@ -187,12 +201,16 @@ async fn subscribe(config: &PgInvalidations) -> Result<(PgListener, PgPool), sql
             .max_lifetime(None)
             .connect_with(config.listen.clone())
             .await?;
+        let channel: String = sqlx::query_scalar(CHANNEL_QUERY)
+            .bind(&config.table)
+            .fetch_one(&pool)
+            .await?;
         let mut listener = PgListener::connect_with(&pool).await?;
         // A lost connection ends `receive`: this task reconnects, after distrusting.
         listener.eager_reconnect(false);
         listener.ignore_pool_close_event(true);
-        listener.listen(&config.channel).await?;
-        Ok((listener, pool))
+        listener.listen(&channel).await?;
+        Ok((listener, pool, channel))
     };
     match tokio::time::timeout(Duration::from_secs(5).max(config.lease), attempt).await {
         Ok(done) => done,
@@ -222,12 +240,16 @@ async fn receive(
         let payload = notification.payload();
         if let Some(sent) = beats.sent_at(payload) {
             state.trust_until(sent.saturating_add(lease));
-        } else if payload == "*" {
-            state.counters.invalidations_received.bump();
-            state.invalidate_all();
+        } else if payload.starts_with("ping:") {
+            // Another cache's heartbeat.
         } else if let Ok(id) = payload.parse::<TokenId>() {
             state.counters.invalidations_received.bump();
             state.invalidate(&id);
+        } else {
+            // `*` (a truncation), or what a later release's trigger may send: anything not
+            // understood may be a change, so nothing cached is trusted to have survived it.
+            state.counters.invalidations_received.bump();
+            state.invalidate_all();
         }
     }
 }
@@ -245,26 +267,34 @@ async fn ping(config: PgInvalidations, beats: Arc<Heartbeats>, state: Weak<State
         if !beats.listening.load(Ordering::Acquire) {
             continue;
         }
+        let Some(channel) = beats
+            .channel
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        else {
+            continue;
+        };
         let seq = beats.next.fetch_add(1, Ordering::Relaxed);
         {
             let mut sent = beats.sent.lock().unwrap_or_else(PoisonError::into_inner);
-            sent.push_back((seq, coarse_monotonic_nanos()));
+            sent.push_back((seq, lease_clock_nanos()));
             while sent.len() > 64 {
                 sent.pop_front();
             }
         }
-        let notify = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&config.channel)
-            .bind(beats.payload(seq))
-            .execute(&config.notify);
+        // Sent only while the table's trigger is in place and fires always: without it, no
+        // change would be announced, and no heartbeat must say otherwise.
+        let notify = sqlx::query(
+            "SELECT pg_catalog.pg_notify($1, $2) FROM pg_catalog.pg_trigger \
+             WHERE tgrelid = $3::text::regclass AND tgname = $4 AND tgenabled = 'A'",
+        )
+        .bind(&channel)
+        .bind(beats.payload(seq))
+        .bind(&config.table)
+        .bind(&config.trigger)
+        .execute(&config.notify);
         // A heartbeat that fails or stalls proves nothing; the lease runs out by itself.
         let _ = tokio::time::timeout(config.lease, notify).await;
     }
-}
-
-/// A random nonce for this cache's heartbeats.
-fn rand_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    let _ = getrandom::fill(&mut bytes);
-    u64::from_le_bytes(bytes)
 }

@@ -5,10 +5,14 @@
 //! **Reads racing invalidations.** A miss reads the store and then caches what it read. If
 //! the token changes meanwhile, the invalidation may arrive before the read's answer is
 //! cached, and the stale answer would then stay. So every invalidation first bumps a
-//! counter (one of [`STRIPES`], by id; or the epoch, for all) and then removes the entry;
-//! a miss notes the counters before it reads, caches its answer, and removes it again if
-//! either counter moved. Whatever the interleaving, an invalidation that lands after the
-//! read began leaves nothing cached from that read.
+//! counter (one of [`STRIPES`], by id; or the epoch, for many) and then removes what is
+//! cached, including the placeholder of a miss in flight for an affected id (misses in
+//! flight are registered, so that an invalidation of many tokens finds theirs too); a miss
+//! notes the counters before it reads, caches its answer only if neither moved, and
+//! removes it again if one moved meanwhile. With the placeholder gone, a read that starts
+//! after the invalidation cannot be handed the stale answer: it makes a read of its own.
+//! Whatever the interleaving, an invalidation that lands after the read began leaves
+//! nothing cached from that read.
 //!
 //! **Trust.** `trusted_until` is a deadline on the coarse monotonic clock: before it, the
 //! caches may answer; after it (or at 0), every read goes to the store and nothing is
@@ -27,7 +31,7 @@ use quick_cache::{UnitWeighter, Weighter};
 use time::OffsetDateTime;
 
 use super::stats::Counters;
-use crate::clock::{Clock, coarse_monotonic_nanos};
+use crate::clock::{Clock, lease_clock_nanos};
 use crate::error::StoreError;
 use crate::record::TokenRecord;
 use crate::token::TokenId;
@@ -39,11 +43,14 @@ pub(crate) const ALWAYS: u64 = u64::MAX;
 
 type Hasher = foldhash::fast::RandomState;
 
-/// A cached record and when it was read (the clock's Unix nanoseconds), for the maximum age.
+/// A cached record, when it was read (the clock's Unix nanoseconds, for the maximum age),
+/// and which read cached it (kept when a last use rewrites the record, so that removing
+/// "the entry this read cached" finds it whatever version it holds now).
 #[derive(Clone)]
 pub(crate) struct Entry {
     pub(crate) record: Arc<TokenRecord>,
     pub(crate) read_at: i128,
+    pub(crate) generation: u64,
 }
 
 /// Weighs an entry by the bytes it holds, but never below `floor` (the byte bound over the
@@ -82,6 +89,40 @@ pub(crate) struct Settings {
     pub(crate) flush_every: Duration,
 }
 
+/// A miss in flight for an id, registered while it lives (also when its future is dropped).
+struct Loading<'a> {
+    state: &'a State,
+    id: TokenId,
+}
+
+impl<'a> Loading<'a> {
+    fn start(state: &'a State, id: TokenId) -> Self {
+        *state
+            .loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id)
+            .or_default() += 1;
+        Self { state, id }
+    }
+}
+
+impl Drop for Loading<'_> {
+    fn drop(&mut self) {
+        let mut loading = self
+            .state
+            .loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = loading.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                loading.remove(&self.id);
+            }
+        }
+    }
+}
+
 /// The counters a miss noted before reading the store.
 #[derive(Clone, Copy)]
 pub(crate) struct Snapshot {
@@ -95,8 +136,14 @@ pub(crate) struct State {
     trusted_until: AtomicU64,
     epoch: AtomicU64,
     stripes: Box<[AtomicU64]>,
+    /// The next entry's generation.
+    generations: AtomicU64,
+    /// Ids with a miss in flight (and how many), for invalidations of many tokens.
+    loading: Mutex<HashMap<TokenId, usize>>,
     /// Last uses of cached verifications not yet written: the latest instant per token.
     pending: Mutex<HashMap<TokenId, OffsetDateTime>>,
+    /// The batch being written: still what reads should see until it is.
+    flushing: Mutex<HashMap<TokenId, OffsetDateTime>>,
     pub(crate) counters: Counters,
     pub(crate) settings: Settings,
     pub(crate) clock: Arc<dyn Clock>,
@@ -126,7 +173,10 @@ impl State {
             trusted_until: AtomicU64::new(trusted_until),
             epoch: AtomicU64::new(0),
             stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            generations: AtomicU64::new(1),
+            loading: Mutex::default(),
             pending: Mutex::default(),
+            flushing: Mutex::default(),
             counters: Counters::default(),
             settings,
             clock,
@@ -136,10 +186,10 @@ impl State {
     /// Whether the caches may answer now.
     pub(crate) fn trusted(&self) -> bool {
         let until = self.trusted_until.load(Ordering::Acquire);
-        until == ALWAYS || coarse_monotonic_nanos() < until
+        until == ALWAYS || lease_clock_nanos() < until
     }
 
-    /// Trust the caches until `until` (coarse monotonic nanoseconds). If they were not
+    /// Trust the caches until `until` (on the lease clock). If they were not
     /// trusted just before, empty them first: invalidations may have been missed meanwhile.
     pub(crate) fn trust_until(&self, until: u64) {
         if !self.trusted() {
@@ -174,7 +224,7 @@ impl State {
             }
             // Past its age: dropped, so that the next read loads it again.
             self.found
-                .remove_if(id, |e| Arc::ptr_eq(&e.record, &entry.record));
+                .remove_if(id, |e| e.generation == entry.generation);
         }
         if let Some(at) = self.unknown.get(id) {
             if self.within(at, self.settings.unknown_for) {
@@ -215,30 +265,17 @@ impl State {
         &self.stripes[usize::from(b[0] ^ b[15]) % STRIPES]
     }
 
-    /// Cache what a miss read, unless an invalidation of `id` came after `snapshot` (then
-    /// the answer may be stale and is dropped again) or the caches are not trusted.
-    pub(crate) fn remember(&self, id: &TokenId, answer: Option<&Arc<TokenRecord>>, snap: Snapshot) {
-        if !self.trusted() {
+    /// Cache that the store does not know `id`, unless an invalidation of `id` came after
+    /// `snapshot` (then a token with this id may have been inserted meanwhile) or the caches
+    /// are not trusted.
+    fn remember_unknown(&self, id: &TokenId, snapshot: Snapshot) {
+        if !self.trusted() || !self.unchanged(id, snapshot) {
             return;
         }
         let now = self.clock.recent_unix_nanos();
-        match answer {
-            Some(record) => {
-                let entry = Entry {
-                    record: Arc::clone(record),
-                    read_at: now,
-                };
-                self.found.insert(*id, entry);
-                if !self.unchanged(id, snap) {
-                    self.found.remove_if(id, |e| Arc::ptr_eq(&e.record, record));
-                }
-            }
-            None => {
-                self.unknown.insert(*id, now);
-                if !self.unchanged(id, snap) {
-                    self.unknown.remove_if(id, |at| *at == now);
-                }
-            }
+        self.unknown.insert(*id, now);
+        if !self.unchanged(id, snapshot) {
+            self.unknown.remove_if(id, |at| *at == now);
         }
     }
 
@@ -253,13 +290,19 @@ impl State {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<Arc<TokenRecord>>, StoreError>>,
     {
-        let guard = match self.found.get_value_or_guard_async(id).await {
-            Ok(entry) => {
+        let guard = loop {
+            match self.found.get_value_or_guard_async(id).await {
                 // Another miss read it and cached it while this one waited.
-                self.counters.coalesced.bump();
-                return Ok(Some(entry.record));
+                Ok(entry) if self.within(entry.read_at, self.settings.max_age) => {
+                    self.counters.coalesced.bump();
+                    return Ok(Some(entry.record));
+                }
+                Ok(aged) => {
+                    self.found
+                        .remove_if(id, |e| e.generation == aged.generation);
+                }
+                Err(guard) => break guard,
             }
-            Err(guard) => guard,
         };
         // The miss this one waited for may have found nothing (an unknown id is not kept
         // in the records' cache, so it hands the read on rather than filling it).
@@ -269,24 +312,32 @@ impl State {
             self.counters.coalesced.bump();
             return Ok(None);
         }
+        // Registered before the snapshot: an invalidation of many tokens that comes later
+        // removes this read's placeholder, and one that came earlier moved the counters
+        // before they were noted (so this read starts after it).
+        let _loading = Loading::start(self, *id);
         let snapshot = self.snapshot(id);
         self.counters.store_reads.bump();
         let answer = read().await?;
         match &answer {
-            Some(record) if self.trusted() => {
+            Some(record) if self.trusted() && self.unchanged(id, snapshot) => {
+                let generation = self.generations.fetch_add(1, Ordering::Relaxed);
                 let entry = Entry {
                     record: Arc::clone(record),
                     read_at: self.clock.recent_unix_nanos(),
+                    generation,
                 };
                 let _ = guard.insert(entry);
                 if !self.unchanged(id, snapshot) {
-                    self.found.remove_if(id, |e| Arc::ptr_eq(&e.record, record));
+                    self.found.remove_if(id, |e| e.generation == generation);
                 }
             }
+            // Not cached: the waiters (who joined before any invalidation) read again.
             Some(_) => drop(guard),
             None => {
+                // Noted before the waiters wake, so they find it instead of reading again.
+                self.remember_unknown(id, snapshot);
                 drop(guard);
-                self.remember(id, None, snapshot);
             }
         }
         Ok(answer)
@@ -311,6 +362,18 @@ impl State {
     pub(crate) fn invalidate_where(&self, stale: impl Fn(&TokenRecord) -> bool) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.found.retain(|_, e| !stale(&e.record));
+        // `retain` keeps placeholders: remove those of misses in flight, whose reads may
+        // have begun before the change.
+        let loading: Vec<TokenId> = self
+            .loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect();
+        for id in &loading {
+            self.found.remove(id);
+        }
         self.unknown.clear();
     }
 
@@ -336,42 +399,65 @@ impl State {
             _ => return None,
         };
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.len() >= self.settings.max_entries && !pending.contains_key(id) {
+            // A full queue: this one is written through by the caller.
+            return None;
+        }
         let queued = pending.entry(*id).or_insert(at);
         *queued = (*queued).max(at);
         Some(moved)
     }
 
-    /// `record` with any queued last use applied, as the store will have it once written.
+    /// The last use of `id` queued or being written, if any.
+    fn unwritten(&self, id: &TokenId) -> Option<OffsetDateTime> {
+        let queued = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .copied();
+        let writing = self
+            .flushing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .copied();
+        queued.max(writing)
+    }
+
+    /// `record` with any unwritten last use applied, as the store will have it once written.
     pub(crate) fn with_pending(&self, record: &mut TokenRecord) {
-        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = pending.get(&record.id) {
-            record.last_used_at = Some(record.last_used_at.map_or(*at, |t| t.max(*at)));
+        if let Some(at) = self.unwritten(&record.id) {
+            record.last_used_at = Some(record.last_used_at.map_or(at, |t| t.max(at)));
         }
     }
 
-    /// Whether a last use is queued for `id`.
+    /// Whether a last use of `id` is queued or being written.
     pub(crate) fn has_pending(&self, id: &TokenId) -> bool {
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(id)
+        self.unwritten(id).is_some()
     }
 
-    /// Every queued last use, taken out of the queue.
+    /// Every queued last use, moved out of the queue into the batch being written (where
+    /// reads still see them until [`written`](Self::written)).
     pub(crate) fn take_pending(&self) -> Vec<(TokenId, OffsetDateTime)> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        pending.drain().collect()
+        let mut flushing = self.flushing.lock().unwrap_or_else(PoisonError::into_inner);
+        let batch: Vec<_> = pending.drain().collect();
+        flushing.extend(batch.iter().copied());
+        batch
     }
 
-    /// Put back last uses a failed batch did not write (unless newer ones are queued).
-    pub(crate) fn requeue(&self, uses: Vec<(TokenId, OffsetDateTime)>) {
+    /// The batch taken by [`take_pending`](Self::take_pending) was written, or (`failed`)
+    /// was not and is queued again (unless newer last uses are queued, or the queue is full).
+    pub(crate) fn written(&self, batch: Vec<(TokenId, OffsetDateTime)>, failed: bool) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        for (id, at) in uses {
-            if pending.len() >= self.settings.max_entries && !pending.contains_key(&id) {
-                break;
+        let mut flushing = self.flushing.lock().unwrap_or_else(PoisonError::into_inner);
+        for (id, at) in batch {
+            flushing.remove(&id);
+            if failed && (pending.len() < self.settings.max_entries || pending.contains_key(&id)) {
+                let queued = pending.entry(id).or_insert(at);
+                *queued = (*queued).max(at);
             }
-            let queued = pending.entry(id).or_insert(at);
-            *queued = (*queued).max(at);
         }
     }
 

@@ -106,6 +106,13 @@ impl TableName {
         format!("\"{}_{suffix}\"", self.table)
     }
 
+    /// A name next to the table's, unquoted and unqualified (`api_tokens_changes`), as the
+    /// catalogs show it.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn bare_with_suffix(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.table)
+    }
+
     /// The schema, quoted, if one was given.
     pub(crate) fn schema_sql(&self) -> Option<String> {
         self.schema.as_ref().map(|s| format!("\"{s}\""))

@@ -108,21 +108,27 @@ pub(crate) fn upgrade_to(to: i64, t: &TableName, d: Dialect) -> String {
 const WATCHED_V4: &str = "id, owner, tenant, name, description, scopes, hash, prefix, \
      created_at, expires_at, revoked_at, revocation_reason, successor, created_by";
 
-/// The PostgreSQL channel on which the table's trigger announces changes: one per table,
-/// short enough for PostgreSQL's 63-byte identifiers whatever the table's name.
-pub(crate) fn channel(t: &TableName) -> String {
-    format!(
-        "api_tokens_changes_{:08x}",
-        crc32fast::hash(t.key().as_bytes())
-    )
+/// The statement that gives the PostgreSQL channel on which a table's trigger announces
+/// changes (`$1`: the table's name, as in its statements): `api_tokens_changes_<oid>`, by
+/// the table's OID, so the same however the table is named (`api_tokens`,
+/// `public.api_tokens`) and after a rename.
+pub(crate) const CHANNEL_QUERY: &str =
+    "SELECT 'api_tokens_changes_' || $1::text::regclass::oid::text";
+
+/// The name of the trigger that announces a table's changes (unquoted, as in `pg_trigger`).
+pub(crate) fn trigger_name(t: &TableName) -> String {
+    t.bare_with_suffix("_changes")
 }
 
-/// The trigger that announces every committed change of a token on [`channel`], with the
-/// token's id in hex as the payload (`*` when the table is truncated): after an insert (so
-/// that a cached "unknown id" is dropped), a delete, and an update that sets any of
-/// `watched`. PostgreSQL sends a notification only when its transaction commits, and in
-/// commit order, so a listener hears of a change if and only if it happened, whoever made
-/// it (this crate, another service, an administrator's SQL).
+/// The trigger that announces every committed change of a token on the table's channel
+/// ([`CHANNEL_QUERY`], by `TG_RELID`), with the token's id in hex as the payload (`*` when
+/// the table is truncated): after an insert (so that a cached "unknown id" is dropped), a
+/// delete, and an update that sets any of `watched`. PostgreSQL sends a notification only
+/// when its transaction commits, and in commit order, so a listener hears of a change if
+/// and only if it happened, whoever made it (this crate, another service, an
+/// administrator's SQL). The triggers fire `ALWAYS`, under `session_replication_role =
+/// replica` too (logical replication, `pg_restore`); the function's `search_path` is fixed,
+/// so no schema can shadow what it calls.
 pub(crate) fn notify_trigger(t: &TableName, watched: &str) -> String {
     let table = t.sql();
     let function = match t.schema_sql() {
@@ -130,18 +136,20 @@ pub(crate) fn notify_trigger(t: &TableName, watched: &str) -> String {
         None => t.index("notify"),
     };
     let (changes, truncated) = (t.index("changes"), t.index("truncated"));
-    let channel = channel(t);
     format!(
-        "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $body$
+        "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
+         SET search_path = pg_catalog, pg_temp AS $body$
+         DECLARE
+             channel text := 'api_tokens_changes_' || TG_RELID::text;
          BEGIN
              IF TG_OP = 'TRUNCATE' THEN
-                 PERFORM pg_notify('{channel}', '*');
+                 PERFORM pg_catalog.pg_notify(channel, '*');
              ELSIF TG_OP = 'DELETE' THEN
-                 PERFORM pg_notify('{channel}', encode(OLD.id, 'hex'));
+                 PERFORM pg_catalog.pg_notify(channel, pg_catalog.encode(OLD.id, 'hex'));
              ELSE
-                 PERFORM pg_notify('{channel}', encode(NEW.id, 'hex'));
+                 PERFORM pg_catalog.pg_notify(channel, pg_catalog.encode(NEW.id, 'hex'));
                  IF TG_OP = 'UPDATE' AND OLD.id IS DISTINCT FROM NEW.id THEN
-                     PERFORM pg_notify('{channel}', encode(OLD.id, 'hex'));
+                     PERFORM pg_catalog.pg_notify(channel, pg_catalog.encode(OLD.id, 'hex'));
                  END IF;
              END IF;
              RETURN NULL;
@@ -150,9 +158,11 @@ pub(crate) fn notify_trigger(t: &TableName, watched: &str) -> String {
          DROP TRIGGER IF EXISTS {changes} ON {table};
          CREATE TRIGGER {changes} AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {table}
              FOR EACH ROW EXECUTE FUNCTION {function}();
+         ALTER TABLE {table} ENABLE ALWAYS TRIGGER {changes};
          DROP TRIGGER IF EXISTS {truncated} ON {table};
          CREATE TRIGGER {truncated} AFTER TRUNCATE ON {table}
-             FOR EACH STATEMENT EXECUTE FUNCTION {function}();"
+             FOR EACH STATEMENT EXECUTE FUNCTION {function}();
+         ALTER TABLE {table} ENABLE ALWAYS TRIGGER {truncated};"
     )
 }
 
