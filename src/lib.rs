@@ -6,11 +6,11 @@
 // rendered (and its examples compiled and run) when all of them are on, as on docs.rs;
 // otherwise a short introduction stands in, rather than examples compiled to nothing.
 #![cfg_attr(
-    all(feature = "axum", feature = "postgres", feature = "sqlite", feature = "testkit"),
+    all(feature = "axum", feature = "cache", feature = "postgres", feature = "sqlite", feature = "testkit"),
     doc = include_str!("../README.md")
 )]
 #![cfg_attr(
-    not(all(feature = "axum", feature = "postgres", feature = "sqlite", feature = "testkit")),
+    not(all(feature = "axum", feature = "cache", feature = "postgres", feature = "sqlite", feature = "testkit")),
     doc = include_str!("../docs/intro.md")
 )]
 #![forbid(unsafe_code)]
@@ -23,9 +23,12 @@
 pub use sqlx;
 
 // Layers, bottom to top: clock and limits; hash; error; validate and header; token;
-// record; store; service; the integrations and testkit. A module imports only from the
+// record; store; service; the framework-neutral web layer; the integrations and testkit. A module imports only from the
 // layers below it (tests/layers.rs checks).
 pub mod _documentation;
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub mod actix;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
@@ -41,7 +44,13 @@ pub mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 mod token;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 mod validate;
+#[cfg(feature = "web")]
+#[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+pub mod web;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{

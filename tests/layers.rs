@@ -15,7 +15,8 @@ const LAYERS: &[&[&str]] = &[
     &["record"],
     &["store"],
     &["service"],
-    &["axum", "testkit"],
+    &["web"],
+    &["axum", "actix", "tower", "testkit"],
 ];
 
 /// Longest source file, in lines.
@@ -74,7 +75,7 @@ fn root_names() -> HashMap<String, String> {
         }
     }
     names.insert("conformance_tests".into(), "testkit".into());
-    names.insert("scope_requirement".into(), "axum".into());
+    names.insert("scope_requirement".into(), "web".into());
     names
 }
 

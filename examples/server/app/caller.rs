@@ -10,7 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Deref;
 use std::time::Instant;
 
-use api_tokens::axum::{ScopeRequirement, authenticate};
+use api_tokens::axum::authenticate;
+use api_tokens::web::ScopeRequirement;
 use api_tokens::{AuthError, Principal};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;

@@ -1,7 +1,7 @@
 //! JSON in and out: a body extractor whose rejections are JSON errors, and the error
 //! responses the routes share.
 
-use api_tokens::axum::ErrorBody;
+use api_tokens::web::ErrorBody;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
@@ -65,7 +65,12 @@ pub fn one_time_json(status: StatusCode, body: &impl Serialize) -> Response {
 
 /// A JSON error response: `{"code", "message"}` with `status`.
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    ErrorBody::new(code, message).into_response(status)
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        ErrorBody::new(code, message).to_json(),
+    )
+        .into_response()
 }
 
 /// 429 with `Retry-After`: an attempt over a login or confirmation limit.

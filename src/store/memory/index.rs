@@ -130,6 +130,8 @@ struct OwnerLists {
 #[derive(Default)]
 pub(super) struct Index {
     lists: HashMap<Arc<str>, HashMap<Arc<str>, OwnerLists>>,
+    /// The tokens each token created (`created_by`), for revoking descendants.
+    children: HashMap<TokenId, Vec<TokenId>>,
     strings: HashSet<Arc<str>>,
     scope_sets: HashSet<Scopes>,
 }
@@ -151,6 +153,12 @@ impl Index {
     }
 
     pub(super) fn add(&mut self, r: &TokenRecord) {
+        if let Some(creator) = r.created_by {
+            let children = self.children.entry(creator).or_default();
+            if !children.contains(&r.id) {
+                children.push(r.id);
+            }
+        }
         let facts = Facts::of(r);
         let owner = self
             .lists
@@ -165,6 +173,14 @@ impl Index {
     }
 
     pub(super) fn remove(&mut self, r: &TokenRecord) {
+        if let Some(creator) = r.created_by
+            && let Some(children) = self.children.get_mut(&creator)
+        {
+            children.retain(|id| *id != r.id);
+            if children.is_empty() {
+                self.children.remove(&creator);
+            }
+        }
         let facts = Facts::of(r);
         let Some(owners) = self.lists.get_mut(&*r.prefix) else {
             return;
@@ -228,12 +244,9 @@ impl Index {
         })
     }
 
-    /// The ids of all an owner's tokens of an issuer, revoked and expired ones included.
-    pub(super) fn all(&mut self, prefix: &str, owner: &str) -> Vec<TokenId> {
-        self.list_mut(prefix, owner, None)
-            .map_or_else(Vec::new, |list| {
-                list.all.iter().map(|(_, id)| *id).collect()
-            })
+    /// The tokens `creator` created (revoked ones too).
+    pub(super) fn children(&self, creator: &TokenId) -> Vec<TokenId> {
+        self.children.get(creator).cloned().unwrap_or_default()
     }
 
     /// The ids of an owner's tokens of an issuer (of one tenant, if given) not yet revoked.

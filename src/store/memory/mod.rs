@@ -343,21 +343,15 @@ impl TokenStore for MemoryStore {
         all: &RevokeAll<'_>,
     ) -> Result<u64, StoreError> {
         let mut index = self.writes();
-        // Who created whom among the owner's tokens (revoked ones too: a revoked child's
-        // children are still descendants).
-        let mut children: HashMap<TokenId, Vec<TokenId>> = HashMap::new();
-        {
-            let records = self.records.pin();
-            for id in index.all(all.prefix, all.owner) {
-                if let Some(creator) = records.get(&id).and_then(|r| r.created_by) {
-                    children.entry(creator).or_default().push(id);
-                }
-            }
-        }
         let mut count = 0;
         let mut frontier = vec![*of];
+        let mut seen = std::collections::HashSet::new();
         while let Some(parent) = frontier.pop() {
-            for id in children.remove(&parent).unwrap_or_default() {
+            // Revoked children are walked through too: their children are descendants.
+            for id in index.children(&parent) {
+                if !seen.insert(id) {
+                    continue;
+                }
                 frontier.push(id);
                 let mut revoke = |r: &mut TokenRecord| {
                     let selected = r.revoked_at.is_none()

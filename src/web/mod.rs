@@ -1,0 +1,248 @@
+//! The framework-neutral web layer (feature `web`): what every integration does, decided
+//! once, for any framework to adapt in a few lines.
+//!
+//! - [`AuthHeaders`]: the raw values of the `Authorization`, `X-API-Key` and tenant
+//!   (`x-business-id`) headers, as bytes, each as often as the request repeats it.
+//! - [`authenticate`]: those headers and the required scopes → the [`Principal`], or a
+//!   [`Rejection`] carrying the status, the headers to set and the JSON body, with the
+//!   single-401 rule applied (a caller never learns why its token failed).
+//! - [`Rejection`] from any [`AuthError`] or [`Error`] of this crate, so a handler never
+//!   writes an error mapping (nor sends an error's message, which may name a revocation
+//!   time, to a client).
+//! - The helpers every token API needs: [`parse_token_id`] (a path id that is not an id is
+//!   `404`, like an unknown one), [`check_grant`] (a token grants only scopes its creator
+//!   holds), and [`NewToken::child_of`](crate::NewToken::child_of) (a created token never
+//!   outlives, out-scopes or outlives the revocation of the token creating it).
+//! - [`ScopeRequirement`] and [`scope_requirement!`](crate::scope_requirement): a route's
+//!   required scopes as a type, for extractors.
+//!
+//! The axum, actix-web and tower integrations are thin adapters over this module.
+//!
+//! ```
+//! use api_tokens::web::{authenticate, AuthHeaders};
+//! use api_tokens::{ApiTokens, MemoryStore, NewToken};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let tokens = ApiTokens::new(MemoryStore::new(), "dz")?;
+//! let issued = tokens.issue(NewToken::new("u1", "ci")).await?;
+//! let header = format!("Bearer {}", issued.plaintext.expose_secret());
+//!
+//! // From whatever your framework gives: (name, value) pairs, or one call per value.
+//! let headers = AuthHeaders::from_pairs([("authorization", header.as_bytes())]);
+//! let who = authenticate(&tokens, &headers, &[]).await.unwrap();
+//! assert_eq!(who.owner(), "u1");
+//!
+//! let missing = authenticate(&tokens, &AuthHeaders::new(), &[]).await.unwrap_err();
+//! assert_eq!(missing.status(), 401);
+//! assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
+//! // Send `missing.status()`, `missing.headers()` and `missing.body()`.
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+use crate::error::AuthError;
+use crate::header::presented_token;
+use crate::record::Scopes;
+use crate::service::{ApiTokens, Principal, Requirements};
+use crate::store::token_store::TokenStore;
+use crate::token::TokenId;
+
+mod rejection;
+
+pub use rejection::{ErrorBody, GrpcCode, Rejection};
+
+/// The header naming the tenant a request acts in. When present, the token must belong to
+/// that tenant (else 403); sent more than once, it is malformed (401).
+pub const TENANT_HEADER: &str = "x-business-id";
+/// The header that may carry the token instead of `Authorization: Bearer`.
+pub const API_KEY_HEADER: &str = "x-api-key";
+/// The `Authorization` header.
+pub const AUTHORIZATION_HEADER: &str = "authorization";
+
+/// One header's values: the first, and how many there were.
+#[derive(Debug, Clone, Copy, Default)]
+struct Values<'a> {
+    first: Option<&'a [u8]>,
+    count: usize,
+}
+
+impl<'a> Values<'a> {
+    fn push(&mut self, value: &'a [u8]) {
+        if self.first.is_none() {
+            self.first = Some(value);
+        }
+        self.count += 1;
+    }
+
+    /// The one value; a header sent more than once is ambiguous (a layer in front might
+    /// read the other one), so it is malformed.
+    fn single(&self) -> Result<Option<&'a [u8]>, AuthError> {
+        if self.count > 1 {
+            return Err(AuthError::MalformedHeader {
+                reason: "a token or tenant header is sent more than once",
+            });
+        }
+        Ok(self.first)
+    }
+}
+
+/// The headers that authenticate a request, as raw bytes, each as often as it was sent.
+/// Building one allocates nothing.
+///
+/// ```
+/// use api_tokens::web::AuthHeaders;
+///
+/// let headers = AuthHeaders::new()
+///     .authorization(b"Bearer dz_...")
+///     .tenant(b"business_7");
+/// # let _ = headers;
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuthHeaders<'a> {
+    authorization: Values<'a>,
+    api_key: Values<'a>,
+    tenant: Values<'a>,
+}
+
+impl<'a> AuthHeaders<'a> {
+    /// No header yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An `Authorization` value (call once per value the request carries).
+    pub fn authorization(mut self, value: &'a [u8]) -> Self {
+        self.authorization.push(value);
+        self
+    }
+
+    /// An `X-API-Key` value (call once per value the request carries).
+    pub fn api_key(mut self, value: &'a [u8]) -> Self {
+        self.api_key.push(value);
+        self
+    }
+
+    /// An `x-business-id` value (call once per value the request carries).
+    pub fn tenant(mut self, value: &'a [u8]) -> Self {
+        self.tenant.push(value);
+        self
+    }
+
+    /// Take the three headers from a request's (name, value) pairs; names are compared
+    /// without regard to case, and other headers are ignored.
+    pub fn from_pairs<N: AsRef<str>>(pairs: impl IntoIterator<Item = (N, &'a [u8])>) -> Self {
+        let mut headers = Self::new();
+        for (name, value) in pairs {
+            let name = name.as_ref();
+            if name.eq_ignore_ascii_case(AUTHORIZATION_HEADER) {
+                headers.authorization.push(value);
+            } else if name.eq_ignore_ascii_case(API_KEY_HEADER) {
+                headers.api_key.push(value);
+            } else if name.eq_ignore_ascii_case(TENANT_HEADER) {
+                headers.tenant.push(value);
+            }
+        }
+        headers
+    }
+
+    /// The presented token and the tenant asked for, or why the headers are unusable.
+    pub fn credentials(&self) -> Result<(&'a str, Option<&'a str>), AuthError> {
+        let presented = presented_token(self.authorization.single()?, self.api_key.single()?)?;
+        let tenant = match self.tenant.single()? {
+            // Tenant ids are identifiers: a value that is not UTF-8 names no tenant.
+            Some(value) => Some(std::str::from_utf8(value).map_err(|_| AuthError::WrongTenant)?),
+            None => None,
+        };
+        Ok((presented, tenant))
+    }
+}
+
+/// Authenticate a request by its headers: the presented token must verify, carry every
+/// one of `scopes`, and belong to the tenant the tenant header names (if it is sent).
+pub async fn authenticate<St: TokenStore>(
+    tokens: &ApiTokens<St>,
+    headers: &AuthHeaders<'_>,
+    scopes: &[&str],
+) -> Result<Principal, Rejection> {
+    verify(tokens, headers, scopes)
+        .await
+        .map_err(Rejection::from)
+}
+
+/// [`authenticate`], keeping the [`AuthError`] (for logs and metrics: its
+/// [`reason`](AuthError::reason)); answer it with `Rejection::from(&err)`.
+pub async fn verify<St: TokenStore>(
+    tokens: &ApiTokens<St>,
+    headers: &AuthHeaders<'_>,
+    scopes: &[&str],
+) -> Result<Principal, AuthError> {
+    let (presented, tenant) = headers.credentials()?;
+    tokens
+        .verify_with(presented, &Requirements::scopes(scopes).tenant(tenant))
+        .await
+}
+
+/// A token id from a path segment. Anything that is not an id is answered like an id that
+/// names no token: `404 not_found`.
+///
+/// ```
+/// use api_tokens::web::parse_token_id;
+///
+/// assert_eq!(parse_token_id("not-an-id").unwrap_err().status(), 404);
+/// assert!(parse_token_id("0123456789abcdef0123456789abcdef").is_ok());
+/// ```
+pub fn parse_token_id(segment: &str) -> Result<TokenId, Rejection> {
+    segment.parse().map_err(|_| Rejection::not_found())
+}
+
+/// Whether the token `creator` may grant `scopes` to a token it creates: only scopes it
+/// holds itself (else `403 insufficient_scope` naming the others). Issuing with
+/// [`NewToken::child_of`](crate::NewToken::child_of) checks this too.
+///
+/// ```
+/// use api_tokens::web::check_grant;
+/// use api_tokens::{ApiTokens, MemoryStore, NewToken, Scopes};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let tokens = ApiTokens::new(MemoryStore::new(), "dz")?;
+/// let t = tokens.issue(NewToken::new("u1", "ci").scopes(["a"])).await?;
+/// let who = tokens.verify(t.plaintext.expose_secret()).await?;
+/// assert!(check_grant(&who, &Scopes::parse(["a"])?).is_ok());
+/// assert_eq!(check_grant(&who, &Scopes::parse(["a", "b"])?).unwrap_err().status(), 403);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub fn check_grant(creator: &Principal, scopes: &Scopes) -> Result<(), Rejection> {
+    let held = creator.scopes();
+    let missing: Vec<String> = scopes
+        .iter()
+        .filter(|s| !held.contains(s))
+        .map(str::to_owned)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Rejection::from(AuthError::InsufficientScope { missing }))
+    }
+}
+
+/// Scopes a route requires, as a type, for extractors (`RequireScopes<R, …>`). Declare one
+/// with [`scope_requirement!`](crate::scope_requirement).
+pub trait ScopeRequirement: Send + Sync + 'static {
+    /// Every one of these must be on the token.
+    const SCOPES: &'static [&'static str];
+}
+
+/// Declare a [`ScopeRequirement`](crate::web::ScopeRequirement):
+/// `scope_requirement!(pub TokensWrite = ["tokens:write"]);`
+#[macro_export]
+macro_rules! scope_requirement {
+    ($(#[$meta:meta])* $vis:vis $name:ident = [$($scope:expr),* $(,)?]) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy)]
+        $vis struct $name;
+        impl $crate::web::ScopeRequirement for $name {
+            const SCOPES: &'static [&'static str] = &[$($scope),*];
+        }
+    };
+}
