@@ -6,11 +6,11 @@
 // rendered (and its examples compiled and run) when all of them are on, as on docs.rs;
 // otherwise a short introduction stands in, rather than examples compiled to nothing.
 #![cfg_attr(
-    all(feature = "axum", feature = "cache", feature = "postgres", feature = "sqlite", feature = "testkit"),
+    all(feature = "actix", feature = "axum", feature = "cache", feature = "postgres", feature = "sqlite", feature = "testkit", feature = "tower"),
     doc = include_str!("../README.md")
 )]
 #![cfg_attr(
-    not(all(feature = "axum", feature = "cache", feature = "postgres", feature = "sqlite", feature = "testkit")),
+    not(all(feature = "actix", feature = "axum", feature = "cache", feature = "postgres", feature = "sqlite", feature = "testkit", feature = "tower")),
     doc = include_str!("../docs/intro.md")
 )]
 #![forbid(unsafe_code)]

@@ -112,10 +112,12 @@ const WATCHED_V4: &str = "id, owner, tenant, name, description, scopes, hash, pr
 /// changes (`$1`: the table's name, as in its statements): `api_tokens_changes_<oid>`, by
 /// the table's OID, so the same however the table is named (`api_tokens`,
 /// `public.api_tokens`) and after a rename.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) const CHANNEL_QUERY: &str =
     "SELECT 'api_tokens_changes_' || $1::text::regclass::oid::text";
 
 /// The name of the trigger that announces a table's changes (unquoted, as in `pg_trigger`).
+#[cfg_attr(not(all(feature = "postgres", feature = "cache")), allow(dead_code))]
 pub(crate) fn trigger_name(t: &TableName) -> String {
     t.bare_with_suffix("_changes")
 }
