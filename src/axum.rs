@@ -3,7 +3,7 @@
 //!
 //! Depends on `axum-core` and `http` only, not on `axum`.
 //!
-//! A thin adapter over the framework-neutral [`web`](crate::web) layer, where the rules are.
+//! A thin adapter over the framework-neutral [`web`] layer, where the rules are.
 //!
 //! - [`Authenticated<St>`] verifies `Authorization: Bearer <t>` or `X-API-Key: <t>` against the
 //!   [`ApiTokens<St>`] it finds in your state through [`FromRef`], honours the tenant header

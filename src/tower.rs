@@ -2,7 +2,7 @@
 //! `tower` and `http` 1 — axum's `Router::layer`, hyper services, tonic servers.
 //!
 //! Every request through the layer is authenticated (through [`web`](crate::web), where the
-//! rules are): a valid token's [`Principal`] is inserted into the request extensions and the
+//! rules are): a valid token's [`Principal`](crate::Principal) is inserted into the request extensions and the
 //! request goes on; anything else is answered by the layer itself, with the same statuses,
 //! headers and JSON bodies as the other integrations, or, for a gRPC request
 //! (`content-type: application/grpc…`), with a trailers-only gRPC answer:

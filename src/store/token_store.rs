@@ -124,7 +124,7 @@ pub trait TokenStore: Send + Sync + 'static {
     /// is not stored is skipped.
     ///
     /// Optional: the default calls `record_last_use` once per token. The SQL stores write
-    /// them all in one statement; a [`CachedStore`](crate::CachedStore) batches the last
+    /// them all in one statement; a `CachedStore` (feature `cache`) batches the last
     /// uses of its cached verifications through here.
     fn record_last_uses(
         &self,

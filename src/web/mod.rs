@@ -6,7 +6,7 @@
 //! - [`authenticate`]: those headers and the required scopes → the [`Principal`], or a
 //!   [`Rejection`] carrying the status, the headers to set and the JSON body, with the
 //!   single-401 rule applied (a caller never learns why its token failed).
-//! - [`Rejection`] from any [`AuthError`] or [`Error`] of this crate, so a handler never
+//! - [`Rejection`] from any [`AuthError`] or [`Error`](crate::Error) of this crate, so a handler never
 //!   writes an error mapping (nor sends an error's message, which may name a revocation
 //!   time, to a client).
 //! - The helpers every token API needs: [`parse_token_id`] (a path id that is not an id is

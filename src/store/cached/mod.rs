@@ -48,8 +48,8 @@ use state::{ALWAYS, Settings, State};
 ///   Changes made elsewhere arrive by the source chosen when building it, which is
 ///   required: [`single_instance`](CachedStoreBuilder::single_instance) (no other writer),
 ///   an in-process [`InvalidationBus`], or PostgreSQL's `LISTEN`/`NOTIFY`
-///   ([`postgres`](CachedStoreBuilder::postgres)), which hears of every committed change
-///   whoever made it and fails closed (see [`PgInvalidations`]).
+///   (`postgres`, with the `postgres` feature), which hears of every committed change
+///   whoever made it and fails closed (see `PgInvalidations`).
 /// - **Last use**: a cached verification records its token's last use in the cache and
 ///   queues it; every [`last_use_every`](CachedStoreBuilder::last_use_every) the queue is
 ///   written in one [`TokenStore::record_last_uses`] call (one statement on SQL stores),
@@ -120,7 +120,7 @@ enum Source {
 
 /// Builds a [`CachedStore`]; say where it hears of changes made by others
 /// ([`single_instance`](Self::single_instance), [`bus`](Self::bus) or
-/// [`postgres`](Self::postgres)), or [`build`](Self::build) refuses.
+/// `postgres`, with the `postgres` feature), or [`build`](Self::build) refuses.
 #[must_use]
 pub struct CachedStoreBuilder<S> {
     inner: S,
