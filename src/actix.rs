@@ -90,10 +90,13 @@ pub async fn authenticate<St: TokenStore>(
     tokens: &ApiTokens<St>,
     scopes: &[&str],
 ) -> Result<Principal, AuthError> {
-    let headers = AuthHeaders::from_pairs(
+    let forwarding = tokens.trusted_proxies().map(|p| p.header());
+    let headers = AuthHeaders::from_request(
         req.headers()
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        req.peer_addr().map(|a| a.ip()),
+        forwarding,
     );
     verify(tokens, &headers, scopes).await
 }

@@ -79,16 +79,20 @@ pub async fn authenticate<St: TokenStore>(
     tokens: &ApiTokens<St>,
     scopes: &[&str],
 ) -> Result<Principal, AuthError> {
-    web::verify(tokens, &headers_of(parts), scopes).await
+    let forwarding = tokens.trusted_proxies().map(|p| p.header());
+    web::verify(tokens, &headers_of(parts, forwarding), scopes).await
 }
 
-/// The authenticating headers of a request.
-pub(crate) fn headers_of(parts: &Parts) -> AuthHeaders<'_> {
-    AuthHeaders::from_pairs(
+/// The authenticating headers of a request, with its peer ([`web::PeerAddr`]).
+fn headers_of<'a>(parts: &'a Parts, forwarding: Option<&str>) -> AuthHeaders<'a> {
+    let peer = parts.extensions.get::<web::PeerAddr>().map(|p| p.0);
+    AuthHeaders::from_request(
         parts
             .headers
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        peer,
+        forwarding,
     )
 }
 

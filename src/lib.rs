@@ -59,10 +59,11 @@ pub use error::{
 };
 pub use hash::TokenHash;
 pub use header::presented_token;
-pub use record::{Scopes, TokenInfo, TokenRecord};
+pub use record::{IpAllowlist, Metadata, Scopes, TokenInfo, TokenRecord};
 pub use service::{
-    ApiTokens, ApiTokensBuilder, Expiry, Issued, LastUseFailure, ListRequest, NewToken, Page,
-    PageMeta, Principal, PrincipalScopes, Requirements, TokenPolicy,
+    ApiTokens, ApiTokensBuilder, ExpiringRequest, Expiry, Issued, LastUseFailure, LeakOutcome,
+    LeakReport, ListRequest, NewToken, Page, PageMeta, Principal, PrincipalScopes, Requirements,
+    TokenEdit, TokenPolicy, TrustedProxies,
 };
 #[cfg(all(feature = "cache", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "cache", feature = "postgres"))))]

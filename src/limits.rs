@@ -38,6 +38,13 @@ pub const MAX_SCOPE_CHARS: usize = 128;
 /// Most scopes on one token.
 pub const MAX_SCOPES: usize = 64;
 
+/// Largest token metadata, in bytes of compact JSON.
+pub const MAX_METADATA_BYTES: usize = 4096;
+/// Deepest nesting of token metadata (the object itself is level 1).
+pub const MAX_METADATA_DEPTH: usize = 5;
+/// Most CIDR ranges in one token's IP allowlist.
+pub const MAX_ALLOWED_IPS: usize = 64;
+
 /// Most tokens on one page of a listing.
 pub const MAX_PER_PAGE: u32 = 100;
 /// Tokens on a page of a listing unless asked otherwise.

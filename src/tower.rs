@@ -11,6 +11,10 @@
 //!
 //! The response body is [`AuthBody<B>`]: the inner service's body, or the layer's JSON.
 //!
+//! For tokens with an IP allowlist, insert the TCP peer's address as a
+//! [`PeerAddr`](crate::web::PeerAddr) extension where you accept connections; behind a
+//! proxy, configure [`TrustedProxies`](crate::TrustedProxies) on the `ApiTokens`.
+//!
 //! ```
 //! use std::convert::Infallible;
 //! use api_tokens::tower::AuthLayer;
@@ -45,7 +49,7 @@ use tower_service::Service;
 
 use crate::service::ApiTokens;
 use crate::store::token_store::TokenStore;
-use crate::web::{AuthHeaders, Rejection, authenticate};
+use crate::web::{AuthHeaders, PeerAddr, Rejection, authenticate};
 
 /// The body of a response through [`AuthLayer`]: the inner service's (`Left`) or the
 /// layer's rejection (`Right`).
@@ -153,10 +157,13 @@ where
         let scopes = Arc::clone(&self.scopes);
         Box::pin(async move {
             let verified = {
-                let headers = AuthHeaders::from_pairs(
+                let forwarding = tokens.trusted_proxies().map(|p| p.header());
+                let headers = AuthHeaders::from_request(
                     req.headers()
                         .iter()
                         .map(|(name, value)| (name.as_str(), value.as_bytes())),
+                    req.extensions().get::<PeerAddr>().map(|p| p.0),
+                    forwarding,
                 );
                 authenticate(&tokens, &headers, &scopes).await
             };

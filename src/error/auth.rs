@@ -54,6 +54,22 @@ pub enum AuthError {
         /// When it was revoked.
         revoked_at: OffsetDateTime,
     },
+    /// The token is suspended (it may be resumed; until then it fails like a revoked one).
+    #[error("the API token is suspended; ask its owner to resume it")]
+    Suspended {
+        /// When it was suspended.
+        suspended_at: OffsetDateTime,
+    },
+    /// The token was not used for longer than the policy's idle timeout.
+    #[error("the API token was unused since {} and has lapsed; create a new one", Rfc3339(*.idle_since))]
+    Idle {
+        /// Its last recorded use (or its creation, if it was never used).
+        idle_since: OffsetDateTime,
+    },
+    /// The token may only be used from certain addresses, and the request's is not one of
+    /// them (or the service passed no address to check).
+    #[error("the API token may not be used from this address")]
+    IpNotAllowed,
     /// The token lacks scopes the operation requires.
     #[error("the API token lacks the required scopes: {}; use a token that has them", .missing.join(", "))]
     InsufficientScope {
@@ -78,8 +94,10 @@ impl AuthError {
             | Self::Malformed(_)
             | Self::Invalid
             | Self::Expired { .. }
-            | Self::Revoked { .. } => 401,
-            Self::InsufficientScope { .. } | Self::WrongTenant => 403,
+            | Self::Revoked { .. }
+            | Self::Suspended { .. }
+            | Self::Idle { .. } => 401,
+            Self::InsufficientScope { .. } | Self::WrongTenant | Self::IpNotAllowed => 403,
             Self::Store(e) => e.status(),
         }
     }
@@ -89,6 +107,7 @@ impl AuthError {
         match self {
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::WrongTenant => "wrong_tenant",
+            Self::IpNotAllowed => "ip_not_allowed",
             Self::Store(e) => e.code(),
             _ => "invalid_token",
         }
@@ -96,7 +115,8 @@ impl AuthError {
 
     /// Why verification failed, as a stable label for logs, metrics and audit trails:
     /// `missing`, `malformed_header`, `malformed`, `invalid`, `expired`, `revoked`,
-    /// `insufficient_scope`, `wrong_tenant` or `store`. Unlike [`code`](Self::code), it tells
+    /// `suspended`, `idle`, `insufficient_scope`, `wrong_tenant`, `ip_not_allowed` or
+    /// `store`. Unlike [`code`](Self::code), it tells
     /// the 401s apart, so keep it out of responses.
     ///
     /// ```
@@ -113,8 +133,11 @@ impl AuthError {
             Self::Invalid => "invalid",
             Self::Expired { .. } => "expired",
             Self::Revoked { .. } => "revoked",
+            Self::Suspended { .. } => "suspended",
+            Self::Idle { .. } => "idle",
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::WrongTenant => "wrong_tenant",
+            Self::IpNotAllowed => "ip_not_allowed",
             Self::Store(_) => "store",
         }
     }

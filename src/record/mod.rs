@@ -9,8 +9,12 @@ use time::OffsetDateTime;
 use crate::hash::TokenHash;
 use crate::token::TokenId;
 
+mod ips;
+mod metadata;
 mod scopes;
 
+pub use ips::IpAllowlist;
+pub use metadata::Metadata;
 pub use scopes::Scopes;
 
 /// Everything a store keeps about one token. It never holds the token itself, only the
@@ -72,6 +76,13 @@ pub struct TokenRecord {
     /// The token that created this one ([`NewToken::child_of`](crate::NewToken::child_of)),
     /// if any: revoking it revokes this one too. A rotation's successor keeps it.
     pub created_by: Option<TokenId>,
+    /// When it was suspended ([`ApiTokens::suspend`](crate::ApiTokens::suspend)); `None`
+    /// while it is not. A suspended token does not verify until it is resumed.
+    pub suspended_at: Option<OffsetDateTime>,
+    /// A small JSON object the service keeps with the token.
+    pub metadata: Option<Metadata>,
+    /// The client addresses it may be used from; `None` for any.
+    pub allowed_ips: Option<IpAllowlist>,
 }
 
 impl TokenRecord {
@@ -91,9 +102,15 @@ impl TokenRecord {
         self.revoked_at.is_some()
     }
 
-    /// Whether the token would verify at `now` (neither revoked nor expired).
+    /// Whether the token is not revoked and not expired at `now` (it may be suspended:
+    /// see [`is_suspended`](Self::is_suspended)).
     pub fn is_active(&self, now: OffsetDateTime) -> bool {
         !self.is_revoked() && !self.is_expired(now)
+    }
+
+    /// Whether the token is suspended.
+    pub fn is_suspended(&self) -> bool {
+        self.suspended_at.is_some()
     }
 
     /// The view of this record that may be shown to users: everything but the hash.
@@ -140,6 +157,13 @@ pub struct TokenInfo {
     pub replaced_by: Option<TokenId>,
     /// The token that created this one, if any.
     pub created_by: Option<TokenId>,
+    /// When it was suspended, if it is.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub suspended_at: Option<OffsetDateTime>,
+    /// The service's JSON object for this token, if any.
+    pub metadata: Option<Metadata>,
+    /// The client addresses it may be used from; `None` for any.
+    pub allowed_ips: Option<IpAllowlist>,
 }
 
 impl From<&TokenRecord> for TokenInfo {
@@ -159,6 +183,9 @@ impl From<&TokenRecord> for TokenInfo {
             revocation_reason: r.revocation_reason.clone(),
             replaced_by: r.successor,
             created_by: r.created_by,
+            suspended_at: r.suspended_at,
+            metadata: r.metadata.clone(),
+            allowed_ips: r.allowed_ips.clone(),
         }
     }
 }

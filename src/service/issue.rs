@@ -10,7 +10,7 @@ use super::principal::Principal;
 use crate::clock::to_stored_precision;
 use crate::error::{AuthError, Error, FieldError, RandomError, ValidationErrors};
 use crate::limits::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
-use crate::record::{Scopes, TokenInfo, TokenRecord};
+use crate::record::{IpAllowlist, Metadata, Scopes, TokenInfo, TokenRecord};
 use crate::store::token_store::TokenStore;
 use crate::store::{Change, ChildInsert};
 use crate::token::{PlaintextToken, TokenId};
@@ -137,6 +137,8 @@ pub struct NewToken {
     scopes: Vec<String>,
     expires: Expiry,
     creator: Option<Creator>,
+    metadata: Option<serde_json::Value>,
+    allowed_ips: Option<Vec<String>>,
 }
 
 /// What a token created by another may be: the creator's id, and the limits its own token
@@ -163,6 +165,8 @@ impl NewToken {
             scopes: Vec::new(),
             expires: Expiry::PolicyDefault,
             creator: None,
+            metadata: None,
+            allowed_ips: None,
         }
     }
 
@@ -220,7 +224,8 @@ impl NewToken {
         self
     }
 
-    /// A description (at most 1024 characters; blank means none).
+    /// A description (at most 1024 characters, or the policy's
+    /// [`description_chars`](crate::TokenPolicy::description_chars); blank means none).
     pub fn description(mut self, description: impl Into<String>) -> Self {
         self.description = Some(description.into());
         self
@@ -239,6 +244,25 @@ impl NewToken {
     /// When the token expires.
     pub fn expires(mut self, expires: Expiry) -> Self {
         self.expires = expires;
+        self
+    }
+
+    /// A small JSON object to keep with the token (see [`Metadata`] for the bounds; a
+    /// rejected one is named `metadata`).
+    pub fn metadata(mut self, metadata: serde_json::Value) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// The client addresses the token may be used from: CIDR ranges or single addresses
+    /// (see [`IpAllowlist`]; rejected ones are named `allowed_ips[i]`). A token created by a
+    /// token that has an allowlist gets that one unless it asks for a narrower one.
+    pub fn allowed_ips<I, T>(mut self, ranges: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.allowed_ips = Some(ranges.into_iter().map(Into::into).collect());
         self
     }
 }
@@ -276,6 +300,30 @@ impl<S: TokenStore> ApiTokens<S> {
             .as_deref()
             .map(|d| check_prose("description", d, MAX_DESCRIPTION_CHARS, &mut errors))
             .filter(|d| !d.is_empty());
+        let (min, max) = self.inner.policy.get_description_chars();
+        if let Some(d) = description {
+            let chars = d.chars().count();
+            if (chars < min || chars > max) && chars <= MAX_DESCRIPTION_CHARS {
+                errors.push(FieldError::new(
+                    "description",
+                    format!("must be {min} to {max} characters long"),
+                ));
+            }
+        }
+        let metadata = match new.metadata.clone().map(Metadata::new).transpose() {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let mut allowed_ips = match new.allowed_ips.as_ref().map(IpAllowlist::parse).transpose() {
+            Ok(list) => list,
+            Err(e) => {
+                errors.extend(e.0);
+                None
+            }
+        };
         let scopes = Scopes::parse(&new.scopes)
             .map_err(|e| errors.extend(e.0))
             .unwrap_or_default();
@@ -302,6 +350,26 @@ impl<S: TokenStore> ApiTokens<S> {
             if let Some(limit) = creator.expires_at {
                 expires_at = Some(expires_at.map_or(limit, |at| at.min(limit)));
             }
+            // The creator's address restriction holds for what it creates.
+            let creator_ips = self
+                .inner
+                .store
+                .get(&creator.id)
+                .await?
+                .and_then(|r| r.allowed_ips.clone());
+            if let Some(outer) = creator_ips {
+                match &allowed_ips {
+                    None => allowed_ips = Some(outer),
+                    Some(inner) if outer.covers(inner) => {}
+                    Some(_) => {
+                        return Err(FieldError::new(
+                            "allowed_ips",
+                            "must lie within the addresses the creating token is allowed from",
+                        )
+                        .into());
+                    }
+                }
+            }
         }
         let draft = Draft {
             owner: Arc::from(new.owner.as_str()),
@@ -311,6 +379,8 @@ impl<S: TokenStore> ApiTokens<S> {
             scopes,
             expires_at,
             created_by: new.creator.as_ref().map(|c| c.id),
+            metadata,
+            allowed_ips,
         };
         let (plaintext, record) = self.generate(draft, now)?;
         let cap = self.inner.policy.get_max_active_per_owner();
@@ -389,6 +459,8 @@ impl<S: TokenStore> ApiTokens<S> {
             scopes: old.scopes.clone(),
             expires_at,
             created_by: old.created_by,
+            metadata: old.metadata.clone(),
+            allowed_ips: old.allowed_ips.clone(),
         };
         let (plaintext, record) = self.generate(draft, now)?;
         let successor = record.id;
@@ -461,6 +533,9 @@ impl<S: TokenStore> ApiTokens<S> {
             revocation_reason: None,
             successor: None,
             created_by: draft.created_by,
+            suspended_at: None,
+            metadata: draft.metadata,
+            allowed_ips: draft.allowed_ips,
         };
         Ok((plaintext, record))
     }
@@ -475,4 +550,6 @@ struct Draft {
     scopes: Scopes,
     expires_at: Option<OffsetDateTime>,
     created_by: Option<TokenId>,
+    metadata: Option<Metadata>,
+    allowed_ips: Option<IpAllowlist>,
 }

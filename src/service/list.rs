@@ -6,8 +6,8 @@ use super::ApiTokens;
 use crate::error::{Error, FieldError, ValidationErrors};
 use crate::limits::{DEFAULT_PER_PAGE, MAX_PER_PAGE};
 use crate::record::TokenInfo;
-use crate::store::ListFilter;
 use crate::store::token_store::TokenStore;
+use crate::store::{ExpiringFilter, ListFilter};
 use crate::token::TokenId;
 use crate::validate::identifier;
 
@@ -51,6 +51,47 @@ impl<'a> ListRequest<'a> {
     pub fn include_inactive(mut self, include: bool) -> Self {
         self.include_inactive = include;
         self
+    }
+
+    /// The page, counting from 1.
+    pub fn page(mut self, page: u32) -> Self {
+        self.page = page;
+        self
+    }
+
+    /// Tokens per page, 1–100.
+    pub fn per_page(mut self, per_page: u32) -> Self {
+        self.per_page = per_page;
+        self
+    }
+}
+
+/// Which tokens are about to expire, for expiry notices ([`ApiTokens::list_expiring`]):
+/// every owner's active tokens that expire within a window from now, soonest first.
+///
+/// ```
+/// use api_tokens::ExpiringRequest;
+/// use time::Duration;
+///
+/// let in_a_week = ExpiringRequest::within(Duration::days(7)).page(1).per_page(100);
+/// # let _ = in_a_week;
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct ExpiringRequest {
+    within: time::Duration,
+    page: u32,
+    per_page: u32,
+}
+
+impl ExpiringRequest {
+    /// Tokens that expire within `within` from now (at most 366 days), 20 to a page.
+    pub fn within(within: time::Duration) -> Self {
+        Self {
+            within,
+            page: 1,
+            per_page: DEFAULT_PER_PAGE,
+        }
     }
 
     /// The page, counting from 1.
@@ -137,6 +178,60 @@ impl<S: TokenStore> ApiTokens<S> {
         filter.offset = u64::from(request.page - 1) * u64::from(request.per_page);
         filter.limit = request.per_page;
         let page = self.inner.store.list(&filter).await?;
+        Ok(Page {
+            data: page.records.iter().map(TokenInfo::from).collect(),
+            meta: PageMeta {
+                page: request.page,
+                per_page: request.per_page,
+                total: page.total,
+            },
+        })
+    }
+
+    /// One page of this issuer's tokens, of every owner, that are not revoked and expire
+    /// within the request's window from now, soonest first: who to send an expiry notice
+    /// (GitLab mails 7 days and 1 day before). Suspended tokens are included (they may be
+    /// resumed). A window that is not positive or longer than 366 days, a page of 0, or a
+    /// `per_page` outside 1–100 is [`Error::Invalid`].
+    ///
+    /// ```
+    /// use api_tokens::{ApiTokens, Expiry, ExpiringRequest, MemoryStore, NewToken};
+    /// use time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let tokens = ApiTokens::new(MemoryStore::new(), "dz")?;
+    /// tokens.issue(NewToken::new("alice", "soon").expires(Expiry::InDays(3))).await?;
+    /// tokens.issue(NewToken::new("bob", "later").expires(Expiry::InDays(30))).await?;
+    /// let page = tokens.list_expiring(&ExpiringRequest::within(Duration::days(7))).await?;
+    /// assert_eq!((page.meta.total, &*page.data[0].name), (1, "soon"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn list_expiring(&self, request: &ExpiringRequest) -> Result<Page<TokenInfo>, Error> {
+        let mut errors = Vec::new();
+        if !request.within.is_positive() || request.within > time::Duration::days(366) {
+            errors.push(FieldError::new(
+                "within_days",
+                "must be more than zero and at most 366 days",
+            ));
+        }
+        if request.page == 0 {
+            errors.push(FieldError::new("page", "must be 1 or more"));
+        }
+        if !(1..=MAX_PER_PAGE).contains(&request.per_page) {
+            errors.push(FieldError::new(
+                "per_page",
+                format!("must be between 1 and {MAX_PER_PAGE}"),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(ValidationErrors(errors)));
+        }
+        let now = self.now();
+        let mut filter = ExpiringFilter::new(self.format().prefix(), now, now + request.within);
+        filter.offset = u64::from(request.page - 1) * u64::from(request.per_page);
+        filter.limit = request.per_page;
+        let page = self.inner.store.list_expiring(&filter).await?;
         Ok(Page {
             data: page.records.iter().map(TokenInfo::from).collect(),
             meta: PageMeta {

@@ -16,16 +16,22 @@ use crate::store::token_store::TokenStore;
 use crate::token::TokenFormat;
 
 mod issue;
+mod leaks;
 mod list;
+mod manage;
 mod policy;
 mod principal;
+mod proxies;
 mod revoke;
 mod verify;
 
 pub use issue::{Expiry, Issued, NewToken};
-pub use list::{ListRequest, Page, PageMeta};
+pub use leaks::{LeakOutcome, LeakReport};
+pub use list::{ExpiringRequest, ListRequest, Page, PageMeta};
+pub use manage::TokenEdit;
 pub use policy::TokenPolicy;
 pub use principal::{Principal, PrincipalScopes};
+pub use proxies::TrustedProxies;
 pub use verify::{LastUseFailure, Requirements};
 
 /// Everything a service needs for the life of its API tokens, over one [`TokenStore`].
@@ -64,6 +70,7 @@ pub struct ApiTokens<S> {
 
 pub(crate) struct Inner<S> {
     pub(crate) store: S,
+    pub(crate) trusted_proxies: Option<TrustedProxies>,
     pub(crate) format: TokenFormat,
     pub(crate) policy: TokenPolicy,
     pub(crate) clock: Arc<dyn Clock>,
@@ -106,6 +113,7 @@ impl<S: TokenStore> ApiTokens<S> {
             clock: Arc::new(SystemClock),
             last_use_interval: DEFAULT_LAST_USE_INTERVAL,
             last_use_failure: LastUseFailure::default(),
+            trusted_proxies: None,
         }
     }
 }
@@ -134,6 +142,12 @@ impl<S> ApiTokens<S> {
     /// What a failed last-use write does to a verification.
     pub fn last_use_failure_policy(&self) -> LastUseFailure {
         self.inner.last_use_failure
+    }
+
+    /// The proxies whose forwarding header names the client, if configured
+    /// ([`ApiTokensBuilder::trusted_proxies`]).
+    pub fn trusted_proxies(&self) -> Option<&TrustedProxies> {
+        self.inner.trusted_proxies.as_ref()
     }
 
     /// The current time from the configured clock, at the precision stores keep.
@@ -166,6 +180,7 @@ pub struct ApiTokensBuilder<S> {
     clock: Arc<dyn Clock>,
     last_use_interval: Duration,
     last_use_failure: LastUseFailure,
+    trusted_proxies: Option<TrustedProxies>,
 }
 
 impl<S> fmt::Debug for ApiTokensBuilder<S> {
@@ -185,6 +200,14 @@ impl<S: TokenStore> ApiTokensBuilder<S> {
     /// [`LastUseFailure::FailRequest`]).
     pub fn last_use_failure(mut self, policy: LastUseFailure) -> Self {
         self.last_use_failure = policy;
+        self
+    }
+
+    /// Believe the client address a proxy in `proxies` writes into its forwarding header
+    /// (see [`TrustedProxies`]), when the web integrations check a token's IP allowlist.
+    /// Without it, the client is the TCP peer.
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = Some(proxies);
         self
     }
 
@@ -222,9 +245,20 @@ impl<S: TokenStore> ApiTokensBuilder<S> {
                 "the last-use interval must not be negative",
             ));
         }
+        if self
+            .policy
+            .get_idle_timeout()
+            .is_some_and(|idle| idle <= self.last_use_interval)
+        {
+            return Err(ConfigError::Policy(
+                "the idle timeout must be longer than the last-use interval, which bounds how \
+                 stale a recorded last use may be",
+            ));
+        }
         Ok(ApiTokens {
             inner: Arc::new(Inner {
                 store: self.store,
+                trusted_proxies: self.trusted_proxies,
                 format,
                 policy: self.policy,
                 clock: self.clock,

@@ -3,6 +3,7 @@
 use time::Duration;
 
 use crate::error::ConfigError;
+use crate::limits::MAX_DESCRIPTION_CHARS;
 
 /// Lifetime rules applied when a token is issued.
 ///
@@ -29,6 +30,8 @@ pub struct TokenPolicy {
     max_lifetime: Option<Duration>,
     allow_never: bool,
     max_active_per_owner: Option<u32>,
+    idle_timeout: Option<Duration>,
+    description_chars: (usize, usize),
 }
 
 impl Default for TokenPolicy {
@@ -38,6 +41,8 @@ impl Default for TokenPolicy {
             max_lifetime: Some(Duration::days(365)),
             allow_never: false,
             max_active_per_owner: None,
+            idle_timeout: None,
+            description_chars: (0, MAX_DESCRIPTION_CHARS),
         }
     }
 }
@@ -68,6 +73,39 @@ impl TokenPolicy {
     pub fn max_active_per_owner(mut self, cap: Option<u32>) -> Self {
         self.max_active_per_owner = cap;
         self
+    }
+
+    /// Stop a token that has not been used for `timeout` (Sanctum's "expire by last use"):
+    /// it fails with [`AuthError::Idle`](crate::AuthError::Idle) (401, like any expiry) once
+    /// its last use, or its creation if it was never used, is older. `None` (the default)
+    /// for no inactivity limit.
+    ///
+    /// Last use is written at most once per
+    /// [last-use interval](crate::ApiTokensBuilder::last_use_interval), so the recorded last
+    /// use may be up to that interval older than the real one: a token idles out between
+    /// `timeout − interval` and `timeout` after its real last use. The timeout must be longer
+    /// than the interval (checked when `ApiTokens` is built).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// The inactivity limit, if any.
+    pub fn get_idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
+    /// How long a description must be, in characters, when one is given (default 0 to
+    /// 1 024; one token API asks for 3 to 255). At most
+    /// [`MAX_DESCRIPTION_CHARS`](crate::limits::MAX_DESCRIPTION_CHARS).
+    pub fn description_chars(mut self, min: usize, max: usize) -> Self {
+        self.description_chars = (min, max);
+        self
+    }
+
+    /// The shortest and longest description allowed, in characters.
+    pub fn get_description_chars(&self) -> (usize, usize) {
+        self.description_chars
     }
 
     /// The cap on an owner's active tokens, if any.
@@ -102,6 +140,15 @@ impl TokenPolicy {
         if self.max_active_per_owner == Some(0) {
             return Err(ConfigError::Policy(
                 "a cap of 0 active tokens per owner would refuse every token; use None for no cap",
+            ));
+        }
+        if self.idle_timeout.is_some_and(|t| !t.is_positive()) {
+            return Err(ConfigError::Policy("the idle timeout must be positive"));
+        }
+        let (min, max) = self.description_chars;
+        if min > max || max > MAX_DESCRIPTION_CHARS || max == 0 {
+            return Err(ConfigError::Policy(
+                "description lengths must satisfy min <= max, 0 < max <= 1024",
             ));
         }
         if let Some(max) = self.max_lifetime {

@@ -44,8 +44,8 @@ const NO_TENANT: u32 = u32::MAX;
 pub struct Principal {
     id: TokenId,
     expires_at: Option<OffsetDateTime>,
-    /// Owner, tenant, name, then each scope, each after its length in bytes (`u32`,
-    /// little-endian; [`NO_TENANT`] for no tenant).
+    /// Owner, tenant, name, metadata, then each scope, each after its length in bytes
+    /// (`u32`, little-endian; [`NO_TENANT`] for no tenant or no metadata).
     text: SmallVec<[u8; INLINE]>,
 }
 
@@ -57,6 +57,7 @@ impl Principal {
                 Some(&*record.owner),
                 record.tenant.as_deref(),
                 Some(&*record.name),
+                record.metadata.as_ref().map(|m| m.as_str()),
             ]
             .into_iter()
             .chain(record.scopes.iter().map(Some))
@@ -101,10 +102,16 @@ impl Principal {
         self.parts().nth(2).flatten().unwrap_or_default()
     }
 
+    /// The token's metadata, as compact JSON text (parse it with `serde_json`), if it has
+    /// any.
+    pub fn metadata_json(&self) -> Option<&str> {
+        self.parts().nth(3).flatten()
+    }
+
     /// The token's scopes, sorted.
     pub fn scopes(&self) -> PrincipalScopes<'_> {
         let mut parts = self.parts();
-        parts.nth(2);
+        parts.nth(3);
         PrincipalScopes { parts }
     }
 
@@ -127,6 +134,7 @@ impl fmt::Debug for Principal {
             .field("tenant", &self.tenant())
             .field("name", &self.name())
             .field("scopes", &self.scopes())
+            .field("metadata", &self.metadata_json())
             .field("expires_at", &self.expires_at)
             .finish()
     }
@@ -257,6 +265,9 @@ mod tests {
             revocation_reason: None,
             successor: None,
             created_by: None,
+            suspended_at: None,
+            metadata: None,
+            allowed_ips: None,
         }
     }
 

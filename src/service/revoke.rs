@@ -94,7 +94,7 @@ impl<S: TokenStore> ApiTokens<S> {
     /// tokens it created, in another. Together they leave nothing it created alive: once
     /// the token is revoked, the store refuses to insert a token it creates
     /// (`insert_child`), and the second step revokes every one inserted before.
-    async fn revoke_checked(
+    pub(super) async fn revoke_checked(
         &self,
         owner: &str,
         id: TokenId,

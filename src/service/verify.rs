@@ -4,13 +4,15 @@
 //! one store lookup by id (lent in place if the store can answer without waiting,
 //! [`TokenStore::read_now`](crate::TokenStore::read_now)) → SHA-256 of the secret →
 //! constant-time hash compare (against a dummy when the id is unknown) → this issuer's? →
-//! revoked? → expired? → scopes and tenant → the [`Principal`] (a copy of what a route
+//! revoked? → suspended? → expired? → idle? → scopes, tenant and client address → the
+//! [`Principal`] (a copy of what a route
 //! needs) → record last use (at most once per interval, [`LastUseFailure`] deciding what a
 //! failed write does). Expiry is compared with the clock's cheap reading
 //! ([`Clock::recent_unix_nanos`](crate::Clock::recent_unix_nanos)), and with the precise
 //! time within a second of it.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::Poll;
 
@@ -36,6 +38,7 @@ use crate::token::TokenId;
 pub struct Requirements<'a> {
     scopes: &'a [&'a str],
     tenant: Option<&'a str>,
+    client_ip: Option<IpAddr>,
 }
 
 impl<'a> Requirements<'a> {
@@ -43,6 +46,7 @@ impl<'a> Requirements<'a> {
     pub const NONE: Requirements<'static> = Requirements {
         scopes: &[],
         tenant: None,
+        client_ip: None,
     };
 
     /// The token must carry every one of `scopes`.
@@ -50,7 +54,16 @@ impl<'a> Requirements<'a> {
         Self {
             scopes,
             tenant: None,
+            client_ip: None,
         }
+    }
+
+    /// The request comes from `address` (the client's, as the integrations find it): a
+    /// token with an [IP allowlist](crate::IpAllowlist) verifies only from an address on
+    /// it, and never when no address is given.
+    pub const fn client_ip(mut self, address: Option<IpAddr>) -> Self {
+        self.client_ip = address;
+        self
     }
 
     /// The token must belong to `tenant`, if one is given (a token without a tenant does not
@@ -204,6 +217,9 @@ impl<S: TokenStore> ApiTokens<S> {
         if let Some(revoked_at) = record.revoked_at {
             return Err(AuthError::Revoked { revoked_at });
         }
+        if let Some(suspended_at) = record.suspended_at {
+            return Err(AuthError::Suspended { suspended_at });
+        }
         // Compared in integer nanoseconds (cheaper than date arithmetic on every request),
         // against the clock's cheap reading, which is never ahead of the time; against the
         // precise time when the token expires within a second of it.
@@ -216,6 +232,12 @@ impl<S: TokenStore> ApiTokens<S> {
                     && at <= clock.now_unix_nanos())
         }) {
             return Err(AuthError::Expired { expired_at });
+        }
+        if let Some(idle) = inner.policy.get_idle_timeout() {
+            let since = record.last_used_at.unwrap_or(record.created_at);
+            if recent - since.unix_timestamp_nanos() > idle.whole_nanoseconds() {
+                return Err(AuthError::Idle { idle_since: since });
+            }
         }
         if !requirements
             .scopes
@@ -235,6 +257,11 @@ impl<S: TokenStore> ApiTokens<S> {
             && record.tenant.as_deref() != Some(tenant)
         {
             return Err(AuthError::WrongTenant);
+        }
+        if let Some(allowed) = &record.allowed_ips
+            && !requirements.client_ip.is_some_and(|ip| allowed.allows(ip))
+        {
+            return Err(AuthError::IpNotAllowed);
         }
         // Due once the interval has passed by the cheap reading (which can only make the
         // write come a tick later); written at the precise time.

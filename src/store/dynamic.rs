@@ -8,7 +8,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::token_store::TokenStore;
-use super::{Change, ChildInsert, ListFilter, ListPage, RevokeAll};
+use super::{Change, ChildInsert, ExpiringFilter, ListFilter, ListPage, RevokeAll};
 use crate::error::StoreError;
 use crate::record::TokenRecord;
 use crate::token::TokenId;
@@ -77,6 +77,7 @@ trait ErasedStore: Send + Sync + 'static {
         read: &mut dyn FnMut(Option<&TokenRecord>),
     ) -> Option<Result<(), StoreError>>;
     fn list<'a>(&'a self, filter: &'a ListFilter<'a>) -> BoxFuture<'a, ListPage>;
+    fn list_expiring<'a>(&'a self, filter: &'a ExpiringFilter<'a>) -> BoxFuture<'a, ListPage>;
     fn record_last_use<'a>(&'a self, id: &'a TokenId, at: OffsetDateTime) -> BoxFuture<'a, bool>;
     fn record_last_uses<'a>(&'a self, uses: &'a [(TokenId, OffsetDateTime)]) -> BoxFuture<'a, u64>;
     fn update<'a, 'c: 'a>(
@@ -142,6 +143,9 @@ impl<S: TokenStore> ErasedStore for S {
     }
     fn list<'a>(&'a self, filter: &'a ListFilter<'a>) -> BoxFuture<'a, ListPage> {
         Box::pin(TokenStore::list(self, filter))
+    }
+    fn list_expiring<'a>(&'a self, filter: &'a ExpiringFilter<'a>) -> BoxFuture<'a, ListPage> {
+        Box::pin(TokenStore::list_expiring(self, filter))
     }
     fn record_last_use<'a>(&'a self, id: &'a TokenId, at: OffsetDateTime) -> BoxFuture<'a, bool> {
         Box::pin(TokenStore::record_last_use(self, id, at))
@@ -247,6 +251,10 @@ impl TokenStore for DynTokenStore {
 
     async fn list(&self, filter: &ListFilter<'_>) -> Result<ListPage, StoreError> {
         self.0.list(filter).await
+    }
+
+    async fn list_expiring(&self, filter: &ExpiringFilter<'_>) -> Result<ListPage, StoreError> {
+        self.0.list_expiring(filter).await
     }
 
     async fn record_last_use(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {

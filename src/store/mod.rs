@@ -233,6 +233,59 @@ impl<'a> ListFilter<'a> {
     }
 }
 
+/// Which records [`TokenStore::list_expiring`](crate::TokenStore::list_expiring) returns:
+/// every owner's tokens of one issuer that are not revoked and expire after `now` and no
+/// later than `until`, soonest first (then by id).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ExpiringFilter<'a> {
+    /// Only tokens of this issuer (the token prefix).
+    pub prefix: &'a str,
+    /// Tokens that expire after this instant...
+    pub now: OffsetDateTime,
+    /// ...and no later than this one.
+    pub until: OffsetDateTime,
+    /// Records to skip (soonest first).
+    pub offset: u64,
+    /// Most records to return.
+    pub limit: u32,
+}
+
+impl<'a> ExpiringFilter<'a> {
+    pub(crate) fn new(prefix: &'a str, now: OffsetDateTime, until: OffsetDateTime) -> Self {
+        Self {
+            prefix,
+            now,
+            until,
+            offset: 0,
+            limit: crate::limits::DEFAULT_PER_PAGE,
+        }
+    }
+
+    /// Whether `record` passes this filter (ignoring offset and limit).
+    pub fn matches(&self, record: &TokenRecord) -> bool {
+        *record.prefix == *self.prefix
+            && record.revoked_at.is_none()
+            && record
+                .expires_at
+                .is_some_and(|at| at > self.now && at <= self.until)
+    }
+
+    /// The page this filter asks for out of every record that matches it, sorted soonest
+    /// first. For stores that filter in memory.
+    pub fn page_of(&self, mut records: Vec<TokenRecord>) -> ListPage {
+        records.sort_unstable_by_key(|r| (r.expires_at, r.id));
+        let total = records.len() as u64;
+        let start = usize::try_from(self.offset)
+            .unwrap_or(usize::MAX)
+            .min(records.len());
+        let end = start.saturating_add(self.limit as usize).min(records.len());
+        records.truncate(end);
+        records.drain(..start);
+        ListPage { records, total }
+    }
+}
+
 /// One page of [`TokenStore::list`](crate::TokenStore::list).
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {

@@ -302,6 +302,9 @@ fn decode(row: &PgRow) -> Result<TokenRecord, StoreError> {
             revocation_reason: row.try_get(12)?,
             successor: row.try_get(13)?,
             created_by: row.try_get(14)?,
+            suspended_at: row.try_get(15)?,
+            metadata: row.try_get(16)?,
+            allowed_ips: row.try_get(17)?,
         })
     })();
     raw.map_err(error("could not read a token row"))?

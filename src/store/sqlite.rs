@@ -283,21 +283,26 @@ fn decode(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
                 revocation_reason: row.try_get(12)?,
                 successor: row.try_get(13)?,
                 created_by: row.try_get(14)?,
+                suspended_at: None,
+                metadata: row.try_get(16)?,
+                allowed_ips: row.try_get(17)?,
             },
             [
                 Some(row.try_get::<i64, _>(8)?),
                 row.try_get(9)?,
                 row.try_get(10)?,
                 row.try_get(11)?,
+                row.try_get(15)?,
             ],
         ))
     })();
-    let (mut raw, [created, expires, used, revoked]) =
+    let (mut raw, [created, expires, used, revoked, suspended]) =
         raw.map_err(error("could not read a token row"))?;
     raw.created_at = from_micros(created.unwrap_or_default())?;
     raw.expires_at = opt_from_micros(expires)?;
     raw.last_used_at = opt_from_micros(used)?;
     raw.revoked_at = opt_from_micros(revoked)?;
+    raw.suspended_at = opt_from_micros(suspended)?;
     raw.into_record()
 }
 

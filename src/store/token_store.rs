@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::{Change, ChildInsert, ListFilter, ListPage, RevokeAll};
+use super::{Change, ChildInsert, ExpiringFilter, ListFilter, ListPage, RevokeAll};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::record::TokenRecord;
 use crate::token::TokenId;
@@ -111,6 +111,24 @@ pub trait TokenStore: Send + Sync + 'static {
         &self,
         filter: &ListFilter<'_>,
     ) -> impl Future<Output = Result<ListPage, StoreError>> + Send;
+
+    /// One page of the tokens [`ExpiringFilter`] selects (every owner's, soonest expiry
+    /// first), and the total that match: for expiry notices. Stores should index it
+    /// (the SQL stores keep `(prefix, expires_at, id)` of tokens not revoked).
+    ///
+    /// Optional: the default fails, saying the store cannot (only
+    /// [`ApiTokens::list_expiring`](crate::ApiTokens::list_expiring) calls it). A store
+    /// that filters in memory can answer with [`ExpiringFilter::page_of`].
+    fn list_expiring(
+        &self,
+        filter: &ExpiringFilter<'_>,
+    ) -> impl Future<Output = Result<ListPage, StoreError>> + Send {
+        let _ = filter;
+        std::future::ready(Err(StoreError::new(
+            StoreErrorKind::Unsupported,
+            "this store cannot list tokens by expiry; implement `TokenStore::list_expiring`",
+        )))
+    }
 
     /// Set `last_used_at` to `at` if it is unset or earlier. Returns whether it changed.
     fn record_last_use(
@@ -262,6 +280,13 @@ impl<T: TokenStore> TokenStore for Arc<T> {
         filter: &ListFilter<'_>,
     ) -> impl Future<Output = Result<ListPage, StoreError>> + Send {
         (**self).list(filter)
+    }
+
+    fn list_expiring(
+        &self,
+        filter: &ExpiringFilter<'_>,
+    ) -> impl Future<Output = Result<ListPage, StoreError>> + Send {
+        (**self).list_expiring(filter)
     }
 
     fn record_last_use(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::store::{Change, ChildInsert, ListFilter, ListPage, RevokeAll};
+use crate::store::{Change, ChildInsert, ExpiringFilter, ListFilter, ListPage, RevokeAll};
 use crate::{StoreError, TokenId, TokenRecord, TokenStore};
 
 /// How many times each [`TokenStore`] method was called on a [`CountingStore`].
@@ -17,7 +17,7 @@ pub struct Calls {
     pub insert: AtomicU64,
     /// `get` calls, and `get_now` calls the store answered.
     pub get: AtomicU64,
-    /// `list` calls.
+    /// `list` and `list_expiring` calls.
     pub list: AtomicU64,
     /// `record_last_use` calls.
     pub record_last_use: AtomicU64,
@@ -157,6 +157,10 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
     async fn list(&self, filter: &ListFilter<'_>) -> Result<ListPage, StoreError> {
         bump(&self.calls.list);
         self.inner.list(filter).await
+    }
+    async fn list_expiring(&self, filter: &ExpiringFilter<'_>) -> Result<ListPage, StoreError> {
+        bump(&self.calls.list);
+        self.inner.list_expiring(filter).await
     }
     async fn record_last_use(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
         bump(&self.calls.record_last_use);

@@ -108,5 +108,8 @@ pub(crate) fn record(owner: &str, created_at: OffsetDateTime) -> TokenRecord {
         revocation_reason: None,
         successor: None,
         created_by: None,
+        suspended_at: None,
+        metadata: None,
+        allowed_ips: None,
     }
 }

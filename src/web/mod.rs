@@ -40,6 +40,8 @@
 //! # }).unwrap();
 //! ```
 
+use std::net::IpAddr;
+
 use crate::error::AuthError;
 use crate::header::presented_token;
 use crate::record::Scopes;
@@ -102,7 +104,32 @@ pub struct AuthHeaders<'a> {
     authorization: Values<'a>,
     api_key: Values<'a>,
     tenant: Values<'a>,
+    peer: Option<IpAddr>,
+    forwarded: Forwarded<'a>,
 }
+
+/// The lines of a forwarding header (a few; more is treated as unreadable).
+#[derive(Debug, Clone, Copy, Default)]
+struct Forwarded<'a> {
+    lines: [&'a [u8]; 4],
+    count: usize,
+}
+
+impl<'a> Forwarded<'a> {
+    fn push(&mut self, value: &'a [u8]) {
+        if let Some(slot) = self.lines.get_mut(self.count) {
+            *slot = value;
+        }
+        self.count += 1;
+    }
+}
+
+/// The TCP peer's address, as a request extension: the tower layer and the axum extractors
+/// read it to check IP allowlists (actix-web knows the peer itself). Insert it where you
+/// accept connections (`request.extensions_mut().insert(PeerAddr(peer.ip()))`); without
+/// it, a token with an allowlist does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub IpAddr);
 
 impl<'a> AuthHeaders<'a> {
     /// No header yet.
@@ -128,10 +155,35 @@ impl<'a> AuthHeaders<'a> {
         self
     }
 
+    /// The TCP peer's address (for IP allowlists).
+    pub fn peer(mut self, address: IpAddr) -> Self {
+        self.peer = Some(address);
+        self
+    }
+
+    /// A value of the forwarding header that [`TrustedProxies`](crate::TrustedProxies)
+    /// names (call once per line the request carries).
+    pub fn forwarded(mut self, value: &'a [u8]) -> Self {
+        self.forwarded.push(value);
+        self
+    }
+
     /// Take the three headers from a request's (name, value) pairs; names are compared
     /// without regard to case, and other headers are ignored.
     pub fn from_pairs<N: AsRef<str>>(pairs: impl IntoIterator<Item = (N, &'a [u8])>) -> Self {
+        Self::from_request(pairs, None, None)
+    }
+
+    /// [`from_pairs`](Self::from_pairs), with the TCP peer's address and the lines of the
+    /// forwarding header `forwarding` (the one [`TrustedProxies`](crate::TrustedProxies)
+    /// names), for IP allowlists. The integrations call this.
+    pub fn from_request<N: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (N, &'a [u8])>,
+        peer: Option<IpAddr>,
+        forwarding: Option<&str>,
+    ) -> Self {
         let mut headers = Self::new();
+        headers.peer = peer;
         for (name, value) in pairs {
             let name = name.as_ref();
             if name.eq_ignore_ascii_case(AUTHORIZATION_HEADER) {
@@ -140,9 +192,24 @@ impl<'a> AuthHeaders<'a> {
                 headers.api_key.push(value);
             } else if name.eq_ignore_ascii_case(TENANT_HEADER) {
                 headers.tenant.push(value);
+            } else if forwarding.is_some_and(|f| name.eq_ignore_ascii_case(f)) {
+                headers.forwarded.push(value);
             }
         }
         headers
+    }
+
+    /// The client's address: the peer, or behind `proxies` the address they forwarded.
+    pub fn client_ip(&self, proxies: Option<&crate::TrustedProxies>) -> Option<IpAddr> {
+        let peer = self.peer?;
+        let Some(proxies) = proxies else {
+            return Some(peer);
+        };
+        if self.forwarded.count > self.forwarded.lines.len() {
+            return Some(peer);
+        }
+        let lines = self.forwarded.lines[..self.forwarded.count].iter().copied();
+        Some(proxies.client_ip(peer, lines))
     }
 
     /// The presented token and the tenant asked for, or why the headers are unusable.
@@ -177,9 +244,11 @@ pub async fn verify<St: TokenStore>(
     scopes: &[&str],
 ) -> Result<Principal, AuthError> {
     let (presented, tenant) = headers.credentials()?;
-    tokens
-        .verify_with(presented, &Requirements::scopes(scopes).tenant(tenant))
-        .await
+    let client = headers.client_ip(tokens.trusted_proxies());
+    let requirements = Requirements::scopes(scopes)
+        .tenant(tenant)
+        .client_ip(client);
+    tokens.verify_with(presented, &requirements).await
 }
 
 /// A token id from a path segment. Anything that is not an id is answered like an id that

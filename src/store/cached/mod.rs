@@ -8,7 +8,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::token_store::TokenStore;
-use super::{Change, ChildInsert, ListFilter, ListPage, RevokeAll};
+use super::{Change, ChildInsert, ExpiringFilter, ListFilter, ListPage, RevokeAll};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, StoreError};
 use crate::record::TokenRecord;
@@ -421,6 +421,14 @@ impl<S: TokenStore> TokenStore for CachedStore<S> {
 
     async fn list(&self, filter: &ListFilter<'_>) -> Result<ListPage, StoreError> {
         let mut page = self.shared.inner.list(filter).await?;
+        for record in &mut page.records {
+            self.shared.state.with_pending(record);
+        }
+        Ok(page)
+    }
+
+    async fn list_expiring(&self, filter: &ExpiringFilter<'_>) -> Result<ListPage, StoreError> {
+        let mut page = self.shared.inner.list_expiring(filter).await?;
         for record in &mut page.records {
             self.shared.state.with_pending(record);
         }

@@ -132,6 +132,8 @@ pub(super) struct Index {
     lists: HashMap<Arc<str>, HashMap<Arc<str>, OwnerLists>>,
     /// The tokens each token created (`created_by`), for revoking descendants.
     children: HashMap<TokenId, Vec<TokenId>>,
+    /// For each issuer, its tokens not revoked that expire, by expiry: for expiry notices.
+    expiring: HashMap<Arc<str>, indexset::BTreeSet<Position>>,
     strings: HashSet<Arc<str>>,
     scope_sets: HashSet<Scopes>,
 }
@@ -153,6 +155,12 @@ impl Index {
     }
 
     pub(super) fn add(&mut self, r: &TokenRecord) {
+        if let (None, Some(at)) = (r.revoked_at, r.expires_at) {
+            self.expiring
+                .entry(Arc::clone(&r.prefix))
+                .or_default()
+                .insert((micros(at), r.id));
+        }
         if let Some(creator) = r.created_by {
             let children = self.children.entry(creator).or_default();
             if !children.contains(&r.id) {
@@ -173,6 +181,14 @@ impl Index {
     }
 
     pub(super) fn remove(&mut self, r: &TokenRecord) {
+        if let (None, Some(at)) = (r.revoked_at, r.expires_at)
+            && let Some(set) = self.expiring.get_mut(&*r.prefix)
+        {
+            set.remove(&(micros(at), r.id));
+            if set.is_empty() {
+                self.expiring.remove(&*r.prefix);
+            }
+        }
         if let Some(creator) = r.created_by
             && let Some(children) = self.children.get_mut(&creator)
         {
@@ -242,6 +258,32 @@ impl Index {
             list.sweep(micros(now));
             list.live.len()
         })
+    }
+
+    /// The ids of one page of an issuer's tokens not revoked that expire after `now` and no
+    /// later than `until`, soonest first, and how many there are: O(page + log n).
+    pub(super) fn expiring(
+        &self,
+        prefix: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        offset: u64,
+        limit: u32,
+    ) -> (Vec<TokenId>, u64) {
+        let Some(set) = self.expiring.get(prefix) else {
+            return (Vec::new(), 0);
+        };
+        let first = TokenId::from_bytes([0; 16]);
+        // Positions of the first token expiring after `now`, and after `until`.
+        let lo = set.rank(&(micros(now).saturating_add(1), first));
+        let hi = set.rank(&(micros(until).saturating_add(1), first));
+        let total = hi.saturating_sub(lo);
+        let start = lo
+            .saturating_add(usize::try_from(offset).unwrap_or(usize::MAX))
+            .min(hi);
+        let end = start.saturating_add(limit as usize).min(hi);
+        let ids = set.range_idx(start..end).map(|(_, id)| *id).collect();
+        (ids, total as u64)
     }
 
     /// The tokens `creator` created (revoked ones too).

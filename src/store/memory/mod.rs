@@ -8,7 +8,7 @@ use papaya::{Compute, Operation};
 use time::OffsetDateTime;
 
 use super::token_store::TokenStore;
-use super::{Change, ChildInsert, ListFilter, ListPage, RevokeAll};
+use super::{Change, ChildInsert, ExpiringFilter, ListFilter, ListPage, RevokeAll};
 use crate::error::StoreError;
 use crate::record::TokenRecord;
 use crate::token::TokenId;
@@ -271,6 +271,19 @@ impl TokenStore for MemoryStore {
             key,
             filter.now,
             !filter.include_inactive,
+            filter.offset,
+            filter.limit,
+        );
+        let records = ids.iter().filter_map(|id| self.lookup(id)).collect();
+        Ok(ListPage { records, total })
+    }
+
+    async fn list_expiring(&self, filter: &ExpiringFilter<'_>) -> Result<ListPage, StoreError> {
+        let index = self.writes();
+        let (ids, total) = index.expiring(
+            filter.prefix,
+            filter.now,
+            filter.until,
             filter.offset,
             filter.limit,
         );

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
 use crate::hash::TokenHash;
 use crate::limits::MAX_TABLE_NAME_CHARS;
-use crate::record::{Scopes, TokenRecord};
+use crate::record::{IpAllowlist, Metadata, Scopes, TokenRecord};
 use crate::token::TokenId;
 
 pub(crate) mod schema;
@@ -150,7 +150,8 @@ impl Dialect {
 
 /// Columns in the order every `SELECT` returns them and every `INSERT` binds them.
 pub(crate) const COLUMNS: &str = "id, owner, tenant, name, description, scopes, hash, prefix, \
-     created_at, expires_at, last_used_at, revoked_at, revocation_reason, successor, created_by";
+     created_at, expires_at, last_used_at, revoked_at, revocation_reason, successor, created_by, \
+     suspended_at, metadata, allowed_ips";
 
 /// Every statement a store runs, built once from the table name. Each is a plain string so
 /// the driver caches one prepared statement per connection.
@@ -174,6 +175,10 @@ pub(crate) struct Statements {
     pub(crate) revoke_all: Arc<str>,
     pub(crate) revoke_all_tenant: Arc<str>,
     pub(crate) purge: Arc<str>,
+    /// Tokens not revoked expiring in `($2, $3]` of prefix `$1`, soonest first: `LIMIT $4
+    /// OFFSET $5`; and their count.
+    pub(crate) list_expiring: Arc<str>,
+    pub(crate) count_expiring: Arc<str>,
     /// Indexed by `tenant as usize * 2 + active_only as usize`.
     pub(crate) list: [Arc<str>; 4],
     /// Same index as `list`.
@@ -212,7 +217,7 @@ impl Statements {
             let (w, _) = list_where(tenant, active);
             d.render(format!("SELECT COUNT(*) FROM {t} WHERE {w}"))
         });
-        let values = (1..=15)
+        let values = (1..=18)
             .map(|n| format!("${n}"))
             .collect::<Vec<_>>()
             .join(", ");
@@ -223,11 +228,11 @@ impl Statements {
         };
         Self {
             insert: d.render(format!("INSERT INTO {t} ({COLUMNS}) VALUES ({values})")),
-            // $2 owner, $8 prefix (as inserted), $16 now, $17 the cap.
+            // $2 owner, $8 prefix (as inserted), $19 now, $20 the cap.
             insert_capped: d.render(format!(
                 "INSERT INTO {t} ({COLUMNS}) SELECT {values} WHERE \
                  (SELECT COUNT(*) FROM {t} WHERE owner = $2 AND prefix = $8 \
-                 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $16)) < $17"
+                 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $19)) < $20"
             )),
             creator_active: d.render(format!(
                 "SELECT COUNT(*) FROM {t} WHERE id = $1 AND owner = $2 AND prefix = $3 \
@@ -256,7 +261,8 @@ impl Statements {
                 "UPDATE {t} SET owner = $2, tenant = $3, name = $4, description = $5, \
                  scopes = $6, hash = $7, prefix = $8, created_at = $9, expires_at = $10, \
                  last_used_at = $11, revoked_at = $12, revocation_reason = $13, \
-                 successor = $14, created_by = $15 WHERE id = $1"
+                 successor = $14, created_by = $15, suspended_at = $16, metadata = $17, \
+                 allowed_ips = $18 WHERE id = $1"
             )),
             record_last_use: d.render(format!(
                 "UPDATE {t} SET last_used_at = $2 \
@@ -287,6 +293,15 @@ impl Statements {
             )),
             purge: d.render(format!(
                 "DELETE FROM {t} WHERE revoked_at < $1 OR expires_at < $1"
+            )),
+            list_expiring: d.render(format!(
+                "SELECT {COLUMNS} FROM {t} WHERE prefix = $1 AND revoked_at IS NULL \
+                 AND expires_at IS NOT NULL AND expires_at > $2 AND expires_at <= $3 \
+                 ORDER BY expires_at, id LIMIT $4 OFFSET $5"
+            )),
+            count_expiring: d.render(format!(
+                "SELECT COUNT(*) FROM {t} WHERE prefix = $1 AND revoked_at IS NULL \
+                 AND expires_at IS NOT NULL AND expires_at > $2 AND expires_at <= $3"
             )),
             list,
             count,
@@ -381,6 +396,9 @@ pub(crate) struct Row {
     pub(crate) revocation_reason: Option<String>,
     pub(crate) successor: Option<Vec<u8>>,
     pub(crate) created_by: Option<Vec<u8>>,
+    pub(crate) suspended_at: Option<OffsetDateTime>,
+    pub(crate) metadata: Option<String>,
+    pub(crate) allowed_ips: Option<String>,
 }
 
 fn corrupt(what: &'static str) -> StoreError {
@@ -417,6 +435,19 @@ impl Row {
             revocation_reason: self.revocation_reason.map(Into::into),
             successor: self.successor.as_deref().map(token_id).transpose()?,
             created_by: self.created_by.as_deref().map(token_id).transpose()?,
+            suspended_at: self.suspended_at,
+            metadata: self
+                .metadata
+                .as_deref()
+                .map(Metadata::parse)
+                .transpose()
+                .map_err(|_| corrupt("a stored token's metadata is not a valid JSON object"))?,
+            allowed_ips: self
+                .allowed_ips
+                .as_deref()
+                .map(|text| IpAllowlist::parse(text.split(' ').filter(|s| !s.is_empty())))
+                .transpose()
+                .map_err(|_| corrupt("a stored token's IP allowlist is not valid"))?,
         })
     }
 }

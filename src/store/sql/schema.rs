@@ -10,12 +10,13 @@
 //! | 2 | `successor`: the token that replaced this one in a rotation |
 //! | 3 | `created_by`: the token that created this one, indexed for revoking a token's descendants |
 //! | 4 | PostgreSQL: a trigger that notifies every listener of each changed token ([`notify_trigger`]) |
+//! | 5 | `suspended_at`, `metadata` (JSON text), `allowed_ips` (CIDR ranges); an index of active tokens by expiry, for expiry notices |
 
 use super::{Dialect, TableName};
 use crate::error::{StoreError, StoreErrorKind};
 
 /// The schema version this release writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// Types that differ between the dialects.
 struct Types {
@@ -98,6 +99,22 @@ pub(crate) fn upgrade_to(to: i64, t: &TableName, d: Dialect) -> String {
             // One process owns a SQLite file: a cache there hears of every change itself.
             Dialect::Sqlite => "SELECT 1;".to_owned(),
         },
+        5 => {
+            let time = types(d).time;
+            let columns = format!(
+                "ALTER TABLE {table} ADD COLUMN suspended_at {time}; \
+                 ALTER TABLE {table} ADD COLUMN metadata TEXT; \
+                 ALTER TABLE {table} ADD COLUMN allowed_ips TEXT; \
+                 CREATE INDEX IF NOT EXISTS {index} ON {table} (prefix, expires_at, id) \
+                 WHERE revoked_at IS NULL AND expires_at IS NOT NULL;",
+                index = t.index("expiring_idx")
+            );
+            match d {
+                // The trigger watches the new columns too.
+                Dialect::Postgres => columns + &notify_trigger(t, WATCHED_V5),
+                Dialect::Sqlite => columns,
+            }
+        }
         _ => unreachable!("no step to schema version {to}"),
     }
 }
@@ -107,6 +124,11 @@ pub(crate) fn upgrade_to(to: i64, t: &TableName, d: Dialect) -> String {
 /// per token per interval for nothing).
 const WATCHED_V4: &str = "id, owner, tenant, name, description, scopes, hash, prefix, \
      created_at, expires_at, revoked_at, revocation_reason, successor, created_by";
+
+/// [`WATCHED_V4`] and the columns of version 5.
+const WATCHED_V5: &str = "id, owner, tenant, name, description, scopes, hash, prefix, \
+     created_at, expires_at, revoked_at, revocation_reason, successor, created_by, \
+     suspended_at, metadata, allowed_ips";
 
 /// The statement that gives the PostgreSQL channel on which a table's trigger announces
 /// changes (`$1`: the table's name, as in its statements): `api_tokens_changes_<oid>`, by

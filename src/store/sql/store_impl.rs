@@ -40,7 +40,9 @@ macro_rules! impl_sql_token_store {
             use $crate::record::TokenRecord;
             use $crate::store::sql::{Statements, scopes_text, within};
             use $crate::store::token_store::TokenStore;
-            use $crate::store::{Change, ChildInsert, ListFilter, ListPage, RevokeAll};
+            use $crate::store::{
+                Change, ChildInsert, ExpiringFilter, ListFilter, ListPage, RevokeAll,
+            };
             use $crate::token::TokenId;
 
             type Query<'q> = sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>;
@@ -49,7 +51,7 @@ macro_rules! impl_sql_token_store {
                 sqlx::query(AssertSqlSafe(Arc::clone(sql)))
             }
 
-            /// Bind every column of `r`, in `COLUMNS` order (`$1`–`$15`).
+            /// Bind every column of `r`, in `COLUMNS` order (`$1`–`$18`).
             fn bind_record<'q>(q: Query<'q>, r: &'q TokenRecord) -> Query<'q> {
                 q.bind(r.id.as_bytes().as_slice())
                     .bind(&*r.owner)
@@ -66,6 +68,9 @@ macro_rules! impl_sql_token_store {
                     .bind(r.revocation_reason.as_deref())
                     .bind(r.successor.as_ref().map(|s| s.as_bytes().as_slice()))
                     .bind(r.created_by.as_ref().map(|s| s.as_bytes().as_slice()))
+                    .bind(r.suspended_at.map($to_db))
+                    .bind(r.metadata.as_ref().map(|m| m.as_str().to_owned()))
+                    .bind(r.allowed_ips.as_ref().map(|a| a.to_text()))
             }
 
             impl $store {
@@ -265,6 +270,40 @@ macro_rules! impl_sql_token_store {
                             .await
                             .map_err($error("could not count tokens"))?;
                         tx.commit().await.map_err($error("could not list tokens"))?;
+                        Ok(ListPage {
+                            records: rows.iter().map($decode).collect::<Result<_, _>>()?,
+                            total: u64::try_from(total).unwrap_or_default(),
+                        })
+                    })
+                    .await
+                }
+
+                async fn list_expiring(
+                    &self,
+                    f: &ExpiringFilter<'_>,
+                ) -> Result<ListPage, StoreError> {
+                    let failed = || $error("could not list expiring tokens");
+                    within(self.deadline, async {
+                        // The page and the total from one snapshot, as for `list`.
+                        let mut tx = $snapshot(&self.pool).await.map_err(failed())?;
+                        let rows = query(&self.sql.list_expiring)
+                            .bind(f.prefix)
+                            .bind($to_db(f.now))
+                            .bind($to_db(f.until))
+                            .bind(i64::from(f.limit))
+                            .bind(i64::try_from(f.offset).unwrap_or(i64::MAX))
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(failed())?;
+                        let count = AssertSqlSafe(Arc::clone(&self.sql.count_expiring));
+                        let total: i64 = sqlx::query_scalar(count)
+                            .bind(f.prefix)
+                            .bind($to_db(f.now))
+                            .bind($to_db(f.until))
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(failed())?;
+                        tx.commit().await.map_err(failed())?;
                         Ok(ListPage {
                             records: rows.iter().map($decode).collect::<Result<_, _>>()?,
                             total: u64::try_from(total).unwrap_or_default(),
