@@ -103,6 +103,14 @@ macro_rules! conformance_tests {
             revoking_a_token_revokes_what_it_created,
             a_revoked_creator_creates_nothing,
             tokens_created_racing_their_creators_revocation_never_survive,
+            idle_tokens_stop_verifying,
+            a_token_can_be_narrowed_but_never_widened,
+            suspension_is_reversible_and_revocation_is_not,
+            expiring_tokens_are_listed_soonest_first,
+            leaked_tokens_are_revoked_and_reported,
+            metadata_is_kept_bounded_and_returned,
+            ip_allowlists_are_enforced,
+            description_lengths_follow_the_policy,
         }
     };
     (@tests $attrs:tt $make:expr; $case:ident, $($rest:ident,)*) => {
