@@ -245,7 +245,14 @@ pg_test! {
         let recovered = until_trusted(b.store()).await + cut.elapsed();
         println!("listener terminated: trusted again after {recovered:?}");
         assert!(b.store().stats().flushed_on_doubt >= 1);
+        let heard = b.store().stats().invalidations_received;
         let fresh = a.issue(NewToken::new("u1", "after")).await.unwrap();
+        // The insert is announced too: wait for it, or it could drop the entry filled next.
+        let started = Instant::now();
+        while b.store().stats().invalidations_received == heard {
+            assert!(started.elapsed() < Duration::from_secs(5), "the insert was never heard");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         b.verify(fresh.plaintext.expose_secret()).await.unwrap();
         let hits = b.store().stats().hits;
         b.verify(fresh.plaintext.expose_secret()).await.unwrap();

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use api_tokens::{ApiTokens, DynTokenStore, SqliteStore};
+use api_tokens::{DynTokenStore, SqliteStore};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -46,7 +46,7 @@ impl Server {
             .await
             .unwrap();
         store.migrate().await.unwrap();
-        let tokens = ApiTokens::new(DynTokenStore::new(store), "api_prod").unwrap();
+        let tokens = app::token_service(DynTokenStore::new(store), &config).unwrap();
         let users = Arc::new(app::Users::from_spec(USERS).unwrap());
         let state = app::AppState::new(tokens, users, config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -25,8 +25,7 @@ use std::str::FromStr;
 use api_tokens::sqlx::Connection;
 use api_tokens::sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use api_tokens::{
-    ApiTokens, CachedStore, CachedStoreBuilder, DynTokenStore, PostgresStore, SqliteStore,
-    TokenStore,
+    CachedStore, CachedStoreBuilder, DynTokenStore, PostgresStore, SqliteStore, TokenStore,
 };
 use app::{CacheMetrics, Config};
 
@@ -108,10 +107,7 @@ async fn run(config: Config) -> Result<(), String> {
         } else {
             return Err("DATABASE_URL must start with sqlite:// or postgres://".into());
         };
-    let tokens = ApiTokens::builder(store, &config.token_prefix)
-        .last_use_failure(config.last_use_failure)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let tokens = app::token_service(store, &config)?;
     let listener = tokio::net::TcpListener::bind(&config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;

@@ -1,9 +1,10 @@
 //! The example server's request bodies, queries and paths: arbitrary bytes sent to login,
-//! create, list and revoke never get a 5xx or a panic, every answer's body is JSON, and a
-//! created token's view never carries its hash.
+//! create, list, revoke, edit, rotate and the admin's expiring list never get a 5xx or a
+//! panic, every answer's body is JSON, and a created token's view never carries its hash.
 //!
 //! The first byte picks the route (and whether `Content-Type: application/json` is sent);
-//! the rest is the body (for revoke: `<path segment>\n<body>`; for list: the query).
+//! the rest is the body (for revoke, edit and rotate: `<path segment>\n<body>`; for the
+//! listings: the query).
 #![no_main]
 
 #[path = "../../examples/server/app/mod.rs"]
@@ -28,8 +29,8 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// What a login token carries: every scope of the service.
-const ALL_SCOPES: [&str; 3] = ["profile:read", "tokens:read", "tokens:write"];
+/// What the caller's token carries: every scope of the service, the admin's too.
+const ALL_SCOPES: [&str; 4] = ["profile:read", "tokens:read", "tokens:write", "admin:tokens"];
 
 /// Hashing the users' passwords is slow (Argon2): once per process.
 fn users() -> Arc<app::Users> {
@@ -106,29 +107,43 @@ async fn send(data: &[u8]) {
         tokens,
         ..template().await
     };
-    let (method, uri, body): (Method, String, &[u8]) = match selector % 4 {
+    let split = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+    let segment = std::str::from_utf8(&rest[..split]);
+    let after = rest.get(split + 1..).unwrap_or_default();
+    let (method, uri, body): (Method, String, &[u8]) = match selector % 7 {
         0 => (Method::POST, "/auth/token".into(), rest),
         1 => (Method::POST, "/api/v1/tokens".into(), rest),
-        2 => {
+        n @ (2 | 6) => {
             let Ok(query) = std::str::from_utf8(rest) else {
                 return;
             };
-            (Method::GET, format!("/api/v1/tokens?{query}"), &[][..])
+            let path = if n == 2 {
+                "/api/v1/tokens"
+            } else {
+                "/api/v1/admin/tokens/expiring"
+            };
+            (Method::GET, format!("{path}?{query}"), &[][..])
         }
-        _ => {
-            let split = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-            let Ok(segment) = std::str::from_utf8(&rest[..split]) else {
+        n => {
+            let Ok(segment) = segment else {
                 return;
             };
-            let body = rest.get(split + 1..).unwrap_or_default();
-            (Method::DELETE, format!("/api/v1/tokens/{segment}"), body)
+            match n {
+                3 => (Method::DELETE, format!("/api/v1/tokens/{segment}"), after),
+                4 => (Method::PATCH, format!("/api/v1/tokens/{segment}"), after),
+                _ => (
+                    Method::POST,
+                    format!("/api/v1/tokens/{segment}/rotate"),
+                    after,
+                ),
+            }
         }
     };
     let mut request = Request::builder().method(method).uri(uri);
     if selector & 0x80 == 0 {
         request = request.header(header::CONTENT_TYPE, "application/json");
     }
-    if selector % 4 != 0 {
+    if selector % 7 != 0 {
         request = request.header(header::AUTHORIZATION, &bearer);
     }
     let Ok(request) = request.body(Body::from(body.to_vec())) else {

@@ -175,7 +175,8 @@ impl NewToken {
     ///
     /// - it may carry only scopes the creator holds (more is [`AuthError::InsufficientScope`],
     ///   403, naming the missing ones);
-    /// - it never outlives the creator: its expiry is cut to the creator's;
+    /// - it never outlives the creator: its expiry is cut to the creator's (unless the
+    ///   policy lets [children outlive creators](TokenPolicy::children_may_outlive_creators));
     /// - it is confined to the creator's tenant (another tenant is [`AuthError::WrongTenant`]);
     /// - revoking the creator revokes it too, and a creator revoked meanwhile creates nothing
     ///   ([`AuthError::Invalid`], 401): the store checks and inserts in one atomic step
@@ -347,7 +348,9 @@ impl<S: TokenStore> ApiTokens<S> {
             if !missing.is_empty() {
                 return Err(AuthError::InsufficientScope { missing }.into());
             }
-            if let Some(limit) = creator.expires_at {
+            if let Some(limit) = creator.expires_at
+                && !self.inner.policy.get_children_may_outlive_creators()
+            {
                 expires_at = Some(expires_at.map_or(limit, |at| at.min(limit)));
             }
             // The creator's address restriction holds for what it creates.

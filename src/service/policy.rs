@@ -32,6 +32,7 @@ pub struct TokenPolicy {
     max_active_per_owner: Option<u32>,
     idle_timeout: Option<Duration>,
     description_chars: (usize, usize),
+    children_may_outlive_creators: bool,
 }
 
 impl Default for TokenPolicy {
@@ -43,6 +44,7 @@ impl Default for TokenPolicy {
             max_active_per_owner: None,
             idle_timeout: None,
             description_chars: (0, MAX_DESCRIPTION_CHARS),
+            children_may_outlive_creators: false,
         }
     }
 }
@@ -101,6 +103,39 @@ impl TokenPolicy {
     pub fn description_chars(mut self, min: usize, max: usize) -> Self {
         self.description_chars = (min, max);
         self
+    }
+
+    /// Let a token created by another ([`NewToken::child_of`](crate::NewToken::child_of))
+    /// expire after its creator, or never (when [`allow_never`](Self::allow_never)): a
+    /// personal token made from a login session then outlives the session, as on GitHub.
+    /// Revoking the creator still revokes it. By default (`false`) a created token's
+    /// expiry is cut to its creator's, so a stolen token cannot mint a longer-lived one.
+    ///
+    /// ```
+    /// use api_tokens::{ApiTokens, Expiry, MemoryStore, NewToken, TokenPolicy};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let policy = TokenPolicy::default().allow_never(true);
+    /// for (outlive, expected_never) in [(false, false), (true, true)] {
+    ///     let tokens = ApiTokens::builder(MemoryStore::new(), "dz")
+    ///         .policy(policy.children_may_outlive_creators(outlive))
+    ///         .build()?;
+    ///     let login = tokens.issue(NewToken::new("u1", "login").expires(Expiry::InDays(1))).await?;
+    ///     let who = tokens.verify(login.plaintext.expose_secret()).await?;
+    ///     let child = tokens.issue(NewToken::child_of(&who, "ci").expires(Expiry::Never)).await?;
+    ///     assert_eq!(child.record.expires_at.is_none(), expected_never);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn children_may_outlive_creators(mut self, allow: bool) -> Self {
+        self.children_may_outlive_creators = allow;
+        self
+    }
+
+    /// Whether a created token may expire after its creator.
+    pub fn get_children_may_outlive_creators(&self) -> bool {
+        self.children_may_outlive_creators
     }
 
     /// The shortest and longest description allowed, in characters.

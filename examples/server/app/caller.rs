@@ -80,7 +80,8 @@ impl<R: ScopeRequirement> FromRequestParts<AppState> for Caller<R> {
 /// one) it comes from `CLIENT_IP_HEADER`: walking its entries from the right (the nearest
 /// hop first), the first that is not itself a trusted proxy. Otherwise, or if the header is
 /// missing or unreadable, it is the TCP peer: a client that reaches the server directly
-/// cannot choose the address it is counted as.
+/// cannot choose the address it is counted as. The crate's `TrustedProxies` decides, so the
+/// login limits count the same address that IP allowlists check.
 pub fn client_address(parts: &Parts, state: &AppState) -> IpAddr {
     let peer = parts
         .extensions
@@ -88,29 +89,17 @@ pub fn client_address(parts: &Parts, state: &AppState) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(peer)| {
             peer.ip()
         });
-    let config = &state.config;
-    let trusted = |a: &IpAddr| config.trusted_proxies.iter().any(|net| net.contains(a));
-    let Some(name) = config.client_ip_header.as_ref().filter(|_| trusted(&peer)) else {
-        return peer;
-    };
-    let mut hops = Vec::new();
-    for value in parts.headers.get_all(name) {
-        let Ok(value) = value.to_str() else {
-            return peer;
-        };
-        for entry in value.split(',') {
-            match entry.trim().parse::<IpAddr>() {
-                Ok(address) => hops.push(address),
-                Err(_) => return peer,
-            }
-        }
+    match state.tokens.trusted_proxies() {
+        Some(proxies) => proxies.client_ip(
+            peer,
+            parts
+                .headers
+                .get_all(proxies.header())
+                .iter()
+                .map(|v| v.as_bytes()),
+        ),
+        None => peer,
     }
-    hops.iter()
-        .rev()
-        .find(|a| !trusted(a))
-        .or(hops.first())
-        .copied()
-        .unwrap_or(peer)
 }
 
 /// The client's address, as an extractor for routes without a token.

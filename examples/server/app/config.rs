@@ -9,6 +9,8 @@ use api_tokens::LastUseFailure;
 use axum::http::HeaderName;
 use ipnet::IpNet;
 
+use super::github_keys::GithubKeys;
+
 /// Connections being refused at once (answered 503 and closed); each holds a descriptor
 /// for up to a second.
 pub const MAX_REFUSING: usize = 64;
@@ -60,6 +62,16 @@ pub struct Config {
     pub health_bind: Option<String>,
     /// `LOG_FORMAT`: `text` or `json`.
     pub log_json: bool,
+    /// `ALLOW_NEVER_EXPIRING`: `true` to let a token be created with `expires_in_days: null`
+    /// (never expires); `false` (the default) answers 422 to it.
+    pub allow_never_expiring: bool,
+    /// `TOKEN_IDLE_DAYS`: a token unused for this many days stops verifying (`None`, the
+    /// default: no idle expiry).
+    pub idle_days: Option<i64>,
+    /// `SECRET_SCANNING_KEYS`: a file of GitHub's secret-scanning public keys (the JSON of
+    /// `https://api.github.com/meta/public_keys/secret_scanning`); without it,
+    /// `POST /api/v1/secret-scanning` is not offered.
+    pub secret_scanning_keys: Option<GithubKeys>,
 }
 
 impl fmt::Debug for Config {
@@ -83,6 +95,9 @@ impl fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("health_bind", &self.health_bind)
             .field("log_json", &self.log_json)
+            .field("allow_never_expiring", &self.allow_never_expiring)
+            .field("idle_days", &self.idle_days)
+            .field("secret_scanning_keys", &self.secret_scanning_keys)
             .finish()
     }
 }
@@ -226,6 +241,19 @@ impl Config {
                     .into(),
             );
         }
+        let allow_never_expiring = match get("ALLOW_NEVER_EXPIRING").as_deref() {
+            None | Some("false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(other) => {
+                return Err(format!(
+                    "ALLOW_NEVER_EXPIRING must be true or false, not {other:?}"
+                ));
+            }
+        };
+        let idle_days = match get("TOKEN_IDLE_DAYS") {
+            None => None,
+            Some(_) => Some(number(&get, "TOKEN_IDLE_DAYS", 1_i64)?),
+        };
         let store_deadline = match get("STORE_DEADLINE_MS") {
             None => None,
             Some(_) => Some(millis(&get, "STORE_DEADLINE_MS", 0)?),
@@ -252,6 +280,11 @@ impl Config {
             trusted_proxies,
             health_bind: get("HEALTH_BIND"),
             log_json,
+            allow_never_expiring,
+            idle_days,
+            secret_scanning_keys: get("SECRET_SCANNING_KEYS")
+                .map(|path| GithubKeys::load(path.trim()))
+                .transpose()?,
         })
     }
 }

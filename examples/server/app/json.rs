@@ -190,3 +190,26 @@ fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {
     }
     false
 }
+
+/// For a field where `null` means something (`"expires_in_days": null`: never): `None`
+/// when the field is absent, `Some(None)` when it is `null`. Use with
+/// `#[serde(default, deserialize_with = "nullable")]`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
+/// An RFC 3339 timestamp from a request field, or the field error naming it.
+pub fn timestamp(field: &str, text: &str) -> Result<time::OffsetDateTime, api_tokens::FieldError> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
+        |_| {
+            api_tokens::FieldError::new(
+                field,
+                "must be an RFC 3339 date and time, such as 2027-01-31T00:00:00Z",
+            )
+        },
+    )
+}

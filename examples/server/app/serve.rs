@@ -176,6 +176,10 @@ async fn serve_with(
             .clone()
             .map_request(move |mut request: axum::http::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
+                // The crate's extractors check IP allowlists against it.
+                request
+                    .extensions_mut()
+                    .insert(api_tokens::web::PeerAddr(peer.ip()));
                 request
             });
         let connection = graceful

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use api_tokens::{ApiTokens, DynTokenStore};
+use api_tokens::{ApiTokens, DynTokenStore, IpAllowlist, TokenPolicy, TrustedProxies};
 use axum::extract::FromRef;
 
 use super::config::Config;
@@ -70,4 +70,31 @@ impl FromRef<AppState> for ApiTokens<DynTokenStore> {
     fn from_ref(state: &AppState) -> Self {
         state.tokens.clone()
     }
+}
+
+/// The token service over `store` as `config` sets it up: the prefix, the lifetime and idle
+/// rules, what a failed last-use write does, and the trusted proxies (whose forwarded
+/// address IP allowlists check, the same address the login limits count).
+pub fn token_service(
+    store: DynTokenStore,
+    config: &Config,
+) -> Result<ApiTokens<DynTokenStore>, String> {
+    let mut policy = TokenPolicy::default()
+        .idle_timeout(config.idle_days.map(time::Duration::days))
+        .allow_never(config.allow_never_expiring)
+        // A never-expiring token made from a login must outlive the login (it still dies
+        // when the login is revoked).
+        .children_may_outlive_creators(config.allow_never_expiring);
+    if config.allow_never_expiring {
+        policy = policy.max_lifetime(None);
+    }
+    let mut tokens = ApiTokens::builder(store, &config.token_prefix)
+        .policy(policy)
+        .last_use_failure(config.last_use_failure);
+    if let Some(header) = &config.client_ip_header {
+        let proxies = IpAllowlist::parse(config.trusted_proxies.iter().map(|n| n.to_string()))
+            .map_err(|e| format!("TRUSTED_PROXIES: {e}"))?;
+        tokens = tokens.trusted_proxies(TrustedProxies::new(header.as_str(), proxies));
+    }
+    tokens.build().map_err(|e| e.to_string())
 }

@@ -16,6 +16,9 @@ pub struct User {
     pub email: String,
     /// The tenant the user's tokens belong to.
     pub tenant: String,
+    /// An administrator (`:admin` after the tenant in `DEMO_USERS`): its login token also
+    /// carries `admin:tokens`.
+    pub admin: bool,
     password_hash: Arc<str>,
 }
 
@@ -25,6 +28,7 @@ impl std::fmt::Debug for User {
             .field("id", &self.id)
             .field("email", &self.email)
             .field("tenant", &self.tenant)
+            .field("admin", &self.admin)
             .finish_non_exhaustive()
     }
 }
@@ -38,19 +42,29 @@ pub struct Users {
 }
 
 impl Users {
-    /// Parse `email:password:tenant` entries separated by commas, hashing each password.
+    /// Parse `email:password:tenant` entries (`email:password:tenant:admin` for an
+    /// administrator) separated by commas, hashing each password.
     pub fn from_spec(spec: &str) -> Result<Self, String> {
         let mut by_email = HashMap::new();
         let mut by_id = HashMap::new();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let mut parts = entry.splitn(3, ':');
+            let mut parts = entry.splitn(4, ':');
+            let shape = |_| {
+                format!(
+                    "a DEMO_USERS entry is not `email:password:tenant` or \
+                     `email:password:tenant:admin` (for the user starting {:?})",
+                    entry.chars().take(3).collect::<String>()
+                )
+            };
             let (Some(email), Some(password), Some(tenant)) =
                 (parts.next(), parts.next(), parts.next())
             else {
-                return Err(format!(
-                    "a DEMO_USERS entry is not `email:password:tenant` (for the user starting {:?})",
-                    entry.chars().take(3).collect::<String>()
-                ));
+                return Err(shape(()));
+            };
+            let admin = match parts.next() {
+                None => false,
+                Some("admin") => true,
+                Some(_) => return Err(shape(())),
             };
             if email.is_empty() || password.is_empty() || tenant.is_empty() {
                 return Err("a DEMO_USERS entry has an empty email, password or tenant".into());
@@ -61,6 +75,7 @@ impl Users {
                 id: id.clone(),
                 email: email.to_owned(),
                 tenant: tenant.to_owned(),
+                admin,
                 password_hash: password_auth::generate_hash(password).into(),
             };
             if by_email

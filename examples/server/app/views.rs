@@ -1,6 +1,6 @@
 //! How this API shows a token: the token API's `token_info`.
 
-use api_tokens::TokenInfo;
+use api_tokens::{IpAllowlist, TokenInfo};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -14,6 +14,9 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 #[derive(Debug, Serialize)]
 pub struct TokenView {
     id: String,
+    /// The identifier inside the token itself (the DayZero seed's `jti`): with this crate's
+    /// format it is the record's id, readable from the plaintext before any lookup.
+    jti: String,
     name: String,
     description: Option<String>,
     token_prefix: String,
@@ -24,14 +27,21 @@ pub struct TokenView {
     expires_at: Option<String>,
     revoked_at: Option<String>,
     revocation_reason: Option<String>,
+    /// When the token was suspended (it verifies again once resumed), if it is.
+    suspended_at: Option<String>,
     /// The token that created this one (revoking it revokes this one), if any.
     created_by: Option<String>,
+    /// The caller's JSON object kept with the token, if any.
+    metadata: Option<serde_json::Value>,
+    /// The addresses the token may be used from, if restricted.
+    allowed_ips: Option<IpAllowlist>,
 }
 
 impl From<&TokenInfo> for TokenView {
     fn from(t: &TokenInfo) -> Self {
         Self {
             id: t.id.to_string(),
+            jti: t.id.to_string(),
             name: t.name.to_string(),
             description: t.description.as_deref().map(str::to_owned),
             token_prefix: t.token_prefix.to_string(),
@@ -42,7 +52,29 @@ impl From<&TokenInfo> for TokenView {
             expires_at: t.expires_at.map(rfc3339),
             revoked_at: t.revoked_at.map(rfc3339),
             revocation_reason: t.revocation_reason.as_deref().map(str::to_owned),
+            suspended_at: t.suspended_at.map(rfc3339),
             created_by: t.created_by.map(|id| id.to_string()),
+            metadata: t.metadata.as_ref().map(api_tokens::Metadata::to_value),
+            allowed_ips: t.allowed_ips.clone(),
+        }
+    }
+}
+
+/// A token in the admin's listing: its `token_info` with the user and tenant it belongs to.
+#[derive(Debug, Serialize)]
+pub struct OwnedTokenView {
+    owner: String,
+    tenant: Option<String>,
+    #[serde(flatten)]
+    token: TokenView,
+}
+
+impl From<&TokenInfo> for OwnedTokenView {
+    fn from(t: &TokenInfo) -> Self {
+        Self {
+            owner: t.owner.to_string(),
+            tenant: t.tenant_id.as_deref().map(str::to_owned),
+            token: TokenView::from(t),
         }
     }
 }

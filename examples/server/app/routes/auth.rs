@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::ALL_SCOPES;
+use super::{ADMIN_SCOPE, ALL_SCOPES};
 use crate::app::caller::{Caller, ClientAddress};
 use crate::app::json::{JsonBody, error, failed, one_time_json, passwords_busy, too_many_attempts};
 use crate::app::state::AppState;
+use crate::app::users::User;
 use crate::app::views::rfc3339;
 
 /// Emails longer than this are refused before any limiter or hash sees them.
@@ -29,7 +30,8 @@ pub struct LoginRequest {
     password: Zeroizing<String>,
 }
 
-/// `POST /auth/token`: log in with email and password, get a 365-day token with every scope.
+/// `POST /auth/token`: log in with email and password, get a 365-day token with every scope
+/// (and `admin:tokens` for an administrator).
 ///
 /// The attempt is counted against the client's address, the email from that address and
 /// the email overall before the password is checked (one atomic step per limit, so
@@ -61,7 +63,7 @@ pub async fn login(
         .issue(
             NewToken::new(&user.id, "login token")
                 .tenant(&user.tenant)
-                .scopes(ALL_SCOPES.iter().copied())
+                .scopes(login_scopes(&user))
                 .expires(Expiry::InDays(365)),
         )
         .await;
@@ -84,6 +86,12 @@ pub async fn login(
         ),
         Err(e) => failed(e),
     }
+}
+
+/// A login token's scopes: every scope of the token API, and `admin:tokens` for an admin.
+fn login_scopes(user: &User) -> impl Iterator<Item = &'static str> {
+    let admin = user.admin.then_some(ADMIN_SCOPE);
+    ALL_SCOPES.iter().copied().chain(admin)
 }
 
 fn invalid_credentials() -> Response {

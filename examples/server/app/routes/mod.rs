@@ -1,11 +1,15 @@
 //! The routes of the token API, one file per resource: `auth` (log in, revoke the token in
-//! use), `tokens` (create, list, revoke one or all), `me`, and `health` (liveness,
-//! readiness). The router puts the request deadline, the cap on requests in flight and the
+//! use), `tokens` (create, list, revoke one or all), `manage` (rotate, edit, suspend,
+//! resume), `admin` (tokens about to expire, across users), `secret_scanning` (GitHub's
+//! leak reports), `me`, and `health` (liveness, readiness). The router puts the request deadline, the cap on requests in flight and the
 //! body deadline around the API routes, and its log line and metrics around every route.
 
+mod admin;
 mod auth;
 mod health;
+mod manage;
 mod me;
+mod secret_scanning;
 mod tokens;
 
 use std::time::Duration;
@@ -25,8 +29,10 @@ use super::json::{error, method_not_allowed, not_found, unavailable};
 use super::observe;
 use super::state::AppState;
 
-/// Every scope this service knows; a login token carries them all.
+/// Every scope of the token API; a login token carries them all.
 pub const ALL_SCOPES: &[&str] = &["profile:read", "tokens:read", "tokens:write"];
+/// The administrator's scope, on the login tokens of `DEMO_USERS` entries marked `admin`.
+pub const ADMIN_SCOPE: &str = "admin:tokens";
 /// Scopes of a token created without `scopes`: read-only.
 pub const DEFAULT_SCOPES: &[&str] = &["profile:read", "tokens:read"];
 /// Largest accepted request body.
@@ -35,6 +41,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 api_tokens::scope_requirement!(pub ProfileRead = ["profile:read"]);
 api_tokens::scope_requirement!(pub TokensRead = ["tokens:read"]);
 api_tokens::scope_requirement!(pub TokensWrite = ["tokens:write"]);
+api_tokens::scope_requirement!(pub AdminTokens = ["admin:tokens"]);
 
 /// The service's routes.
 pub fn router(state: AppState) -> Router {
@@ -63,9 +70,22 @@ pub fn router(state: AppState) -> Router {
                 .get(tokens::list)
                 .delete(tokens::revoke_all),
         )
-        .route("/api/v1/tokens/{id}", delete(tokens::revoke))
+        .route(
+            "/api/v1/tokens/{id}",
+            delete(tokens::revoke).patch(manage::edit),
+        )
+        .route("/api/v1/tokens/{id}/rotate", post(manage::rotate))
+        .route("/api/v1/tokens/{id}/suspend", post(manage::suspend))
+        .route("/api/v1/tokens/{id}/resume", post(manage::resume))
+        .route("/api/v1/admin/tokens/expiring", get(admin::expiring))
         .route("/api/v1/me", get(me::me))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // GitHub batches its matches: this one route takes up to 1 MiB.
+        .route(
+            "/api/v1/secret-scanning",
+            post(secret_scanning::report)
+                .layer(DefaultBodyLimit::max(secret_scanning::MAX_BODY_BYTES)),
+        )
         .layer(RequestBodyTimeoutLayer::new(limits.body_read_timeout))
         .layer(guard);
     // Health and metrics stay outside the in-flight cap and the limits: they must answer

@@ -15,7 +15,9 @@ use zeroize::Zeroizing;
 use super::{DEFAULT_SCOPES, TokensRead, TokensWrite};
 use crate::app::caller::Caller;
 use crate::app::config::MAX_TOKEN_NESTING;
-use crate::app::json::{JsonBody, error, failed, one_time_json, passwords_busy, too_many_attempts};
+use crate::app::json::{
+    JsonBody, error, failed, nullable, one_time_json, passwords_busy, timestamp, too_many_attempts,
+};
 use crate::app::state::AppState;
 use crate::app::views::TokenView;
 
@@ -23,8 +25,32 @@ use crate::app::views::TokenView;
 pub struct CreateRequest {
     name: Option<String>,
     description: Option<String>,
-    expires_in_days: Option<i64>,
+    /// Absent: the policy's default; `null`: never (if `ALLOW_NEVER_EXPIRING`).
+    #[serde(default, deserialize_with = "nullable")]
+    expires_in_days: Option<Option<i64>>,
+    /// An RFC 3339 instant, instead of `expires_in_days`.
+    expires_at: Option<String>,
     scopes: Option<Vec<String>>,
+    /// A JSON object kept with the token (at most 4 KiB, nested at most 5 deep).
+    metadata: Option<serde_json::Value>,
+    /// CIDR ranges or addresses the token may be used from.
+    allowed_ips: Option<Vec<String>>,
+}
+
+impl CreateRequest {
+    /// The expiry asked for, or the field error naming why it cannot be.
+    fn expiry(&self) -> Result<Expiry, FieldError> {
+        match (&self.expires_in_days, &self.expires_at) {
+            (Some(_), Some(_)) => Err(FieldError::new(
+                "expires_at",
+                "give either expires_in_days or expires_at, not both",
+            )),
+            (None, None) => Ok(Expiry::PolicyDefault),
+            (Some(Some(days)), None) => Ok(Expiry::InDays(*days)),
+            (Some(None), None) => Ok(Expiry::Never),
+            (None, Some(at)) => timestamp("expires_at", at).map(Expiry::At),
+        }
+    }
 }
 
 /// `POST /api/v1/tokens`: create a token for the caller (needs `tokens:write`), as a child
@@ -33,13 +59,19 @@ pub struct CreateRequest {
 /// expiry, asked for or the policy's default, is cut to the creator's, and the response
 /// shows the expiry it got), and is revoked when the caller's token is. Tokens nest at most
 /// `MAX_TOKEN_NESTING` levels below a login (403 beyond).
+///
+/// `expires_in_days: null` asks for a token that never expires: refused (422) unless
+/// `ALLOW_NEVER_EXPIRING=true`, and even then cut to the creator's expiry, as above.
+/// `metadata` (an object) and `allowed_ips` (CIDR ranges) are kept with the token; a token
+/// created by a token limited to some addresses is limited to them too (or to a part).
 pub async fn create(
     State(state): State<AppState>,
     auth: Caller<TokensWrite>,
-    JsonBody(body): JsonBody<CreateRequest>,
+    JsonBody(mut body): JsonBody<CreateRequest>,
 ) -> Response {
     let requested = body
         .scopes
+        .take()
         .unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect());
     let scopes = match Scopes::parse(&requested) {
         Ok(scopes) => scopes,
@@ -64,14 +96,28 @@ pub async fn create(
         Ok(_) => {}
         Err(refused) => return refused,
     }
-    let expiry = body
-        .expires_in_days
-        .map_or(Expiry::PolicyDefault, Expiry::InDays);
+    let expiry = match body.expiry() {
+        Ok(Expiry::Never) if !state.config.allow_never_expiring => {
+            return Error::from(FieldError::new(
+                "expires_in_days",
+                "null (never expires) is not allowed on this server; give 1 to 365 days",
+            ))
+            .into_response();
+        }
+        Ok(expiry) => expiry,
+        Err(e) => return Error::from(e).into_response(),
+    };
     let mut new = NewToken::child_of(&auth, body.name.unwrap_or_default())
         .scopes(scopes.iter())
         .expires(expiry);
     if let Some(description) = body.description {
         new = new.description(description);
+    }
+    if let Some(metadata) = body.metadata {
+        new = new.metadata(metadata);
+    }
+    if let Some(ranges) = body.allowed_ips {
+        new = new.allowed_ips(ranges);
     }
     let started = Instant::now();
     let issued = state.tokens.issue(new).await;
