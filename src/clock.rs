@@ -125,11 +125,20 @@ pub(crate) fn lease_clock_nanos() -> u64 {
 
 /// Truncate to whole microseconds in UTC: the precision every store keeps, so a record reads
 /// back exactly as it was written.
+///
+/// An instant that cannot be written in UTC (beyond year 9999 there) is kept in its own
+/// offset: every input of the crate refuses such instants first ([`in_utc`]), so this never
+/// panics on what a caller passed.
 pub(crate) fn to_stored_precision(t: OffsetDateTime) -> OffsetDateTime {
-    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
     // `nanosecond / 1000 * 1000` is always a valid nanosecond value.
     t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
         .unwrap_or(t)
+}
+
+/// `t` in UTC, if it can be written there (years −9999 to 9999).
+pub(crate) fn in_utc(t: OffsetDateTime) -> Option<OffsetDateTime> {
+    t.checked_to_offset(time::UtcOffset::UTC)
 }
 
 /// Shows a timestamp as RFC 3339 (`2026-01-01T00:00:00Z`), for messages.

@@ -12,7 +12,7 @@
 //! The response body is [`AuthBody<B>`]: the inner service's body, or the layer's JSON.
 //!
 //! For tokens with an IP allowlist, insert the TCP peer's address as a
-//! [`PeerAddr`](crate::web::PeerAddr) extension where you accept connections; behind a
+//! [`PeerAddr`] extension where you accept connections; behind a
 //! proxy, configure [`TrustedProxies`](crate::TrustedProxies) on the `ApiTokens`.
 //!
 //! ```

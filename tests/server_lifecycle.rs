@@ -136,6 +136,7 @@ async fn rotation_keeps_the_old_token_for_the_grace_period(s: &Server) {
         (old_until - grace_end).abs() < Duration::seconds(30),
         "{old_until} vs {grace_end}"
     );
+    assert_eq!(s.info(&alice, &old_id).await["replaced_by"], info["id"]);
     let (status, body) = s
         .post(
             &format!("/api/v1/tokens/{old_id}/rotate"),
@@ -203,6 +204,45 @@ async fn a_created_token_manages_only_itself_and_its_children(s: &Server) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "its own child: {body}");
+    let (status, body) = s
+        .post(
+            &format!("/api/v1/tokens/{script_id}/rotate"),
+            &script,
+            json!({}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "out_of_reach");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot rotate itself"),
+        "{body}"
+    );
+    let (status, body) = s
+        .post(
+            &format!("/api/v1/tokens/{grandchild_id}/rotate"),
+            &script,
+            json!({}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "not_active");
+    let (status, _) = s
+        .post(
+            &format!("/api/v1/tokens/{grandchild_id}/resume"),
+            &script,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s
+        .post(
+            &format!("/api/v1/tokens/{grandchild_id}/rotate"),
+            &script,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "its own child: {body}");
     let (status, body) = s
         .patch(&script_id, &script, json!({ "name": "renamed" }))
         .await;
@@ -456,8 +496,10 @@ async fn created_tokens_carry_metadata_addresses_and_expiry(s: &Server) {
     };
     assert_eq!(send(from("10.9.200.1")).await.0, StatusCode::OK);
     assert_eq!(send(from("2001:db8::7")).await.0, StatusCode::OK);
-    let (status, body) = send(from("10.8.0.1")).await;
-    assert_error(status, &body, StatusCode::FORBIDDEN, "ip_not_allowed");
+    for outside in ["10.8.0.1", "garbage", "10.9.200.1, unknown"] {
+        let (status, body) = send(from(outside)).await;
+        assert_error(status, &body, StatusCode::FORBIDDEN, "ip_not_allowed");
+    }
     let (status, body) = s.get("/api/v1/me", token).await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "ip_not_allowed");
     let listed = s.info(&alice, info["id"].as_str().unwrap()).await;

@@ -98,9 +98,15 @@ pub enum Error {
         /// When it was revoked.
         revoked_at: OffsetDateTime,
     },
-    /// The token is revoked or expired, so it cannot be rotated.
-    #[error("the token is no longer active; issue a new one instead")]
+    /// The token is revoked or expired (or, to rotate it, suspended or idle), so it cannot
+    /// be changed that way.
+    #[error("the token is not active; resume it, or issue a new one instead")]
     NotActive,
+    /// The token kept changing while the operation ran (edited, suspended or used by
+    /// another request at the same moment, several times over); nothing was written. Try
+    /// again.
+    #[error("the token changed while the operation ran; nothing was written; try again")]
+    Conflict,
     /// The token was already rotated and lives out its grace period; a token has at most
     /// one successor. Rotate the successor instead.
     #[error("the token was already rotated; rotate its successor instead")]
@@ -151,7 +157,10 @@ impl Error {
         match self {
             Self::Invalid(_) => 422,
             Self::NotFound => 404,
-            Self::AlreadyRevoked { .. } | Self::NotActive | Self::AlreadyRotated => 409,
+            Self::AlreadyRevoked { .. }
+            | Self::NotActive
+            | Self::AlreadyRotated
+            | Self::Conflict => 409,
             Self::TooManyTokens { .. } => 422,
             Self::Auth(e) => e.status(),
             Self::Random(_) => 500,
@@ -167,6 +176,7 @@ impl Error {
             Self::AlreadyRevoked { .. } => "already_revoked",
             Self::NotActive => "not_active",
             Self::AlreadyRotated => "already_rotated",
+            Self::Conflict => "conflict",
             Self::TooManyTokens { .. } => "too_many_tokens",
             Self::Auth(e) => e.code(),
             Self::Random(_) => "internal_error",

@@ -78,6 +78,11 @@ impl Scopes {
         other.iter().all(|s| self.contains(s))
     }
 
+    /// The scopes in both sets.
+    pub(crate) fn intersection(&self, other: &Scopes) -> Scopes {
+        Self::from_sorted(self.iter().filter(|s| other.contains(s)))
+    }
+
     /// The scopes, sorted.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         self.0.iter().map(|s| &**s)

@@ -7,14 +7,14 @@ use time::{Duration, OffsetDateTime};
 use super::ApiTokens;
 use super::policy::TokenPolicy;
 use super::principal::Principal;
-use crate::clock::to_stored_precision;
+use crate::clock::{in_utc, to_stored_precision};
 use crate::error::{AuthError, Error, FieldError, RandomError, ValidationErrors};
 use crate::limits::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
 use crate::record::{IpAllowlist, Metadata, Scopes, TokenInfo, TokenRecord};
 use crate::store::token_store::TokenStore;
-use crate::store::{Change, ChildInsert};
+use crate::store::{ChildInsert, ChildRules};
 use crate::token::{PlaintextToken, TokenId};
-use crate::validate::{check_identifier, check_prose, check_text, identifier};
+use crate::validate::{check_identifier, check_prose, check_text};
 
 /// When a new token expires.
 ///
@@ -102,6 +102,9 @@ impl Expiry {
                 }
             }
             Self::At(at) => {
+                let Some(at) = in_utc(at) else {
+                    return Err(too_far("expires_at"));
+                };
                 let at = to_stored_precision(at);
                 if at <= now {
                     Err(FieldError::new("expires_at", "must be in the future"))
@@ -389,7 +392,12 @@ impl<S: TokenStore> ApiTokens<S> {
         let cap = self.inner.policy.get_max_active_per_owner();
         let store = &self.inner.store;
         if record.created_by.is_some() {
-            match store.insert_child(&record, cap, now).await? {
+            let rules = ChildRules::new(
+                cap,
+                now,
+                self.inner.policy.get_children_may_outlive_creators(),
+            );
+            match store.insert_child(&record, &rules).await? {
                 ChildInsert::Inserted => {}
                 ChildInsert::CapReached => {
                     return Err(Error::TooManyTokens {
@@ -411,107 +419,8 @@ impl<S: TokenStore> ApiTokens<S> {
         Ok(Issued { plaintext, record })
     }
 
-    /// Rotate `owner`'s token `id`: issue a replacement with the same owner, tenant, name,
-    /// description and scopes, and let the old token live only until now + `grace` (a zero
-    /// grace revokes it at once, with the reason `rotated`).
-    ///
-    /// The replacement gets a lifetime as long as the old token's was (capped by the policy),
-    /// or never expires if the old one never did and the policy still allows it.
-    ///
-    /// Rotation is one atomic step in the store, so it is linearizable with revocation: if
-    /// the old token was revoked (or expired) first, rotating it fails with
-    /// [`Error::NotActive`] and no successor exists; a token has at most one successor, so
-    /// rotating a token again during its grace period fails with
-    /// [`Error::AlreadyRotated`]; and a concurrent `revoke_all` of the owner either comes
-    /// first (the rotation fails) or revokes the successor too.
-    pub async fn rotate(&self, owner: &str, id: TokenId, grace: Duration) -> Result<Issued, Error> {
-        let too_far = || FieldError::new("grace", "reaches beyond the representable time range");
-        identifier("owner", owner)?;
-        if grace.is_negative() {
-            return Err(FieldError::new("grace", "must not be negative").into());
-        }
-        let now = self.now();
-        let prefix = self.format().prefix();
-        // The successor's lifetime comes from this read; whether the rotation may happen at
-        // all is decided again, atomically, by the store below.
-        let old = match self.inner.store.get(&id).await? {
-            Some(r) if *r.owner == *owner && *r.prefix == *prefix => r,
-            _ => return Err(Error::NotFound),
-        };
-        let policy = self.inner.policy;
-        let expires_at = match old.expires_at {
-            Some(at) => {
-                let lifetime = at - old.created_at;
-                let lifetime = policy
-                    .get_max_lifetime()
-                    .map_or(lifetime, |m| lifetime.min(m));
-                Some(now.checked_add(lifetime).ok_or_else(too_far)?)
-            }
-            None if policy.allows_never() => None,
-            None => Some(
-                now.checked_add(policy.get_default_lifetime())
-                    .ok_or_else(too_far)?,
-            ),
-        };
-        let old_until = now.checked_add(grace).ok_or_else(too_far)?;
-        let draft = Draft {
-            owner: old.owner.clone(),
-            tenant: old.tenant.clone(),
-            name: old.name.clone(),
-            description: old.description.clone(),
-            scopes: old.scopes.clone(),
-            expires_at,
-            created_by: old.created_by,
-            metadata: old.metadata.clone(),
-            allowed_ips: old.allowed_ips.clone(),
-        };
-        let (plaintext, record) = self.generate(draft, now)?;
-        let successor = record.id;
-        let mut outcome = Err(Error::NotFound);
-        let mut retire = |r: &mut TokenRecord| {
-            outcome = if *r.owner != *owner || *r.prefix != *prefix {
-                Err(Error::NotFound)
-            } else if !r.is_active(now) {
-                Err(Error::NotActive)
-            } else if r.successor.is_some() {
-                Err(Error::AlreadyRotated)
-            } else {
-                Ok(())
-            };
-            if outcome.is_err() {
-                return false;
-            }
-            r.successor = Some(successor);
-            if grace.is_zero() {
-                r.revoked_at = Some(now);
-                r.revocation_reason = Some("rotated".into());
-            } else {
-                r.expires_at = Some(r.expires_at.map_or(old_until, |at| at.min(old_until)));
-            }
-            true
-        };
-        let store = &self.inner.store;
-        let mut change = Change::new(&mut retire);
-        // Under a cap, the successor needs a free slot unless the rotation ends the old
-        // token at once: a grace period must not let rotations multiply live tokens.
-        let found = match policy.get_max_active_per_owner() {
-            None => store.rotate(&id, &mut change, &record).await?,
-            Some(cap) => match store
-                .rotate_capped(&id, &mut change, &record, cap, now)
-                .await?
-            {
-                Some(false) => return Err(Error::TooManyTokens { limit: cap }),
-                found => found.is_some(),
-            },
-        };
-        if !found {
-            return Err(Error::NotFound);
-        }
-        outcome.map(|()| Issued { plaintext, record })
-    }
-
     /// A fresh token with these fields: its plaintext and the record to store.
-    fn generate(
+    pub(super) fn generate(
         &self,
         draft: Draft,
         now: OffsetDateTime,
@@ -545,14 +454,14 @@ impl<S: TokenStore> ApiTokens<S> {
 }
 
 /// The validated fields of a token about to be issued.
-struct Draft {
-    owner: Arc<str>,
-    tenant: Option<Arc<str>>,
-    name: Box<str>,
-    description: Option<Box<str>>,
-    scopes: Scopes,
-    expires_at: Option<OffsetDateTime>,
-    created_by: Option<TokenId>,
-    metadata: Option<Metadata>,
-    allowed_ips: Option<IpAllowlist>,
+pub(super) struct Draft {
+    pub(super) owner: Arc<str>,
+    pub(super) tenant: Option<Arc<str>>,
+    pub(super) name: Box<str>,
+    pub(super) description: Option<Box<str>>,
+    pub(super) scopes: Scopes,
+    pub(super) expires_at: Option<OffsetDateTime>,
+    pub(super) created_by: Option<TokenId>,
+    pub(super) metadata: Option<Metadata>,
+    pub(super) allowed_ips: Option<IpAllowlist>,
 }

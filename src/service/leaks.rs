@@ -44,14 +44,22 @@ pub struct LeakReport {
     pub token_id: Option<TokenId>,
     /// The token's owner, when it was one of this issuer's.
     pub owner: Option<Arc<str>>,
+    /// How many of its successors (tokens that replaced it by rotation, and theirs) were
+    /// revoked with it: whoever found the token could have rotated it.
+    pub successors_revoked: u32,
 }
+
+/// The longest chain of successors followed from one leaked token.
+const MAX_SUCCESSORS: u32 = 1_000;
 
 impl<S: TokenStore> ApiTokens<S> {
     /// Revoke every token of this issuer among `leaked` (plaintexts found in the wild, in a
     /// public repository say) with the reason `leaked`, and report, in the same order, what
     /// each string was. Only a string whose secret matches is acted on: a string that merely
     /// looks like a token (a scanner's false positive, or someone reporting ids they do not
-    /// hold) revokes nothing. Revoking a token revokes the tokens it created.
+    /// hold) revokes nothing. Revoking a token revokes the tokens it created, and the tokens
+    /// that replaced it by rotation (and what those created): anyone holding the leaked
+    /// token could have rotated it into a token nobody has seen.
     ///
     /// ```
     /// use api_tokens::{ApiTokens, LeakOutcome, MemoryStore, NewToken};
@@ -80,6 +88,7 @@ impl<S: TokenStore> ApiTokens<S> {
             outcome: LeakOutcome::NotOurs,
             token_id: None,
             owner: None,
+            successors_revoked: 0,
         };
         let Ok(token) = self.format().parse(presented) else {
             return Ok(not_ours);
@@ -98,18 +107,33 @@ impl<S: TokenStore> ApiTokens<S> {
         } else {
             LeakOutcome::WasLive
         };
-        match self
-            .revoke_checked(&record.owner, record.id, Some("leaked".into()), now)
-            .await
-        {
-            // Revoked meanwhile by someone else: it is revoked either way.
-            Ok(()) | Err(Error::AlreadyRevoked { .. }) => {}
-            Err(e) => return Err(e),
+        // Whoever holds a leaked token may have rotated it: its successors go too. Read
+        // after the revocation, which no rotation can follow, so none is missed.
+        let mut successors_revoked = 0;
+        let mut next = Some(record.id);
+        let mut first = true;
+        while let Some(id) = next.take() {
+            match self
+                .revoke_checked(&record.owner, id, Some("leaked".into()), now)
+                .await
+            {
+                Ok(()) if !first => successors_revoked += 1,
+                // Revoked meanwhile by someone else: it is revoked either way.
+                Ok(()) | Err(Error::AlreadyRevoked { .. }) => {}
+                Err(Error::NotFound) if !first => break,
+                Err(e) => return Err(e),
+            }
+            first = false;
+            if successors_revoked >= MAX_SUCCESSORS {
+                break;
+            }
+            next = self.inner.store.get(&id).await?.and_then(|r| r.successor);
         }
         Ok(LeakReport {
             outcome,
             token_id: Some(record.id),
             owner: Some(Arc::clone(&record.owner)),
+            successors_revoked,
         })
     }
 }

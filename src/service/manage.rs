@@ -1,15 +1,18 @@
 //! Changing a live token: editing it ([`ApiTokens::edit`]), and suspending and resuming it
-//! ([`ApiTokens::suspend`], [`ApiTokens::resume`]). Each is one atomic step in the store.
+//! ([`ApiTokens::suspend`], [`ApiTokens::resume`]). Each is one atomic step in the store for
+//! the token, then one for the tokens it created (which never hold more than it does: they
+//! are narrowed, cut and suspended with it). Both steps are safe to repeat: after a
+//! failure, calling again finishes the second.
 
 use time::OffsetDateTime;
 
 use super::ApiTokens;
-use crate::clock::to_stored_precision;
+use crate::clock::{in_utc, to_stored_precision};
 use crate::error::{Error, FieldError, ValidationErrors};
 use crate::limits::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
 use crate::record::{Metadata, Scopes, TokenInfo, TokenRecord};
-use crate::store::Change;
 use crate::store::token_store::TokenStore;
+use crate::store::{Change, Descendants};
 use crate::token::TokenId;
 use crate::validate::{check_prose, check_text, identifier};
 
@@ -174,7 +177,38 @@ impl<S: TokenStore> ApiTokens<S> {
             .store
             .update(&id, &mut Change::new(&mut apply))
             .await?;
-        outcome
+        let info = outcome?;
+        // What this token created may hold no more than it now does.
+        let narrowed = checked.scopes.as_ref();
+        let cut = checked
+            .expires_at
+            .filter(|_| !self.inner.policy.get_children_may_outlive_creators());
+        if narrowed.is_some() || cut.is_some() {
+            let mut within = |r: &mut TokenRecord| {
+                let mut changed = false;
+                if let Some(scopes) = narrowed
+                    && !scopes.contains_all(&r.scopes)
+                {
+                    r.scopes = r.scopes.intersection(scopes);
+                    changed = true;
+                }
+                if let Some(limit) = cut
+                    && r.expires_at.is_none_or(|at| at > limit)
+                {
+                    r.expires_at = Some(limit);
+                    changed = true;
+                }
+                changed
+            };
+            self.inner
+                .store
+                .update_descendants(
+                    &Descendants::new(id, prefix, owner),
+                    &mut Change::new(&mut within),
+                )
+                .await?;
+        }
+        Ok(info)
     }
 
     /// Validate every field of `edit` that does not depend on the token.
@@ -207,7 +241,14 @@ impl<S: TokenStore> ApiTokens<S> {
                 None
             }
         };
-        let expires_at = edit.expires_at.map(to_stored_precision);
+        let expires_at = match edit.expires_at.map(in_utc) {
+            Some(None) => {
+                errors.push(FieldError::new("expires_at", "is too far in the future"));
+                None
+            }
+            Some(Some(at)) => Some(to_stored_precision(at)),
+            None => None,
+        };
         if expires_at.is_some_and(|at| at <= now) {
             errors.push(FieldError::new(
                 "expires_at",
@@ -277,6 +318,7 @@ impl<S: TokenStore> ApiTokens<S> {
         identifier("owner", owner)?;
         let prefix = self.format().prefix();
         let mut outcome = Err(Error::NotFound);
+        let mut was = None;
         let mut apply = |r: &mut TokenRecord| {
             if *r.owner != *owner || *r.prefix != *prefix {
                 outcome = Err(Error::NotFound);
@@ -286,6 +328,7 @@ impl<S: TokenStore> ApiTokens<S> {
                 outcome = Err(Error::AlreadyRevoked { revoked_at });
                 return false;
             }
+            was = r.suspended_at;
             // Already as asked: nothing to write (and a suspension keeps its first time).
             let change = r.suspended_at.is_some() != at.is_some();
             if change {
@@ -298,6 +341,31 @@ impl<S: TokenStore> ApiTokens<S> {
             .store
             .update(&id, &mut Change::new(&mut apply))
             .await?;
-        outcome
+        let info = outcome?;
+        // What it created is suspended with it (marked with the same instant), and resumed
+        // with it if it was suspended by that same act; a token suspended on its own stays
+        // suspended.
+        let (from, to) = match at {
+            Some(_) => (None, info.suspended_at),
+            None => match was {
+                Some(was) => (Some(was), None),
+                None => return Ok(info),
+            },
+        };
+        let mut follow = |r: &mut TokenRecord| {
+            if r.revoked_at.is_some() || r.suspended_at != from {
+                return false;
+            }
+            r.suspended_at = to;
+            true
+        };
+        self.inner
+            .store
+            .update_descendants(
+                &Descendants::new(id, prefix, owner),
+                &mut Change::new(&mut follow),
+            )
+            .await?;
+        Ok(info)
     }
 }

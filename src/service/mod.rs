@@ -23,6 +23,7 @@ mod policy;
 mod principal;
 mod proxies;
 mod revoke;
+mod rotate;
 mod verify;
 
 pub use issue::{Expiry, Issued, NewToken};

@@ -36,15 +36,18 @@ impl<S: TokenStore> ApiTokens<S> {
     }
 
     /// Revoke the presented token itself (the token API's `DELETE /auth/token`), and the
-    /// tokens it created, as [`revoke`](Self::revoke) does. The token must verify first; its
-    /// owner's other tokens keep working. Returns who it was.
+    /// tokens it created, as [`revoke`](Self::revoke) does. The token must verify first
+    /// (from any address: whoever holds the secret may end it, also outside its IP
+    /// allowlist); its owner's other tokens keep working. Returns who it was.
     pub async fn revoke_presented(
         &self,
         presented: &str,
         reason: Option<&str>,
     ) -> Result<Principal, Error> {
         let reason = check_reason(reason)?;
-        let principal = self.verify(presented).await?;
+        let principal = self
+            .verify_with(presented, &super::verify::Requirements::ANYWHERE)
+            .await?;
         let now = self.now();
         self.revoke_checked(principal.owner(), principal.token_id(), reason, now)
             .await?;

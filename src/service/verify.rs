@@ -39,6 +39,9 @@ pub struct Requirements<'a> {
     scopes: &'a [&'a str],
     tenant: Option<&'a str>,
     client_ip: Option<IpAddr>,
+    /// Skip the IP allowlist (revoking the presented token: whoever holds the secret may
+    /// end it, from anywhere).
+    any_address: bool,
 }
 
 impl<'a> Requirements<'a> {
@@ -47,6 +50,13 @@ impl<'a> Requirements<'a> {
         scopes: &[],
         tenant: None,
         client_ip: None,
+        any_address: false,
+    };
+
+    /// Nothing, not even an allowed address.
+    pub(crate) const ANYWHERE: Requirements<'static> = Requirements {
+        any_address: true,
+        ..Self::NONE
     };
 
     /// The token must carry every one of `scopes`.
@@ -55,6 +65,7 @@ impl<'a> Requirements<'a> {
             scopes,
             tenant: None,
             client_ip: None,
+            any_address: false,
         }
     }
 
@@ -239,6 +250,14 @@ impl<S: TokenStore> ApiTokens<S> {
                 return Err(AuthError::Idle { idle_since: since });
             }
         }
+        // Before scopes and tenant: from a refused address, nothing more about the token is
+        // told.
+        if let Some(allowed) = &record.allowed_ips
+            && !requirements.any_address
+            && !requirements.client_ip.is_some_and(|ip| allowed.allows(ip))
+        {
+            return Err(AuthError::IpNotAllowed);
+        }
         if !requirements
             .scopes
             .iter()
@@ -257,11 +276,6 @@ impl<S: TokenStore> ApiTokens<S> {
             && record.tenant.as_deref() != Some(tenant)
         {
             return Err(AuthError::WrongTenant);
-        }
-        if let Some(allowed) = &record.allowed_ips
-            && !requirements.client_ip.is_some_and(|ip| allowed.allows(ip))
-        {
-            return Err(AuthError::IpNotAllowed);
         }
         // Due once the interval has passed by the cheap reading (which can only make the
         // write come a tick later); written at the precise time.

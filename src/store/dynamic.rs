@@ -8,7 +8,9 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::token_store::TokenStore;
-use super::{Change, ChildInsert, ExpiringFilter, ListFilter, ListPage, RevokeAll};
+use super::{
+    Change, ChildInsert, ChildRules, Descendants, ExpiringFilter, ListFilter, ListPage, RevokeAll,
+};
 use crate::error::StoreError;
 use crate::record::TokenRecord;
 use crate::token::TokenId;
@@ -66,8 +68,7 @@ trait ErasedStore: Send + Sync + 'static {
     fn insert_child<'a>(
         &'a self,
         record: &'a TokenRecord,
-        cap: Option<u32>,
-        now: OffsetDateTime,
+        rules: &'a ChildRules,
     ) -> BoxFuture<'a, ChildInsert>;
     fn get(&self, id: TokenId) -> BoxFuture<'_, Option<Arc<TokenRecord>>>;
     fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>>;
@@ -105,6 +106,11 @@ trait ErasedStore: Send + Sync + 'static {
         of: &'a TokenId,
         all: &'a RevokeAll<'a>,
     ) -> BoxFuture<'a, u64>;
+    fn update_descendants<'a, 'c: 'a>(
+        &'a self,
+        which: &'a Descendants<'a>,
+        change: &'a mut Change<'c>,
+    ) -> BoxFuture<'a, u64>;
     fn purge(&self, before: OffsetDateTime) -> BoxFuture<'_, u64>;
 }
 
@@ -123,10 +129,9 @@ impl<S: TokenStore> ErasedStore for S {
     fn insert_child<'a>(
         &'a self,
         record: &'a TokenRecord,
-        cap: Option<u32>,
-        now: OffsetDateTime,
+        rules: &'a ChildRules,
     ) -> BoxFuture<'a, ChildInsert> {
-        Box::pin(TokenStore::insert_child(self, record, cap, now))
+        Box::pin(TokenStore::insert_child(self, record, rules))
     }
     fn get(&self, id: TokenId) -> BoxFuture<'_, Option<Arc<TokenRecord>>> {
         Box::pin(async move { TokenStore::get(self, &id).await })
@@ -190,6 +195,13 @@ impl<S: TokenStore> ErasedStore for S {
     ) -> BoxFuture<'a, u64> {
         Box::pin(TokenStore::revoke_descendants(self, of, all))
     }
+    fn update_descendants<'a, 'c: 'a>(
+        &'a self,
+        which: &'a Descendants<'a>,
+        change: &'a mut Change<'c>,
+    ) -> BoxFuture<'a, u64> {
+        Box::pin(TokenStore::update_descendants(self, which, change))
+    }
     fn purge(&self, before: OffsetDateTime) -> BoxFuture<'_, u64> {
         Box::pin(TokenStore::purge(self, before))
     }
@@ -212,10 +224,9 @@ impl TokenStore for DynTokenStore {
     async fn insert_child(
         &self,
         record: &TokenRecord,
-        cap: Option<u32>,
-        now: OffsetDateTime,
+        rules: &ChildRules,
     ) -> Result<ChildInsert, StoreError> {
-        self.0.insert_child(record, cap, now).await
+        self.0.insert_child(record, rules).await
     }
 
     // The verify path: the boxed future is returned as it is, not wrapped in another
@@ -302,6 +313,14 @@ impl TokenStore for DynTokenStore {
         all: &RevokeAll<'_>,
     ) -> Result<u64, StoreError> {
         self.0.revoke_descendants(of, all).await
+    }
+
+    async fn update_descendants(
+        &self,
+        which: &Descendants<'_>,
+        change: &mut Change<'_>,
+    ) -> Result<u64, StoreError> {
+        self.0.update_descendants(which, change).await
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {

@@ -16,7 +16,7 @@
 //!
 //! # Implementing a store
 //!
-//! A store keeps [`TokenRecord`]s by [`TokenId`](crate::TokenId). Every rule about tokens
+//! A store keeps [`TokenRecord`]s by [`TokenId`]. Every rule about tokens
 //! is decided by the crate; what a store must give is **atomicity**. Each write method
 //! reads, decides and writes as one step (one lock, one transaction, or one conditional
 //! statement), so that any interleaving of concurrent calls leaves what some sequential
@@ -158,13 +158,22 @@
 //! # );
 //! ```
 //!
-//! Four methods are optional. `read_now` lends a record to verification without waiting or
-//! copying, and `get_now` answers a read without waiting, for stores that can (the first
-//! spares verification a copy and a shared reference count, both spare it a future; the
-//! default `read_now` lends what `get_now` answers). `insert_capped` and `rotate_capped`, an insert and
-//! a rotation that respect a cap on an owner's active tokens (counted in the same atomic
-//! step), are needed only when the [`TokenPolicy`](crate::TokenPolicy) sets one; without
-//! them, issuing or rotating under such a policy fails with a clear error.
+//! The other methods are optional. `read_now` lends a record to verification without
+//! waiting or copying, and `get_now` answers a read without waiting, for stores that can (the
+//! first spares verification a copy and a shared reference count, both spare it a future;
+//! the default `read_now` lends what `get_now` answers). `insert_capped` and
+//! `rotate_capped`, an insert and a rotation that respect a cap on an owner's active tokens
+//! (counted in the same atomic step), are needed only when the
+//! [`TokenPolicy`](crate::TokenPolicy) sets one; `insert_child` (checking the creator with
+//! [`ChildRules::creator_allows`]), `revoke_descendants` and `update_descendants` only for
+//! tokens created by tokens ([`NewToken::child_of`](crate::NewToken::child_of));
+//! `list_expiring` only for [`ApiTokens::list_expiring`](crate::ApiTokens::list_expiring)
+//! (expiry notices); `record_last_uses` writes many last uses at once (the default writes
+//! them one by one). Without one of the first five, the operation that needs it fails with
+//! a clear [`StoreErrorKind::Unsupported`](crate::StoreErrorKind::Unsupported) error, and
+//! the conformance cases that need it accept that answer. The record's newer fields
+//! (`created_by`, `suspended_at`, `metadata`, `allowed_ips`) are plain values to keep and
+//! give back, like the others.
 //!
 //! Methods return `impl Future + Send`, so they may be written as `async fn` and no
 //! `async-trait` is needed. A store behind an `Arc` is a store too, and
@@ -174,6 +183,7 @@
 use time::OffsetDateTime;
 
 use crate::record::TokenRecord;
+use crate::token::TokenId;
 
 #[cfg(feature = "cache")]
 pub(crate) mod cached;
@@ -344,14 +354,79 @@ impl std::fmt::Debug for Change<'_> {
     }
 }
 
+/// What a token created by another must keep to, checked by
+/// [`TokenStore::insert_child`](crate::TokenStore::insert_child) against the creator's
+/// record as it is inside the store's atomic step (not as it was when the creator was
+/// verified, which an edit or a suspension may have changed since).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ChildRules {
+    /// The owner's cap on active tokens of the issuer, if any.
+    pub cap: Option<u32>,
+    /// The time of the insert.
+    pub now: OffsetDateTime,
+    /// Whether the child may expire after its creator
+    /// ([`TokenPolicy::children_may_outlive_creators`](crate::TokenPolicy::children_may_outlive_creators)).
+    pub may_outlive_creator: bool,
+}
+
+impl ChildRules {
+    pub(crate) fn new(cap: Option<u32>, now: OffsetDateTime, may_outlive_creator: bool) -> Self {
+        Self {
+            cap,
+            now,
+            may_outlive_creator,
+        }
+    }
+
+    /// Whether `creator` (the current record of `child.created_by`) may create `child`: of
+    /// the same owner and issuer, active at `now` (not revoked, not expired), not suspended,
+    /// holding every scope of the child and (unless the child may outlive it) expiring no
+    /// earlier than the child. Stores call this inside their atomic step.
+    pub fn creator_allows(&self, creator: &TokenRecord, child: &TokenRecord) -> bool {
+        let outlives = match (creator.expires_at, child.expires_at) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(limit), Some(at)) => at > limit,
+        };
+        child.created_by == Some(creator.id)
+            && *creator.owner == *child.owner
+            && *creator.prefix == *child.prefix
+            && creator.is_active(self.now)
+            && creator.suspended_at.is_none()
+            && creator.scopes.contains_all(&child.scopes)
+            && (self.may_outlive_creator || !outlives)
+    }
+}
+
+/// Which records [`TokenStore::update_descendants`](crate::TokenStore::update_descendants)
+/// changes: the tokens created by one token, and by those, of one owner and issuer.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Descendants<'a> {
+    /// The token whose descendants are changed (not itself).
+    pub of: TokenId,
+    /// Only tokens of this issuer (the token prefix).
+    pub prefix: &'a str,
+    /// Only tokens of this owner.
+    pub owner: &'a str,
+}
+
+impl<'a> Descendants<'a> {
+    pub(crate) fn new(of: TokenId, prefix: &'a str, owner: &'a str) -> Self {
+        Self { of, prefix, owner }
+    }
+}
+
 /// What [`TokenStore::insert_child`](crate::TokenStore::insert_child) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ChildInsert {
     /// The record was stored.
     Inserted,
-    /// The creator is missing, of another owner or issuer, revoked or expired: nothing was
-    /// written.
+    /// The creator is missing, of another owner or issuer, revoked, expired or suspended, or
+    /// no longer holds what the child would carry ([`ChildRules::creator_allows`]): nothing
+    /// was written.
     CreatorNotActive,
     /// The owner's cap on active tokens was reached: nothing was written.
     CapReached,

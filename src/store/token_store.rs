@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::{Change, ChildInsert, ExpiringFilter, ListFilter, ListPage, RevokeAll};
+use super::{
+    Change, ChildInsert, ChildRules, Descendants, ExpiringFilter, ListFilter, ListPage, RevokeAll,
+};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::record::TokenRecord;
 use crate::token::TokenId;
@@ -44,23 +46,25 @@ pub trait TokenStore: Send + Sync + 'static {
     }
 
     /// Store a new record created by another token (`record.created_by` is set), only if
-    /// that creator is a token of the same owner and issuer that is active at `now` (not
-    /// revoked, not expired) and, with a `cap`, the owner has fewer than `cap` active tokens
-    /// of its issuer. The checks and the insert are one atomic step, which no
-    /// [`revoke_descendants`](Self::revoke_descendants) of the same owner interleaves with:
-    /// a token created while its creator is being revoked is either refused or revoked with
-    /// it.
+    /// [`rules.creator_allows`](ChildRules::creator_allows) the creator's current record
+    /// (same owner and issuer, active at `rules.now`, not suspended, holding the child's
+    /// scopes and, unless the child may outlive it, expiring no earlier) and, with a
+    /// `rules.cap`, the owner has fewer than `cap` active tokens of its issuer. The checks
+    /// and the insert are one atomic step, which no
+    /// [`revoke_descendants`](Self::revoke_descendants) or
+    /// [`update_descendants`](Self::update_descendants) of the same owner interleaves with:
+    /// a token created while its creator is being revoked, suspended or narrowed is either
+    /// refused or changed with the others.
     ///
     /// Optional: only [`NewToken::child_of`](crate::NewToken::child_of) calls it. The default
     /// fails, saying the store cannot. A store that implements it must implement
-    /// `revoke_descendants` too.
+    /// `revoke_descendants` and `update_descendants` too.
     fn insert_child(
         &self,
         record: &TokenRecord,
-        cap: Option<u32>,
-        now: OffsetDateTime,
+        rules: &ChildRules,
     ) -> impl Future<Output = Result<ChildInsert, StoreError>> + Send {
-        let _ = (record, cap, now);
+        let _ = (record, rules);
         std::future::ready(Err(StoreError::new(
             StoreErrorKind::Unsupported,
             "this store cannot record which token created another; implement \
@@ -228,6 +232,23 @@ pub trait TokenStore: Send + Sync + 'static {
         std::future::ready(Ok(0))
     }
 
+    /// Apply `change` to every descendant of `which.of` (the tokens it created, those they
+    /// created, and so on, of `which.owner` and `which.prefix`), each in turn, all in one
+    /// atomic step that no [`insert_child`](Self::insert_child) of the same owner
+    /// interleaves with. Returns how many records the change wrote. Suspending a token or
+    /// narrowing it reaches what it created through here.
+    ///
+    /// Optional: the default changes nothing and answers 0, which is right for a store that
+    /// does not implement `insert_child` (it holds no created tokens).
+    fn update_descendants(
+        &self,
+        which: &Descendants<'_>,
+        change: &mut Change<'_>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let _ = (which, change);
+        std::future::ready(Ok(0))
+    }
+
     /// Delete records revoked before `before` or expired before `before`. Returns how many.
     fn purge(&self, before: OffsetDateTime)
     -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -250,10 +271,9 @@ impl<T: TokenStore> TokenStore for Arc<T> {
     fn insert_child(
         &self,
         record: &TokenRecord,
-        cap: Option<u32>,
-        now: OffsetDateTime,
+        rules: &ChildRules,
     ) -> impl Future<Output = Result<ChildInsert, StoreError>> + Send {
-        (**self).insert_child(record, cap, now)
+        (**self).insert_child(record, rules)
     }
 
     fn get(
@@ -345,6 +365,14 @@ impl<T: TokenStore> TokenStore for Arc<T> {
         all: &RevokeAll<'_>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).revoke_descendants(of, all)
+    }
+
+    fn update_descendants(
+        &self,
+        which: &Descendants<'_>,
+        change: &mut Change<'_>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).update_descendants(which, change)
     }
 
     fn purge(

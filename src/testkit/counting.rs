@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::store::{Change, ChildInsert, ExpiringFilter, ListFilter, ListPage, RevokeAll};
+use crate::store::{
+    Change, ChildInsert, ChildRules, Descendants, ExpiringFilter, ListFilter, ListPage, RevokeAll,
+};
 use crate::{StoreError, TokenId, TokenRecord, TokenStore};
 
 /// How many times each [`TokenStore`] method was called on a [`CountingStore`].
@@ -23,7 +25,7 @@ pub struct Calls {
     pub record_last_use: AtomicU64,
     /// `record_last_uses` calls (one batch each, however many tokens it carries).
     pub record_last_uses: AtomicU64,
-    /// `update` calls.
+    /// `update` and `update_descendants` calls.
     pub update: AtomicU64,
     /// `rotate` calls.
     pub rotate: AtomicU64,
@@ -115,11 +117,10 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
     async fn insert_child(
         &self,
         record: &TokenRecord,
-        cap: Option<u32>,
-        now: OffsetDateTime,
+        rules: &ChildRules,
     ) -> Result<ChildInsert, StoreError> {
         bump(&self.calls.insert);
-        self.inner.insert_child(record, cap, now).await
+        self.inner.insert_child(record, rules).await
     }
     async fn get(&self, id: &TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
         bump(&self.calls.get);
@@ -210,6 +211,14 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
     ) -> Result<u64, StoreError> {
         bump(&self.calls.revoke_all);
         self.inner.revoke_descendants(of, all).await
+    }
+    async fn update_descendants(
+        &self,
+        which: &Descendants<'_>,
+        change: &mut Change<'_>,
+    ) -> Result<u64, StoreError> {
+        bump(&self.calls.update);
+        self.inner.update_descendants(which, change).await
     }
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         bump(&self.calls.purge);

@@ -111,6 +111,12 @@ macro_rules! conformance_tests {
             metadata_is_kept_bounded_and_returned,
             ip_allowlists_are_enforced,
             description_lengths_follow_the_policy,
+            suspension_reaches_created_tokens,
+            narrowing_reaches_created_tokens,
+            rotation_never_revives_or_outlives,
+            leaked_tokens_take_their_successors_with_them,
+            an_edit_during_a_rotation_is_kept_in_the_successor,
+            far_future_instants_are_refused,
         }
     };
     (@tests $attrs:tt $make:expr; $case:ident, $($rest:ident,)*) => {

@@ -40,6 +40,7 @@
 //! # }).unwrap();
 //! ```
 
+use std::fmt;
 use std::net::IpAddr;
 
 use crate::error::AuthError;
@@ -99,7 +100,7 @@ impl<'a> Values<'a> {
 ///     .tenant(b"business_7");
 /// # let _ = headers;
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct AuthHeaders<'a> {
     authorization: Values<'a>,
     api_key: Values<'a>,
@@ -108,7 +109,21 @@ pub struct AuthHeaders<'a> {
     forwarded: Forwarded<'a>,
 }
 
-/// The lines of a forwarding header (a few; more is treated as unreadable).
+/// Says which headers are present, never their values (the credential headers hold the
+/// token).
+impl fmt::Debug for AuthHeaders<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthHeaders")
+            .field("authorization_values", &self.authorization.count)
+            .field("api_key_values", &self.api_key.count)
+            .field("tenant_values", &self.tenant.count)
+            .field("peer", &self.peer)
+            .field("forwarded_lines", &self.forwarded.count)
+            .finish()
+    }
+}
+
+/// The last lines of a forwarding header (the nearest hops; a few are kept).
 #[derive(Debug, Clone, Copy, Default)]
 struct Forwarded<'a> {
     lines: [&'a [u8]; 4],
@@ -117,10 +132,18 @@ struct Forwarded<'a> {
 
 impl<'a> Forwarded<'a> {
     fn push(&mut self, value: &'a [u8]) {
-        if let Some(slot) = self.lines.get_mut(self.count) {
-            *slot = value;
+        let kept = self.lines.len();
+        if self.count >= kept {
+            self.lines.rotate_left(1);
+            self.lines[kept - 1] = value;
+        } else {
+            self.lines[self.count] = value;
         }
         self.count += 1;
+    }
+
+    fn kept(&self) -> &[&'a [u8]] {
+        &self.lines[..self.count.min(self.lines.len())]
     }
 }
 
@@ -199,17 +222,19 @@ impl<'a> AuthHeaders<'a> {
         headers
     }
 
-    /// The client's address: the peer, or behind `proxies` the address they forwarded.
+    /// The client's address: the peer, or behind `proxies` the address they forwarded;
+    /// `None` when it cannot be told (no peer given, or a forwarding header that names no
+    /// client: see [`TrustedProxies`](crate::TrustedProxies)).
     pub fn client_ip(&self, proxies: Option<&crate::TrustedProxies>) -> Option<IpAddr> {
         let peer = self.peer?;
         let Some(proxies) = proxies else {
             return Some(peer);
         };
-        if self.forwarded.count > self.forwarded.lines.len() {
+        if !proxies.is_proxy(peer) {
             return Some(peer);
         }
-        let lines = self.forwarded.lines[..self.forwarded.count].iter().copied();
-        Some(proxies.client_ip(peer, lines))
+        let partial = self.forwarded.count > self.forwarded.lines.len();
+        proxies.walk(peer, self.forwarded.kept(), partial)
     }
 
     /// The presented token and the tenant asked for, or why the headers are unusable.
@@ -314,4 +339,56 @@ macro_rules! scope_requirement {
             const SCOPES: &'static [&'static str] = &[$($scope),*];
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{IpAllowlist, TrustedProxies};
+
+    #[test]
+    fn debug_never_shows_a_header_value() {
+        let headers = AuthHeaders::new()
+            .authorization(b"Bearer dz_secret_token_text")
+            .api_key(b"dz_other_secret")
+            .tenant(b"biz_1");
+        let shown = format!("{headers:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("biz_1"),
+            "{shown}"
+        );
+        assert!(shown.contains("authorization_values: 1"), "{shown}");
+    }
+
+    #[test]
+    fn the_nearest_forwarding_lines_are_kept() {
+        let proxies = TrustedProxies::new(
+            "x-forwarded-for",
+            IpAllowlist::parse(["10.0.0.0/8"]).expect("ranges"),
+        );
+        let mut headers = AuthHeaders::new().peer("10.0.0.2".parse().unwrap());
+        // A client sends four lines of its own; the proxy appends the address it saw.
+        for line in [
+            &b"1.1.1.1"[..],
+            b"2.2.2.2",
+            b"3.3.3.3",
+            b"4.4.4.4",
+            b"198.51.100.7",
+        ] {
+            headers = headers.forwarded(line);
+        }
+        assert_eq!(
+            headers.client_ip(Some(&proxies)),
+            Some("198.51.100.7".parse().unwrap())
+        );
+        let mut proxied = AuthHeaders::new().peer("10.0.0.2".parse().unwrap());
+        for _ in 0..6 {
+            proxied = proxied.forwarded(b"10.0.0.9");
+        }
+        assert_eq!(
+            proxied.client_ip(Some(&proxies)),
+            None,
+            "the far end was not kept"
+        );
+    }
 }

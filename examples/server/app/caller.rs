@@ -79,8 +79,8 @@ impl<R: ScopeRequirement> FromRequestParts<AppState> for Caller<R> {
 /// The client's address. Behind a trusted proxy (`TRUSTED_PROXIES`, when the TCP peer is
 /// one) it comes from `CLIENT_IP_HEADER`: walking its entries from the right (the nearest
 /// hop first), the first that is not itself a trusted proxy. Otherwise, or if the header is
-/// missing or unreadable, it is the TCP peer: a client that reaches the server directly
-/// cannot choose the address it is counted as. The crate's `TrustedProxies` decides, so the
+/// missing, it is the TCP peer: a client that reaches the server directly cannot choose
+/// the address it is counted as. The crate's `TrustedProxies` decides, so the
 /// login limits count the same address that IP allowlists check.
 pub fn client_address(parts: &Parts, state: &AppState) -> IpAddr {
     let peer = parts
@@ -90,14 +90,18 @@ pub fn client_address(parts: &Parts, state: &AppState) -> IpAddr {
             peer.ip()
         });
     match state.tokens.trusted_proxies() {
-        Some(proxies) => proxies.client_ip(
-            peer,
-            parts
-                .headers
-                .get_all(proxies.header())
-                .iter()
-                .map(|v| v.as_bytes()),
-        ),
+        // A header that names no client (garbage nearer than any address) is counted as
+        // the proxy: all such requests share one allowance. IP allowlists refuse them.
+        Some(proxies) => proxies
+            .client_ip(
+                peer,
+                parts
+                    .headers
+                    .get_all(proxies.header())
+                    .iter()
+                    .map(|v| v.as_bytes()),
+            )
+            .unwrap_or(peer),
         None => peer,
     }
 }

@@ -252,7 +252,14 @@ impl Config {
         };
         let idle_days = match get("TOKEN_IDLE_DAYS") {
             None => None,
-            Some(_) => Some(number(&get, "TOKEN_IDLE_DAYS", 1_i64)?),
+            Some(value) => match number(&get, "TOKEN_IDLE_DAYS", 1_i64)? {
+                days @ 1..=36_500 => Some(days),
+                _ => {
+                    return Err(format!(
+                        "TOKEN_IDLE_DAYS must be 1 to 36500 days, not {value:?}"
+                    ));
+                }
+            },
         };
         let store_deadline = match get("STORE_DEADLINE_MS") {
             None => None,

@@ -31,6 +31,8 @@ pub struct TokenView {
     suspended_at: Option<String>,
     /// The token that created this one (revoking it revokes this one), if any.
     created_by: Option<String>,
+    /// The token that replaced this one by rotation, if any.
+    replaced_by: Option<String>,
     /// The caller's JSON object kept with the token, if any.
     metadata: Option<serde_json::Value>,
     /// The addresses the token may be used from, if restricted.
@@ -54,6 +56,7 @@ impl From<&TokenInfo> for TokenView {
             revocation_reason: t.revocation_reason.as_deref().map(str::to_owned),
             suspended_at: t.suspended_at.map(rfc3339),
             created_by: t.created_by.map(|id| id.to_string()),
+            replaced_by: t.replaced_by.map(|id| id.to_string()),
             metadata: t.metadata.as_ref().map(api_tokens::Metadata::to_value),
             allowed_ips: t.allowed_ips.clone(),
         }

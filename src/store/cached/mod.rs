@@ -8,7 +8,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::token_store::TokenStore;
-use super::{Change, ChildInsert, ExpiringFilter, ListFilter, ListPage, RevokeAll};
+use super::{
+    Change, ChildInsert, ChildRules, Descendants, ExpiringFilter, ListFilter, ListPage, RevokeAll,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, StoreError};
 use crate::record::TokenRecord;
@@ -375,10 +377,9 @@ impl<S: TokenStore> TokenStore for CachedStore<S> {
     async fn insert_child(
         &self,
         record: &TokenRecord,
-        cap: Option<u32>,
-        now: OffsetDateTime,
+        rules: &ChildRules,
     ) -> Result<ChildInsert, StoreError> {
-        let done = self.shared.inner.insert_child(record, cap, now).await;
+        let done = self.shared.inner.insert_child(record, rules).await;
         self.changed(&Invalidation::Token(record.id));
         done
     }
@@ -506,6 +507,19 @@ impl<S: TokenStore> TokenStore for CachedStore<S> {
         self.changed(&Invalidation::Owner {
             prefix: all.prefix.into(),
             owner: all.owner.into(),
+        });
+        done
+    }
+
+    async fn update_descendants(
+        &self,
+        which: &Descendants<'_>,
+        change: &mut Change<'_>,
+    ) -> Result<u64, StoreError> {
+        let done = self.shared.inner.update_descendants(which, change).await;
+        self.changed(&Invalidation::Owner {
+            prefix: which.prefix.into(),
+            owner: which.owner.into(),
         });
         done
     }

@@ -8,7 +8,9 @@ use papaya::{Compute, Operation};
 use time::OffsetDateTime;
 
 use super::token_store::TokenStore;
-use super::{Change, ChildInsert, ExpiringFilter, ListFilter, ListPage, RevokeAll};
+use super::{
+    Change, ChildInsert, ChildRules, Descendants, ExpiringFilter, ListFilter, ListPage, RevokeAll,
+};
 use crate::error::StoreError;
 use crate::record::TokenRecord;
 use crate::token::TokenId;
@@ -226,21 +228,25 @@ impl TokenStore for MemoryStore {
     async fn insert_child(
         &self,
         record: &TokenRecord,
-        cap: Option<u32>,
-        now: OffsetDateTime,
+        rules: &ChildRules,
     ) -> Result<ChildInsert, StoreError> {
         let mut index = self.writes();
         // Every change to the creator holds the writes lock too, so it stays as read here
         // until the child is inserted.
-        let creator_active = record.created_by.is_some_and(|creator| {
-            self.records.pin().get(&creator).is_some_and(|c| {
-                *c.owner == *record.owner && *c.prefix == *record.prefix && c.is_active(now)
-            })
+        let creator_allows = record.created_by.is_some_and(|creator| {
+            self.records
+                .pin()
+                .get(&creator)
+                .is_some_and(|c| rules.creator_allows(c, record))
         });
-        if !creator_active {
+        if !creator_allows {
             return Ok(ChildInsert::CreatorNotActive);
         }
-        if cap.is_some_and(|cap| index.active(&record.prefix, &record.owner, now) >= cap as usize) {
+        let now = rules.now;
+        if rules
+            .cap
+            .is_some_and(|cap| index.active(&record.prefix, &record.owner, now) >= cap as usize)
+        {
             return Ok(ChildInsert::CapReached);
         }
         self.insert_locked(&mut index, record)
@@ -377,6 +383,34 @@ impl TokenStore for MemoryStore {
                     selected
                 };
                 if self.update_locked(&mut index, &id, &mut Change::new(&mut revoke)) == Some(true)
+                {
+                    count += 1;
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    async fn update_descendants(
+        &self,
+        which: &Descendants<'_>,
+        change: &mut Change<'_>,
+    ) -> Result<u64, StoreError> {
+        let mut index = self.writes();
+        let mut count = 0;
+        let mut frontier = vec![which.of];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(parent) = frontier.pop() {
+            for id in index.children(&parent) {
+                if !seen.insert(id) {
+                    continue;
+                }
+                frontier.push(id);
+                let mut selected = |r: &mut TokenRecord| {
+                    *r.owner == *which.owner && *r.prefix == *which.prefix && change.apply(r)
+                };
+                if self.update_locked(&mut index, &id, &mut Change::new(&mut selected))
+                    == Some(true)
                 {
                     count += 1;
                 }

@@ -159,8 +159,8 @@ pub(crate) const COLUMNS: &str = "id, owner, tenant, name, description, scopes, 
 pub(crate) struct Statements {
     pub(crate) insert: Arc<str>,
     pub(crate) insert_capped: Arc<str>,
-    /// Whether a creator is active: `$1` id, `$2` owner, `$3` prefix, `$4` now.
-    pub(crate) creator_active: Arc<str>,
+    /// The ids of every descendant of `$1` of owner `$2` and prefix `$3`.
+    pub(crate) descendants: Arc<str>,
     /// An owner's active tokens of an issuer: `$1` owner, `$2` prefix, `$3` now.
     pub(crate) count_active: Arc<str>,
     /// Revoke every descendant of `$1` of owner `$2` and prefix `$3`, at `$4`, reason `$5`.
@@ -234,9 +234,14 @@ impl Statements {
                  (SELECT COUNT(*) FROM {t} WHERE owner = $2 AND prefix = $8 \
                  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $19)) < $20"
             )),
-            creator_active: d.render(format!(
-                "SELECT COUNT(*) FROM {t} WHERE id = $1 AND owner = $2 AND prefix = $3 \
-                 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $4)"
+            descendants: d.render(format!(
+                "WITH RECURSIVE family(id) AS ( \
+                     SELECT id FROM {t} WHERE created_by = $1 AND owner = $2 AND prefix = $3 \
+                     UNION \
+                     SELECT c.id FROM {t} AS c JOIN family AS f ON c.created_by = f.id \
+                     WHERE c.owner = $2 AND c.prefix = $3 \
+                 ) \
+                 SELECT id FROM family"
             )),
             count_active: d.render(format!(
                 "SELECT COUNT(*) FROM {t} WHERE owner = $1 AND prefix = $2 \

@@ -41,7 +41,8 @@ macro_rules! impl_sql_token_store {
             use $crate::store::sql::{Statements, scopes_text, within};
             use $crate::store::token_store::TokenStore;
             use $crate::store::{
-                Change, ChildInsert, ExpiringFilter, ListFilter, ListPage, RevokeAll,
+                Change, ChildInsert, ChildRules, Descendants, ExpiringFilter, ListFilter, ListPage,
+                RevokeAll,
             };
             use $crate::token::TokenId;
 
@@ -173,9 +174,9 @@ macro_rules! impl_sql_token_store {
                 async fn insert_child(
                     &self,
                     r: &TokenRecord,
-                    cap: Option<u32>,
-                    now: OffsetDateTime,
+                    rules: &ChildRules,
                 ) -> Result<ChildInsert, StoreError> {
+                    let (cap, now) = (rules.cap, rules.now);
                     let failed = || $error("could not insert the token for its creator");
                     let Some(creator) = r.created_by else {
                         return Ok(ChildInsert::CreatorNotActive);
@@ -191,15 +192,19 @@ macro_rules! impl_sql_token_store {
                         let count = |sql: &Arc<str>| {
                             sqlx::query_scalar::<_, i64>(AssertSqlSafe(Arc::clone(sql)))
                         };
-                        let active: i64 = count(&self.sql.creator_active)
+                        // Locked until the insert commits: an edit or suspension of the
+                        // creator comes wholly before (and is seen here) or after (and
+                        // reaches this token through `update_descendants`).
+                        let row = query(&self.sql.get_for_update)
                             .bind(creator.as_bytes().as_slice())
-                            .bind(&*r.owner)
-                            .bind(&*r.prefix)
-                            .bind($to_db(now))
-                            .fetch_one(&mut *tx)
+                            .fetch_optional(&mut *tx)
                             .await
                             .map_err(failed())?;
-                        if active == 0 {
+                        let allowed = match row {
+                            Some(row) => rules.creator_allows(&$decode(&row)?, r),
+                            None => false,
+                        };
+                        if !allowed {
                             return Ok(ChildInsert::CreatorNotActive);
                         }
                         if let Some(cap) = cap {
@@ -449,6 +454,50 @@ macro_rules! impl_sql_token_store {
                             .map_err(failed())?;
                         tx.commit().await.map_err(failed())?;
                         Ok(done.rows_affected())
+                    })
+                    .await
+                }
+
+                async fn update_descendants(
+                    &self,
+                    which: &Descendants<'_>,
+                    change: &mut Change<'_>,
+                ) -> Result<u64, StoreError> {
+                    let failed = || $error("could not change the tokens this one created");
+                    within(self.deadline, async {
+                        let mut tx = $begin(&self.pool, self.deadline).await.map_err(failed())?;
+                        $lock_owner(&mut tx, &self.owner_key(which.prefix, which.owner))
+                            .await
+                            .map_err(failed())?;
+                        let ids: Vec<Vec<u8>> =
+                            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.sql.descendants)))
+                                .bind(which.of.as_bytes().as_slice())
+                                .bind(which.owner)
+                                .bind(which.prefix)
+                                .fetch_all(&mut *tx)
+                                .await
+                                .map_err(failed())?;
+                        let mut written = 0;
+                        for id in ids {
+                            let row = query(&self.sql.get_for_update)
+                                .bind(id.as_slice())
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(failed())?;
+                            let Some(row) = row else { continue };
+                            let mut record = $decode(&row)?;
+                            let kept = record.id;
+                            if change.apply(&mut record) {
+                                record.id = kept;
+                                bind_record(query(&self.sql.write_back), &record)
+                                    .execute(&mut *tx)
+                                    .await
+                                    .map_err(failed())?;
+                                written += 1;
+                            }
+                        }
+                        tx.commit().await.map_err(failed())?;
+                        Ok(written)
                     })
                     .await
                 }

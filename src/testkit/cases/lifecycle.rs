@@ -347,6 +347,16 @@ pub async fn ip_allowlists_are_enforced<S: TokenStore>(store: S) {
         assert!(matches!(err, AuthError::IpNotAllowed), "{err:?}");
         assert_eq!((err.status(), err.code()), (403, "ip_not_allowed"));
     }
+    // From outside, nothing more is told: not which scopes or tenant it has.
+    let probing = Requirements::scopes(&["admin"])
+        .tenant(Some("other"))
+        .client_ip(Some("192.0.2.8".parse().unwrap()));
+    let err = k
+        .tokens
+        .verify_with(&token, &probing)
+        .await
+        .expect_err("outside");
+    assert!(matches!(err, AuthError::IpNotAllowed), "{err:?}");
     let stored = k.store().get(&record.id).await.expect("get").expect("kept");
     assert_eq!(
         stored.allowed_ips.as_ref().map(|a| a.iter().count()),
@@ -387,6 +397,15 @@ pub async fn ip_allowlists_are_enforced<S: TokenStore>(store: S) {
         .issue(NewToken::child_of(&who, "narrower").allowed_ips(["10.1.0.0/16"]))
         .await
         .expect("narrower");
+    // Whoever holds the secret may end the token, from anywhere.
+    k.tokens
+        .revoke_presented(&token, Some("leaked"))
+        .await
+        .expect("revoked from outside its allowlist");
+    assert!(matches!(
+        k.tokens.verify_with(&token, &from("10.1.1.1")).await,
+        Err(AuthError::Revoked { .. })
+    ));
 }
 
 /// The policy's description lengths are enforced when issuing and editing.

@@ -2,9 +2,11 @@
 //! suspend and resume it.
 //!
 //! Each needs `tokens:write` and acts on a token **within the caller's reach**: a login
-//! token reaches every token of its user; any other token reaches itself and the tokens it
-//! created (and those they created). So a token handed to a script cannot rotate the login
-//! that made it into a fresh token with every scope, nor suspend its user's other tokens.
+//! token reaches every token of its user; any other token reaches the tokens it created
+//! (and those they created), and itself except to rotate. So a token handed to a script
+//! cannot rotate the login that made it into a fresh token with every scope, nor suspend
+//! its user's other tokens, nor rotate itself into a sibling that its revocation would not
+//! reach.
 
 use api_tokens::{Error, FieldError, TokenEdit, TokenId};
 use axum::Json;
@@ -47,7 +49,7 @@ pub async fn rotate(
     path: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<RotateRequest>,
 ) -> Response {
-    let id = match reachable(&state, &auth, path).await {
+    let id = match reachable(&state, &auth, path, Itself::Excluded).await {
         Ok(id) => id,
         Err(refused) => return refused,
     };
@@ -100,7 +102,7 @@ pub async fn edit(
     path: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<EditRequest>,
 ) -> Response {
-    let id = match reachable(&state, &auth, path).await {
+    let id = match reachable(&state, &auth, path, Itself::Included).await {
         Ok(id) => id,
         Err(refused) => return refused,
     };
@@ -144,7 +146,7 @@ pub async fn suspend(
     auth: Caller<TokensWrite>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let id = match reachable(&state, &auth, path).await {
+    let id = match reachable(&state, &auth, path, Itself::Included).await {
         Ok(id) => id,
         Err(refused) => return refused,
     };
@@ -161,7 +163,7 @@ pub async fn resume(
     auth: Caller<TokensWrite>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let id = match reachable(&state, &auth, path).await {
+    let id = match reachable(&state, &auth, path, Itself::Included).await {
         Ok(id) => id,
         Err(refused) => return refused,
     };
@@ -171,12 +173,22 @@ pub async fn resume(
     }
 }
 
+/// Whether a token other than a login reaches itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Itself {
+    Included,
+    /// Rotating: a token's successor is created by the token's creator, so a token rotating
+    /// itself would make a token that revoking it does not reach.
+    Excluded,
+}
+
 /// The token the path names, if it is the caller's user's (404 otherwise) and within the
 /// caller's reach (403 `out_of_reach` otherwise).
 async fn reachable(
     state: &AppState,
     auth: &Caller<TokensWrite>,
     path: Result<Path<String>, PathRejection>,
+    itself: Itself,
 ) -> Result<TokenId, Response> {
     let no_such_token = || error(StatusCode::NOT_FOUND, "not_found", "no such token");
     let Some(id) = path.ok().and_then(|Path(id)| id.parse::<TokenId>().ok()) else {
@@ -192,7 +204,7 @@ async fn reachable(
         Ok(info) => info.created_by.is_none(),
         Err(e) => return Err(failed(e)),
     };
-    if caller_is_login || id == caller {
+    if caller_is_login || (id == caller && itself == Itself::Included) {
         return Ok(id);
     }
     // Walk up from the target towards the login: the caller must be on the way.
@@ -208,10 +220,12 @@ async fn reachable(
             None => break,
         }
     }
-    Err(error(
-        StatusCode::FORBIDDEN,
-        "out_of_reach",
+    let message = if id == caller {
+        "a token cannot rotate itself (its successor would escape its creator's \
+         revocation); rotate it with the token that created it, or a login token"
+    } else {
         "this token can manage only itself and the tokens it created; use a login token \
-         to manage the others",
-    ))
+         to manage the others"
+    };
+    Err(error(StatusCode::FORBIDDEN, "out_of_reach", message))
 }

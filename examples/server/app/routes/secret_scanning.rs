@@ -110,10 +110,24 @@ pub async fn report(
             "send at most 1000 matches in one message",
         );
     }
-    let plaintexts: Vec<&str> = found.iter().map(|f| f.token.as_str()).collect();
-    let reports = match state.tokens.revoke_leaked(&plaintexts).await {
-        Ok(reports) => reports,
-        Err(e) => return failed(e),
+    // On a task of its own: a request deadline or a client hanging up must not stop a
+    // batch half way (each revocation is complete, but the batch would not be).
+    let tokens = state.tokens.clone();
+    let plaintexts: Vec<Zeroizing<String>> = found.iter().map(|f| f.token.clone()).collect();
+    let revoking = tokio::spawn(async move {
+        let plaintexts: Vec<&str> = plaintexts.iter().map(|t| t.as_str()).collect();
+        tokens.revoke_leaked(&plaintexts).await
+    });
+    let reports = match revoking.await {
+        Ok(Ok(reports)) => reports,
+        Ok(Err(e)) => return failed(e),
+        Err(_) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the revocations failed",
+            );
+        }
     };
     let mut revoked = 0;
     let labels: Vec<Label> = found
@@ -126,6 +140,7 @@ pub async fn report(
                 tracing::warn!(
                     token_id = ?report.token_id,
                     owner = ?report.owner,
+                    successors_revoked = report.successors_revoked,
                     "revoked a token found leaked by GitHub secret scanning"
                 );
             }

@@ -255,10 +255,18 @@ pub async fn revoke(
         return refused;
     }
     let started = Instant::now();
-    let revoked = state
-        .tokens
-        .revoke(auth.owner(), id, body.reason.as_deref())
-        .await;
+    // On a task of its own, so that a deadline or a client hanging up never leaves the
+    // token revoked and the tokens it created not yet.
+    let (tokens, owner) = (state.tokens.clone(), auth.owner().to_owned());
+    let revoking =
+        tokio::spawn(async move { tokens.revoke(&owner, id, body.reason.as_deref()).await });
+    let Ok(revoked) = revoking.await else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the revocation failed",
+        );
+    };
     metrics::histogram!("store_operation_duration_seconds", "operation" => "revoke")
         .record(started.elapsed());
     match revoked {
