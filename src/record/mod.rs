@@ -39,9 +39,10 @@ pub use scopes::Scopes;
 /// # }).unwrap();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-// `repr(C)` keeps what verification reads (id, hash, revocation, expiry, last use) together at
-// the start, next to an `Arc`'s counters: a record in memory costs one or two cache lines to
-// check, not four.
+// `repr(C)` keeps what verification reads (id, hash, revocation, suspension, expiry, last use,
+// then what the principal and the address check need) together at the start, and what it
+// never reads (description, revocation reason, successor, creator) at the end: a record in
+// memory costs at most four cache lines to verify.
 #[repr(C)]
 pub struct TokenRecord {
     /// The public id (also embedded in the token).
@@ -50,6 +51,9 @@ pub struct TokenRecord {
     pub hash: TokenHash,
     /// When it was revoked; `None` while not revoked.
     pub revoked_at: Option<OffsetDateTime>,
+    /// When it was suspended ([`ApiTokens::suspend`](crate::ApiTokens::suspend)); `None`
+    /// while it is not. A suspended token does not verify until it is resumed.
+    pub suspended_at: Option<OffsetDateTime>,
     /// When it stops working; `None` for never.
     pub expires_at: Option<OffsetDateTime>,
     /// When it last verified (kept to within the last-use interval).
@@ -67,6 +71,10 @@ pub struct TokenRecord {
     pub prefix: Arc<str>,
     /// Human-readable name (`deploy-script`).
     pub name: Box<str>,
+    /// A small JSON object the service keeps with the token.
+    pub metadata: Option<Metadata>,
+    /// The client addresses it may be used from; `None` for any.
+    pub allowed_ips: Option<IpAllowlist>,
     /// Optional longer description.
     pub description: Option<Box<str>>,
     /// Why it was revoked, if a reason was given.
@@ -76,13 +84,6 @@ pub struct TokenRecord {
     /// The token that created this one ([`NewToken::child_of`](crate::NewToken::child_of)),
     /// if any: revoking it revokes this one too. A rotation's successor keeps it.
     pub created_by: Option<TokenId>,
-    /// When it was suspended ([`ApiTokens::suspend`](crate::ApiTokens::suspend)); `None`
-    /// while it is not. A suspended token does not verify until it is resumed.
-    pub suspended_at: Option<OffsetDateTime>,
-    /// A small JSON object the service keeps with the token.
-    pub metadata: Option<Metadata>,
-    /// The client addresses it may be used from; `None` for any.
-    pub allowed_ips: Option<IpAllowlist>,
 }
 
 impl TokenRecord {
