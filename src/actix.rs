@@ -211,10 +211,9 @@ fn status(code: u16) -> StatusCode {
 fn respond(rejection: &Rejection) -> HttpResponse {
     let mut response = HttpResponse::build(status(rejection.status()));
     for (name, value) in rejection.headers() {
-        response.insert_header((
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        ));
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.insert_header((HeaderName::from_static(name), value));
+        }
     }
     response.body(rejection.body().to_vec())
 }

@@ -191,10 +191,9 @@ impl IntoResponse for Rejection {
         let mut response = (status, self.body().to_vec()).into_response();
         let headers = response.headers_mut();
         for (name, value) in self.headers() {
-            headers.insert(
-                HeaderName::from_static(name),
-                HeaderValue::from_static(value),
-            );
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
         }
         response
     }

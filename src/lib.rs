@@ -23,7 +23,7 @@
 pub use sqlx;
 
 // Layers, bottom to top: clock and limits; hash; error; validate and header; token;
-// record; store; service; the framework-neutral web layer; the integrations and testkit. A module imports only from the
+// record; store and ratelimit; service; the framework-neutral web layer; the integrations and testkit. A module imports only from the
 // layers below it (tests/layers.rs checks).
 pub mod _documentation;
 #[cfg(feature = "actix")]
@@ -37,6 +37,7 @@ mod error;
 mod hash;
 mod header;
 pub mod limits;
+mod ratelimit;
 mod record;
 mod service;
 pub mod store;
@@ -59,11 +60,24 @@ pub use error::{
 };
 pub use hash::TokenHash;
 pub use header::presented_token;
-pub use record::{IpAllowlist, Metadata, Scopes, TokenInfo, TokenRecord};
+#[cfg(feature = "rate-limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
+pub use ratelimit::memory::MemoryRateLimiter;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use ratelimit::redis::{RedisFailure, RedisRateLimiter};
+pub use ratelimit::{RateDecision, RateFuture, RateKey, RateLimitError, RateLimiter};
+pub use record::{
+    IpAllowlist, Metadata, RateLimit, Refill, RefillInterval, Scopes, TokenInfo, TokenRecord,
+    UsageLimit,
+};
+#[cfg(feature = "audit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "audit")))]
+pub use service::ChannelSink;
 pub use service::{
-    ApiTokens, ApiTokensBuilder, ExpiringRequest, Expiry, Issued, LastUseFailure, LeakOutcome,
-    LeakReport, ListRequest, NewToken, Page, PageMeta, Principal, PrincipalScopes, Requirements,
-    TokenEdit, TokenPolicy, TrustedProxies,
+    ApiTokens, ApiTokensBuilder, AuditEvent, AuditKind, AuditSink, AuditVerified, ExpiringRequest,
+    Expiry, Issued, LastUseFailure, LeakOutcome, LeakReport, ListRequest, NewToken, Page, PageMeta,
+    Principal, PrincipalScopes, Requirements, TokenEdit, TokenPolicy, TrustedProxies,
 };
 #[cfg(all(feature = "cache", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "cache", feature = "postgres"))))]

@@ -62,3 +62,10 @@ pub const PRECISE_CLOCK_WITHIN: Duration = Duration::seconds(1);
 /// How often, at most, a token's last use is written unless configured
 /// ([`ApiTokensBuilder::last_use_interval`](crate::ApiTokensBuilder::last_use_interval)).
 pub const DEFAULT_LAST_USE_INTERVAL: Duration = Duration::seconds(60);
+
+/// The most uses a token may be given ([`UsageLimit`](crate::UsageLimit)), or refilled with.
+pub const MAX_USES: u64 = 1_000_000_000_000;
+/// The most requests a [`RateLimit`](crate::RateLimit) may allow per window.
+pub const MAX_RATE_LIMIT: u32 = 1_000_000;
+/// The longest window of a [`RateLimit`](crate::RateLimit): a day.
+pub const MAX_RATE_WINDOW_SECONDS: u32 = 86_400;

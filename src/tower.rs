@@ -199,10 +199,11 @@ pub(crate) fn http_answer<B>(rejection: &Rejection) -> Response<AuthBody<B>> {
     ))));
     *response.status_mut() = status;
     for (name, value) in rejection.headers() {
-        response.headers_mut().insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(name), value);
+        }
     }
     response
 }

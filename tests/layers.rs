@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["validate", "header"],
     &["token"],
     &["record"],
-    &["store"],
+    &["store", "ratelimit"],
     &["service"],
     &["web"],
     &["axum", "actix", "tower", "testkit"],

@@ -93,7 +93,7 @@ async fn concurrent_migrations_agree() {
     .unwrap();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5],
+        [1, 2, 3, 4, 5, 6],
         "each schema version is recorded once"
     );
     sqlx::query(sqlx::AssertSqlSafe(format!(

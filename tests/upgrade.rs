@@ -153,7 +153,7 @@ async fn a_populated_version_1_sqlite_file_upgrades_in_place() {
             .fetch_all(store.pool())
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
     store
         .migrate()
         .await
@@ -206,7 +206,7 @@ async fn a_populated_version_1_postgres_table_upgrades_in_place() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
     store
         .migrate()
         .await

@@ -79,14 +79,41 @@ pub enum AuthError {
     /// The token belongs to another tenant (or to none, where one is required).
     #[error("the API token does not belong to the requested tenant; use a token of that tenant")]
     WrongTenant,
+    /// The token has used every use its [usage limit](crate::UsageLimit) allows (until its
+    /// next refill, if it has one).
+    #[error("the API token has no uses left; wait for its refill or use another token")]
+    UsageExceeded,
+    /// The token (or its owner) sent more requests than its
+    /// [rate limit](crate::RateLimit) allows; retry after `retry_after`.
+    #[error("too many requests with this API token; retry in {} s", retry_secs(.retry_after))]
+    RateLimited {
+        /// Requests allowed per window.
+        limit: u32,
+        /// The window, in seconds.
+        window_seconds: u32,
+        /// When the count is full again.
+        reset_after: std::time::Duration,
+        /// When a request may be retried.
+        retry_after: std::time::Duration,
+    },
+    /// The rate limiter could not decide (its server is unreachable or slow), and it is
+    /// configured to refuse rather than let requests through unlimited.
+    #[error("the rate limiter is unavailable; try again shortly")]
+    RateLimiterUnavailable,
     /// The token store could not answer; the request fails closed.
     #[error("the token store could not check the token: {0}")]
     Store(#[source] StoreError),
 }
 
+/// Whole seconds to wait, rounded up (at least 1).
+pub(crate) fn retry_secs(d: &std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
 impl AuthError {
-    /// The HTTP status to answer: 401 for credential failures, 403 for scope and tenant,
-    /// 503 (store unavailable) or 500 (store fault).
+    /// The HTTP status to answer: 401 for credential failures, 403 for scope, tenant and
+    /// address, 429 for usage and rate limits, 503 (store or rate limiter unavailable) or
+    /// 500 (store fault).
     pub fn status(&self) -> u16 {
         match self {
             Self::Missing
@@ -98,6 +125,8 @@ impl AuthError {
             | Self::Suspended { .. }
             | Self::Idle { .. } => 401,
             Self::InsufficientScope { .. } | Self::WrongTenant | Self::IpNotAllowed => 403,
+            Self::UsageExceeded | Self::RateLimited { .. } => 429,
+            Self::RateLimiterUnavailable => 503,
             Self::Store(e) => e.status(),
         }
     }
@@ -108,6 +137,9 @@ impl AuthError {
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::WrongTenant => "wrong_tenant",
             Self::IpNotAllowed => "ip_not_allowed",
+            Self::UsageExceeded => "usage_exceeded",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::RateLimiterUnavailable => "rate_limiter_unavailable",
             Self::Store(e) => e.code(),
             _ => "invalid_token",
         }
@@ -115,8 +147,8 @@ impl AuthError {
 
     /// Why verification failed, as a stable label for logs, metrics and audit trails:
     /// `missing`, `malformed_header`, `malformed`, `invalid`, `expired`, `revoked`,
-    /// `suspended`, `idle`, `insufficient_scope`, `wrong_tenant`, `ip_not_allowed` or
-    /// `store`. Unlike [`code`](Self::code), it tells
+    /// `suspended`, `idle`, `insufficient_scope`, `wrong_tenant`, `ip_not_allowed`,
+    /// `usage_exceeded`, `rate_limited`, `rate_limiter_unavailable` or `store`. Unlike [`code`](Self::code), it tells
     /// the 401s apart, so keep it out of responses.
     ///
     /// ```
@@ -138,6 +170,9 @@ impl AuthError {
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::WrongTenant => "wrong_tenant",
             Self::IpNotAllowed => "ip_not_allowed",
+            Self::UsageExceeded => "usage_exceeded",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::RateLimiterUnavailable => "rate_limiter_unavailable",
             Self::Store(_) => "store",
         }
     }

@@ -18,6 +18,8 @@ mod parse;
 mod store;
 
 pub use auth::AuthError;
+#[cfg_attr(not(feature = "web"), allow(unused_imports))]
+pub(crate) use auth::retry_secs;
 pub use config::ConfigError;
 pub use operation::{Error, FieldError, RandomError, ValidationErrors};
 pub use parse::ParseError;

@@ -12,10 +12,12 @@ use crate::token::TokenId;
 mod ips;
 mod metadata;
 mod scopes;
+mod usage;
 
 pub use ips::IpAllowlist;
 pub use metadata::Metadata;
 pub use scopes::Scopes;
+pub use usage::{RateLimit, Refill, RefillInterval, UsageLimit};
 
 /// Everything a store keeps about one token. It never holds the token itself, only the
 /// SHA-256 of its secret.
@@ -58,8 +60,6 @@ pub struct TokenRecord {
     pub expires_at: Option<OffsetDateTime>,
     /// When it last verified (kept to within the last-use interval).
     pub last_used_at: Option<OffsetDateTime>,
-    /// When it was issued.
-    pub created_at: OffsetDateTime,
     /// The user or organisation the token acts for.
     pub owner: Arc<str>,
     /// The tenant (business, workspace) the token is confined to, if any.
@@ -75,6 +75,12 @@ pub struct TokenRecord {
     pub metadata: Option<Metadata>,
     /// The client addresses it may be used from; `None` for any.
     pub allowed_ips: Option<IpAllowlist>,
+    /// The uses it has left, if they are counted (behind a pointer: most tokens have none).
+    pub usage: Option<Box<UsageLimit>>,
+    /// How often it may be used, if limited.
+    pub rate_limit: Option<RateLimit>,
+    /// When it was issued.
+    pub created_at: OffsetDateTime,
     /// Optional longer description.
     pub description: Option<Box<str>>,
     /// Why it was revoked, if a reason was given.
@@ -165,6 +171,10 @@ pub struct TokenInfo {
     pub metadata: Option<Metadata>,
     /// The client addresses it may be used from; `None` for any.
     pub allowed_ips: Option<IpAllowlist>,
+    /// The uses it has left and how they are refilled, if they are counted.
+    pub usage: Option<UsageLimit>,
+    /// How often it may be used, if limited.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl From<&TokenRecord> for TokenInfo {
@@ -187,6 +197,8 @@ impl From<&TokenRecord> for TokenInfo {
             suspended_at: r.suspended_at,
             metadata: r.metadata.clone(),
             allowed_ips: r.allowed_ips.clone(),
+            usage: r.usage.as_deref().copied(),
+            rate_limit: r.rate_limit,
         }
     }
 }

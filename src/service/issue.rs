@@ -5,12 +5,13 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use super::ApiTokens;
+use super::audit::{AuditEvent, AuditKind};
 use super::policy::TokenPolicy;
 use super::principal::Principal;
 use crate::clock::{in_utc, to_stored_precision};
 use crate::error::{AuthError, Error, FieldError, RandomError, ValidationErrors};
 use crate::limits::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
-use crate::record::{IpAllowlist, Metadata, Scopes, TokenInfo, TokenRecord};
+use crate::record::{IpAllowlist, Metadata, RateLimit, Scopes, TokenInfo, TokenRecord, UsageLimit};
 use crate::store::token_store::TokenStore;
 use crate::store::{ChildInsert, ChildRules};
 use crate::token::{PlaintextToken, TokenId};
@@ -142,6 +143,8 @@ pub struct NewToken {
     creator: Option<Creator>,
     metadata: Option<serde_json::Value>,
     allowed_ips: Option<Vec<String>>,
+    usage: Option<UsageLimit>,
+    rate_limit: Option<RateLimit>,
 }
 
 /// What a token created by another may be: the creator's id, and the limits its own token
@@ -170,6 +173,8 @@ impl NewToken {
             creator: None,
             metadata: None,
             allowed_ips: None,
+            usage: None,
+            rate_limit: None,
         }
     }
 
@@ -269,6 +274,23 @@ impl NewToken {
         self.allowed_ips = Some(ranges.into_iter().map(Into::into).collect());
         self
     }
+
+    /// Count the token's uses: each successful verification consumes one, and once none is
+    /// left it fails with [`AuthError::UsageExceeded`] (429 `usage_exceeded`) until a
+    /// refill. A token with a usage limit cannot create tokens (their uses would not be
+    /// counted against it).
+    pub fn usage(mut self, usage: UsageLimit) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
+    /// Limit how often the token may be used (checked by the service's
+    /// [rate limiter](crate::ApiTokensBuilder::rate_limiter)). A token created by a
+    /// rate-limited token gets its creator's limit, or a stricter one.
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
 }
 
 /// A freshly issued token: its plaintext, to show exactly once, and its record.
@@ -292,6 +314,17 @@ impl<S: TokenStore> ApiTokens<S> {
     /// CSPRNG, and insert its record. Every rejected field is reported at once in
     /// [`Error::Invalid`]; nothing is written then.
     pub async fn issue(&self, new: NewToken) -> Result<Issued, Error> {
+        self.observe_op("issue", None, self.issue_unobserved(new), |issued| {
+            vec![
+                AuditEvent::new(issued.record.created_at, AuditKind::Issued)
+                    .token(issued.record.id)
+                    .owner(issued.record.owner.clone()),
+            ]
+        })
+        .await
+    }
+
+    async fn issue_unobserved(&self, new: NewToken) -> Result<Issued, Error> {
         let now = self.now();
         let mut errors = Vec::new();
         check_identifier("owner", &new.owner, &mut errors);
@@ -328,6 +361,19 @@ impl<S: TokenStore> ApiTokens<S> {
                 None
             }
         };
+        let mut rate_limit = new.rate_limit;
+        if rate_limit.is_some() && !self.inner.rate_limits_enforced() {
+            errors.push(FieldError::new(
+                "rate_limit",
+                "this service enforces no rate limits; configure a rate limiter \
+                 (ApiTokensBuilder::rate_limiter) to issue rate-limited tokens",
+            ));
+        }
+        let usage = new.usage.map(|mut usage| {
+            // The first refill is at the start of the next period.
+            usage.refilled_at = usage.refill.map(|r| r.interval.period_start(now));
+            Box::new(usage)
+        });
         let scopes = Scopes::parse(&new.scopes)
             .map_err(|e| errors.extend(e.0))
             .unwrap_or_default();
@@ -356,13 +402,31 @@ impl<S: TokenStore> ApiTokens<S> {
             {
                 expires_at = Some(expires_at.map_or(limit, |at| at.min(limit)));
             }
+            let creator_record = self.inner.store.get(&creator.id).await?;
+            if creator_record.as_ref().is_some_and(|c| c.usage.is_some()) {
+                return Err(FieldError::new(
+                    "creator",
+                    "a token with a usage limit cannot create tokens (their uses would not \
+                     count against it); create them with a token without one",
+                )
+                .into());
+            }
+            // The creator's rate limit holds for what it creates.
+            if let Some(outer) = creator_record.as_ref().and_then(|c| c.rate_limit) {
+                match rate_limit {
+                    None => rate_limit = Some(outer),
+                    Some(inner) if inner.within(&outer) => {}
+                    Some(_) => {
+                        return Err(FieldError::new(
+                            "rate_limit",
+                            "must be no looser than the creating token's rate limit",
+                        )
+                        .into());
+                    }
+                }
+            }
             // The creator's address restriction holds for what it creates.
-            let creator_ips = self
-                .inner
-                .store
-                .get(&creator.id)
-                .await?
-                .and_then(|r| r.allowed_ips.clone());
+            let creator_ips = creator_record.and_then(|r| r.allowed_ips.clone());
             if let Some(outer) = creator_ips {
                 match &allowed_ips {
                     None => allowed_ips = Some(outer),
@@ -387,6 +451,8 @@ impl<S: TokenStore> ApiTokens<S> {
             created_by: new.creator.as_ref().map(|c| c.id),
             metadata,
             allowed_ips,
+            usage,
+            rate_limit,
         };
         let (plaintext, record) = self.generate(draft, now)?;
         let cap = self.inner.policy.get_max_active_per_owner();
@@ -448,6 +514,8 @@ impl<S: TokenStore> ApiTokens<S> {
             suspended_at: None,
             metadata: draft.metadata,
             allowed_ips: draft.allowed_ips,
+            usage: draft.usage,
+            rate_limit: draft.rate_limit,
         };
         Ok((plaintext, record))
     }
@@ -464,4 +532,6 @@ pub(super) struct Draft {
     pub(super) created_by: Option<TokenId>,
     pub(super) metadata: Option<Metadata>,
     pub(super) allowed_ips: Option<IpAllowlist>,
+    pub(super) usage: Option<Box<UsageLimit>>,
+    pub(super) rate_limit: Option<RateLimit>,
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::ApiTokens;
+use super::audit::{AuditEvent, AuditKind};
 use crate::error::Error;
 use crate::store::token_store::TokenStore;
 use crate::token::TokenId;
@@ -76,6 +77,28 @@ impl<S: TokenStore> ApiTokens<S> {
     /// # }).unwrap();
     /// ```
     pub async fn revoke_leaked(&self, leaked: &[&str]) -> Result<Vec<LeakReport>, Error> {
+        self.observe_op(
+            "revoke_leaked",
+            None,
+            self.revoke_leaked_unobserved(leaked),
+            |reports| {
+                reports
+                    .iter()
+                    .filter(|r| r.outcome == LeakOutcome::WasLive)
+                    .map(|r| {
+                        let mut e =
+                            AuditEvent::new(self.now(), AuditKind::Revoked).reason(Some("leaked"));
+                        e.token_id = r.token_id;
+                        e.owner = r.owner.clone();
+                        e
+                    })
+                    .collect()
+            },
+        )
+        .await
+    }
+
+    async fn revoke_leaked_unobserved(&self, leaked: &[&str]) -> Result<Vec<LeakReport>, Error> {
         let mut reports = Vec::with_capacity(leaked.len());
         for presented in leaked {
             reports.push(self.revoke_one_leaked(presented).await?);

@@ -143,6 +143,13 @@ impl<S: TokenStore> ApiTokens<S> {
     /// # }).unwrap();
     /// ```
     pub async fn get(&self, owner: &str, id: TokenId) -> Result<TokenInfo, Error> {
+        self.observe_op("get", Some(id), self.get_unobserved(owner, id), |_| {
+            Vec::new()
+        })
+        .await
+    }
+
+    async fn get_unobserved(&self, owner: &str, id: TokenId) -> Result<TokenInfo, Error> {
         identifier("owner", owner)?;
         let prefix = self.format().prefix();
         match self.inner.store.get(&id).await? {
@@ -155,6 +162,11 @@ impl<S: TokenStore> ApiTokens<S> {
     /// plaintext. A page of 0, a `per_page` outside 1–100, or an owner or tenant that is not
     /// a valid identifier is [`Error::Invalid`].
     pub async fn list(&self, request: &ListRequest<'_>) -> Result<Page<TokenInfo>, Error> {
+        self.observe_op("list", None, self.list_unobserved(request), |_| Vec::new())
+            .await
+    }
+
+    async fn list_unobserved(&self, request: &ListRequest<'_>) -> Result<Page<TokenInfo>, Error> {
         let mut errors = Vec::new();
         crate::validate::check_identifier("owner", request.owner, &mut errors);
         if let Some(tenant) = request.tenant {
@@ -208,6 +220,19 @@ impl<S: TokenStore> ApiTokens<S> {
     /// # }).unwrap();
     /// ```
     pub async fn list_expiring(&self, request: &ExpiringRequest) -> Result<Page<TokenInfo>, Error> {
+        self.observe_op(
+            "list_expiring",
+            None,
+            self.list_expiring_unobserved(request),
+            |_| Vec::new(),
+        )
+        .await
+    }
+
+    async fn list_expiring_unobserved(
+        &self,
+        request: &ExpiringRequest,
+    ) -> Result<Page<TokenInfo>, Error> {
         let mut errors = Vec::new();
         if !request.within.is_positive() || request.within > time::Duration::days(366) {
             errors.push(FieldError::new(

@@ -7,6 +7,7 @@
 use time::OffsetDateTime;
 
 use super::ApiTokens;
+use super::audit::{AuditEvent, AuditKind};
 use crate::clock::{in_utc, to_stored_precision};
 use crate::error::{Error, FieldError, ValidationErrors};
 use crate::limits::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
@@ -111,6 +112,27 @@ impl<S: TokenStore> ApiTokens<S> {
     /// # }).unwrap();
     /// ```
     pub async fn edit(
+        &self,
+        owner: &str,
+        id: TokenId,
+        edit: &TokenEdit,
+    ) -> Result<TokenInfo, Error> {
+        self.observe_op(
+            "edit",
+            Some(id),
+            self.edit_unobserved(owner, id, edit),
+            |info| {
+                vec![
+                    AuditEvent::new(self.now(), AuditKind::Edited)
+                        .token(id)
+                        .owner(info.owner.clone()),
+                ]
+            },
+        )
+        .await
+    }
+
+    async fn edit_unobserved(
         &self,
         owner: &str,
         id: TokenId,
@@ -283,6 +305,22 @@ impl<S: TokenStore> ApiTokens<S> {
     /// token) until [`resume`](Self::resume)d. Suspending a suspended token changes
     /// nothing; a revoked one is [`Error::AlreadyRevoked`] (revocation is final).
     pub async fn suspend(&self, owner: &str, id: TokenId) -> Result<TokenInfo, Error> {
+        self.observe_op(
+            "suspend",
+            Some(id),
+            self.suspend_unobserved(owner, id),
+            |info| {
+                vec![
+                    AuditEvent::new(self.now(), AuditKind::Suspended)
+                        .token(id)
+                        .owner(info.owner.clone()),
+                ]
+            },
+        )
+        .await
+    }
+
+    async fn suspend_unobserved(&self, owner: &str, id: TokenId) -> Result<TokenInfo, Error> {
         let now = self.now();
         self.set_suspended(owner, id, Some(now)).await
     }
@@ -306,6 +344,22 @@ impl<S: TokenStore> ApiTokens<S> {
     /// # }).unwrap();
     /// ```
     pub async fn resume(&self, owner: &str, id: TokenId) -> Result<TokenInfo, Error> {
+        self.observe_op(
+            "resume",
+            Some(id),
+            self.resume_unobserved(owner, id),
+            |info| {
+                vec![
+                    AuditEvent::new(self.now(), AuditKind::Resumed)
+                        .token(id)
+                        .owner(info.owner.clone()),
+                ]
+            },
+        )
+        .await
+    }
+
+    async fn resume_unobserved(&self, owner: &str, id: TokenId) -> Result<TokenInfo, Error> {
         self.set_suspended(owner, id, None).await
     }
 

@@ -12,13 +12,19 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::{Clock, SystemClock, to_stored_precision};
 use crate::error::ConfigError;
 use crate::limits::{DEFAULT_LAST_USE_INTERVAL, DEFAULT_SECRET_BYTES};
+use crate::ratelimit::RateLimiter;
+use crate::record::RateLimit;
 use crate::store::token_store::TokenStore;
 use crate::token::TokenFormat;
+use audit::Audit;
 
+mod audit;
+mod gate;
 mod issue;
 mod leaks;
 mod list;
 mod manage;
+mod observe;
 mod policy;
 mod principal;
 mod proxies;
@@ -26,6 +32,9 @@ mod revoke;
 mod rotate;
 mod verify;
 
+#[cfg(feature = "audit")]
+pub use audit::ChannelSink;
+pub use audit::{AuditEvent, AuditKind, AuditSink, AuditVerified};
 pub use issue::{Expiry, Issued, NewToken};
 pub use leaks::{LeakOutcome, LeakReport};
 pub use list::{ExpiringRequest, ListRequest, Page, PageMeta};
@@ -77,6 +86,16 @@ pub(crate) struct Inner<S> {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) last_use_interval: Duration,
     pub(crate) last_use_failure: LastUseFailure,
+    pub(crate) rate_limiter: Option<Arc<dyn RateLimiter>>,
+    pub(crate) owner_rate_limit: Option<RateLimit>,
+    pub(crate) audit: Option<Audit>,
+}
+
+impl<S> Inner<S> {
+    /// Whether tokens with a rate limit can be issued: a limiter is there to count.
+    pub(crate) fn rate_limits_enforced(&self) -> bool {
+        self.rate_limiter.is_some()
+    }
 }
 
 impl<S> Clone for ApiTokens<S> {
@@ -115,6 +134,10 @@ impl<S: TokenStore> ApiTokens<S> {
             last_use_interval: DEFAULT_LAST_USE_INTERVAL,
             last_use_failure: LastUseFailure::default(),
             trusted_proxies: None,
+            rate_limiter: None,
+            owner_rate_limit: None,
+            audit: None,
+            audit_verified: AuditVerified::Off,
         }
     }
 }
@@ -182,6 +205,10 @@ pub struct ApiTokensBuilder<S> {
     last_use_interval: Duration,
     last_use_failure: LastUseFailure,
     trusted_proxies: Option<TrustedProxies>,
+    rate_limiter: Option<Arc<dyn RateLimiter>>,
+    owner_rate_limit: Option<RateLimit>,
+    audit: Option<Arc<dyn AuditSink>>,
+    audit_verified: AuditVerified,
 }
 
 impl<S> fmt::Debug for ApiTokensBuilder<S> {
@@ -209,6 +236,34 @@ impl<S: TokenStore> ApiTokensBuilder<S> {
     /// Without it, the client is the TCP peer.
     pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
         self.trusted_proxies = Some(proxies);
+        self
+    }
+
+    /// Count rate limits with `limiter`: the limits stored on tokens
+    /// ([`NewToken::rate_limit`](crate::NewToken::rate_limit)) and the owner's, if set.
+    /// Without one, issuing a rate-limited token is refused, and verifying one (issued
+    /// elsewhere) fails closed with [`AuthError::RateLimiterUnavailable`](crate::AuthError::RateLimiterUnavailable).
+    pub fn rate_limiter(mut self, limiter: impl RateLimiter) -> Self {
+        self.rate_limiter = Some(Arc::new(limiter));
+        self
+    }
+
+    /// Limit every owner's tokens together to `limit` (on top of each token's own).
+    pub fn owner_rate_limit(mut self, limit: RateLimit) -> Self {
+        self.owner_rate_limit = Some(limit);
+        self
+    }
+
+    /// Send audit events to `sink` (see [`AuditEvent`]); successful verifications only as
+    /// [`audit_verified`](Self::audit_verified) says (off by default).
+    pub fn audit(mut self, sink: impl AuditSink) -> Self {
+        self.audit = Some(Arc::new(sink));
+        self
+    }
+
+    /// Which successful verifications to audit (default [`AuditVerified::Off`]).
+    pub fn audit_verified(mut self, sampling: AuditVerified) -> Self {
+        self.audit_verified = sampling;
         self
     }
 
@@ -265,6 +320,13 @@ impl<S: TokenStore> ApiTokensBuilder<S> {
                 clock: self.clock,
                 last_use_interval: self.last_use_interval,
                 last_use_failure: self.last_use_failure,
+                rate_limiter: self.rate_limiter,
+                owner_rate_limit: self.owner_rate_limit,
+                audit: self.audit.map(|sink| Audit {
+                    sink,
+                    verified: self.audit_verified,
+                    seen: Default::default(),
+                }),
             }),
         })
     }

@@ -268,6 +268,8 @@ mod tests {
             suspended_at: None,
             metadata: None,
             allowed_ips: None,
+            usage: None,
+            rate_limit: None,
         }
     }
 

@@ -6,6 +6,7 @@
 use time::{Duration, OffsetDateTime};
 
 use super::ApiTokens;
+use super::audit::{AuditEvent, AuditKind};
 use super::principal::Principal;
 use crate::error::{Error, FieldError};
 use crate::record::TokenRecord;
@@ -30,6 +31,28 @@ impl<S: TokenStore> ApiTokens<S> {
         id: TokenId,
         reason: Option<&str>,
     ) -> Result<(), Error> {
+        self.observe_op(
+            "revoke",
+            Some(id),
+            self.revoke_unobserved(owner, id, reason),
+            |()| {
+                vec![
+                    AuditEvent::new(self.now(), AuditKind::Revoked)
+                        .token(id)
+                        .owner(owner)
+                        .reason(reason),
+                ]
+            },
+        )
+        .await
+    }
+
+    async fn revoke_unobserved(
+        &self,
+        owner: &str,
+        id: TokenId,
+        reason: Option<&str>,
+    ) -> Result<(), Error> {
         identifier("owner", owner)?;
         let reason = check_reason(reason)?;
         self.revoke_checked(owner, id, reason, self.now()).await
@@ -40,6 +63,23 @@ impl<S: TokenStore> ApiTokens<S> {
     /// (from any address: whoever holds the secret may end it, also outside its IP
     /// allowlist); its owner's other tokens keep working. Returns who it was.
     pub async fn revoke_presented(
+        &self,
+        presented: &str,
+        reason: Option<&str>,
+    ) -> Result<Principal, Error> {
+        let work = self.revoke_presented_unobserved(presented, reason);
+        self.observe_op("revoke_presented", None, work, |who| {
+            vec![
+                AuditEvent::new(self.now(), AuditKind::Revoked)
+                    .token(who.token_id())
+                    .owner(who.owner())
+                    .reason(reason),
+            ]
+        })
+        .await
+    }
+
+    async fn revoke_presented_unobserved(
         &self,
         presented: &str,
         reason: Option<&str>,
@@ -57,6 +97,26 @@ impl<S: TokenStore> ApiTokens<S> {
     /// Revoke every active token of `owner` from this issuer (only those of `tenant`, if
     /// given) in one step. Returns how many were revoked.
     pub async fn revoke_all(
+        &self,
+        owner: &str,
+        tenant: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<u64, Error> {
+        let work = self.revoke_all_unobserved(owner, tenant, reason);
+        self.observe_op("revoke_all", None, work, |n| {
+            vec![
+                AuditEvent::new(self.now(), AuditKind::RevokedAll)
+                    .owner(owner)
+                    .reason(Some(format!(
+                        "{n} revoked{}",
+                        reason.map(|r| format!(": {r}")).unwrap_or_default()
+                    ))),
+            ]
+        })
+        .await
+    }
+
+    async fn revoke_all_unobserved(
         &self,
         owner: &str,
         tenant: Option<&str>,
@@ -81,6 +141,13 @@ impl<S: TokenStore> ApiTokens<S> {
     /// how many. Keep a retention long enough for audits: a purged token's record is gone.
     /// Purging is store-wide: it removes long-dead records of every issuer sharing the store.
     pub async fn purge(&self, retention: Duration) -> Result<u64, Error> {
+        self.observe_op("purge", None, self.purge_unobserved(retention), |n| {
+            vec![AuditEvent::new(self.now(), AuditKind::Purged).reason(Some(format!("{n} purged")))]
+        })
+        .await
+    }
+
+    async fn purge_unobserved(&self, retention: Duration) -> Result<u64, Error> {
         let before = (!retention.is_negative())
             .then(|| self.now().checked_sub(retention))
             .flatten()

@@ -4,6 +4,7 @@
 use time::{Duration, OffsetDateTime};
 
 use super::ApiTokens;
+use super::audit::{AuditEvent, AuditKind};
 use super::issue::{Draft, Issued};
 use crate::error::{Error, FieldError};
 use crate::record::TokenRecord;
@@ -18,9 +19,10 @@ const ATTEMPTS: usize = 4;
 
 impl<S: TokenStore> ApiTokens<S> {
     /// Rotate `owner`'s token `id`: issue a replacement with the same owner, tenant, name,
-    /// description, scopes, metadata, address allowlist and creator, and let the old token
-    /// live only until now + `grace` (a zero grace revokes it at once, with the reason
-    /// `rotated`).
+    /// description, scopes, metadata, address allowlist, rate limit and creator, and let the
+    /// old token live only until now + `grace` (a zero grace revokes it at once, with the
+    /// reason `rotated`). A token's counted uses move to the replacement: the old one keeps
+    /// none (so it stops at once, grace or not), and rotating never adds uses.
     ///
     /// The replacement gets a lifetime as long as the old token's was (capped by the policy,
     /// and, for a token created by another, by its creator's expiry unless the policy lets
@@ -38,6 +40,28 @@ impl<S: TokenStore> ApiTokens<S> {
     /// token. The successor is made from the old token as the atomic step finds it, so an
     /// edit or a suspension that lands meanwhile is never lost.
     pub async fn rotate(&self, owner: &str, id: TokenId, grace: Duration) -> Result<Issued, Error> {
+        self.observe_op(
+            "rotate",
+            Some(id),
+            self.rotate_unobserved(owner, id, grace),
+            |next| {
+                vec![
+                    AuditEvent::new(next.record.created_at, AuditKind::Rotated)
+                        .token(id)
+                        .owner(next.record.owner.clone())
+                        .reason(Some(format!("replaced by {}", next.record.id))),
+                ]
+            },
+        )
+        .await
+    }
+
+    async fn rotate_unobserved(
+        &self,
+        owner: &str,
+        id: TokenId,
+        grace: Duration,
+    ) -> Result<Issued, Error> {
         identifier("owner", owner)?;
         if grace.is_negative() {
             return Err(FieldError::new("grace", "must not be negative").into());
@@ -89,6 +113,10 @@ impl<S: TokenStore> ApiTokens<S> {
             created_by: old.created_by,
             metadata: old.metadata.clone(),
             allowed_ips: old.allowed_ips.clone(),
+            // The uses left move to the successor (the old token keeps none, so a rotation
+            // never adds uses); the rate limit is copied.
+            usage: old.usage.clone(),
+            rate_limit: old.rate_limit,
         };
         let (plaintext, record) = self.generate(draft, now)?;
         let successor = record.id;
@@ -113,6 +141,10 @@ impl<S: TokenStore> ApiTokens<S> {
                 return false;
             }
             r.successor = Some(successor);
+            if let Some(usage) = &mut r.usage {
+                usage.remaining = 0;
+                usage.refill = None;
+            }
             if grace.is_zero() {
                 r.revoked_at = Some(now);
                 r.revocation_reason = Some("rotated".into());
@@ -177,4 +209,6 @@ fn same_shape(current: &TokenRecord, read: &TokenRecord) -> bool {
         && current.created_by == read.created_by
         && current.metadata == read.metadata
         && current.allowed_ips == read.allowed_ips
+        && current.usage == read.usage
+        && current.rate_limit == read.rate_limit
 }

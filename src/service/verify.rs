@@ -4,9 +4,9 @@
 //! one store lookup by id (lent in place if the store can answer without waiting,
 //! [`TokenStore::read_now`](crate::TokenStore::read_now)) → SHA-256 of the secret →
 //! constant-time hash compare (against a dummy when the id is unknown) → this issuer's? →
-//! revoked? → suspended? → expired? → idle? → scopes, tenant and client address → the
-//! [`Principal`] (a copy of what a route
-//! needs) → record last use (at most once per interval, [`LastUseFailure`] deciding what a
+//! revoked? → suspended? → expired? → idle? → client address → scopes and tenant → the
+//! [`Principal`] (a copy of what a route needs) → rate limits (the token's, then the
+//! owner's) → one use consumed (tokens with a usage limit) → record last use (at most once per interval, [`LastUseFailure`] deciding what a
 //! failed write does). Expiry is compared with the clock's cheap reading
 //! ([`Clock::recent_unix_nanos`](crate::Clock::recent_unix_nanos)), and with the precise
 //! time within a second of it.
@@ -17,12 +17,13 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use super::ApiTokens;
+use super::gate::{Limits, RateNow};
 use super::principal::Principal;
 use crate::clock::to_stored_precision;
 use crate::error::AuthError;
 use crate::hash::{SecretMessage, TokenHash};
 use crate::limits::PRECISE_CLOCK_WITHIN;
-use crate::record::TokenRecord;
+use crate::record::{RateLimit, TokenRecord};
 use crate::store::token_store::TokenStore;
 use crate::token::TokenId;
 
@@ -128,12 +129,27 @@ impl<S: TokenStore> ApiTokens<S> {
             let waiting = match &mut waiting {
                 Some(waiting) => waiting,
                 None => match self.verify_at_once(presented, requirements) {
-                    AtOnce::Done(result) => return Poll::Ready(result),
+                    AtOnce::Done(result) => return Poll::Ready(self.reported(presented, result)),
                     AtOnce::Wait(future) => waiting.insert(future),
                 },
             };
-            waiting.as_mut().poll(cx)
+            waiting
+                .as_mut()
+                .poll(cx)
+                .map(|result| self.reported(presented, result))
         })
+    }
+
+    /// `result`, after telling whoever listens (audit, tracing, metrics).
+    fn reported(
+        &self,
+        presented: &str,
+        result: Result<Principal, AuthError>,
+    ) -> Result<Principal, AuthError> {
+        if self.observed() {
+            self.verified(presented, &result);
+        }
+        result
     }
 
     /// As much of a verification as can be done without waiting: all of it when the store
@@ -161,7 +177,9 @@ impl<S: TokenStore> ApiTokens<S> {
                 // Hashed before waiting for the store (the secret is wiped as this returns).
                 let presented_hash = secret.hash();
                 AtOnce::Wait(Box::pin(async move {
+                    let started = std::time::Instant::now();
                     let record = self.inner.store.get(&id).await;
+                    self.store_waited(started.elapsed());
                     let record = record.map_err(AuthError::Store)?;
                     let checked = self.check(record.as_deref(), || presented_hash, requirements);
                     match self.finish(id, checked) {
@@ -173,24 +191,53 @@ impl<S: TokenStore> ApiTokens<S> {
         }
     }
 
-    /// The principal of a checked token, after writing its last use if that is due.
+    /// The principal of a checked token, once it passed its rate limits and consumed a use
+    /// (if it counts them), and after writing its last use if that is due.
     fn finish(&self, id: TokenId, checked: Result<Checked, AuthError>) -> AtOnce<'_> {
-        match checked {
-            Err(e) => AtOnce::Done(Err(e)),
-            Ok(Checked {
+        let Checked {
+            principal,
+            last_use_due,
+            counts_uses,
+            rate_limit,
+        } = match checked {
+            Err(e) => return AtOnce::Done(Err(e)),
+            Ok(checked) => checked,
+        };
+        let mut limits = Limits {
+            token: rate_limit,
+            owner: self.inner.owner_rate_limit,
+        };
+        if limits.any() {
+            match self.rate_now(id, &principal, limits) {
+                RateNow::Passed => {
+                    limits = Limits {
+                        token: None,
+                        owner: None,
+                    }
+                }
+                RateNow::Refused(e) => return AtOnce::Done(Err(e)),
+                RateNow::Wait(left) => limits = left,
+            }
+        }
+        if limits.any() || counts_uses {
+            return AtOnce::Wait(Box::pin(self.pass_slowly(
+                id,
                 principal,
-                last_use_due: false,
-            }) => AtOnce::Done(Ok(principal)),
-            Ok(Checked {
-                principal,
-                last_use_due: true,
-            }) => AtOnce::Wait(Box::pin(self.write_last_use(id, principal))),
+                limits,
+                counts_uses,
+                last_use_due,
+            )));
+        }
+        if last_use_due {
+            AtOnce::Wait(Box::pin(self.write_last_use(id, principal)))
+        } else {
+            AtOnce::Done(Ok(principal))
         }
     }
 
     /// Write a verified token's last use, then hand over its principal (or the store's
     /// error, if the policy says a failed write fails the request).
-    async fn write_last_use(
+    pub(super) async fn write_last_use(
         &self,
         id: TokenId,
         principal: Principal,
@@ -285,6 +332,8 @@ impl<S: TokenStore> ApiTokens<S> {
         Ok(Checked {
             principal: Principal::of(record),
             last_use_due,
+            counts_uses: record.usage.is_some(),
+            rate_limit: record.rate_limit,
         })
     }
 }
@@ -300,10 +349,13 @@ enum AtOnce<'a> {
     Wait(Waiting<'a>),
 }
 
-/// A token that passed every check: who it acts for, and whether its last use is due.
+/// A token that passed every check: who it acts for, whether its last use is due, and the
+/// gates it has still to pass.
 struct Checked {
     principal: Principal,
     last_use_due: bool,
+    counts_uses: bool,
+    rate_limit: Option<RateLimit>,
 }
 
 /// What verification does when writing a token's last use fails (the token itself checked

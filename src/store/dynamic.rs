@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use super::token_store::TokenStore;
 use super::{
     Change, ChildInsert, ChildRules, Descendants, ExpiringFilter, ListFilter, ListPage, RevokeAll,
+    UseOutcome,
 };
 use crate::error::StoreError;
 use crate::record::TokenRecord;
@@ -111,6 +112,8 @@ trait ErasedStore: Send + Sync + 'static {
         which: &'a Descendants<'a>,
         change: &'a mut Change<'c>,
     ) -> BoxFuture<'a, u64>;
+    fn consume_use<'a>(&'a self, id: &'a TokenId, now: OffsetDateTime)
+    -> BoxFuture<'a, UseOutcome>;
     fn purge(&self, before: OffsetDateTime) -> BoxFuture<'_, u64>;
 }
 
@@ -201,6 +204,13 @@ impl<S: TokenStore> ErasedStore for S {
         change: &'a mut Change<'c>,
     ) -> BoxFuture<'a, u64> {
         Box::pin(TokenStore::update_descendants(self, which, change))
+    }
+    fn consume_use<'a>(
+        &'a self,
+        id: &'a TokenId,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, UseOutcome> {
+        Box::pin(TokenStore::consume_use(self, id, now))
     }
     fn purge(&self, before: OffsetDateTime) -> BoxFuture<'_, u64> {
         Box::pin(TokenStore::purge(self, before))
@@ -321,6 +331,14 @@ impl TokenStore for DynTokenStore {
         change: &mut Change<'_>,
     ) -> Result<u64, StoreError> {
         self.0.update_descendants(which, change).await
+    }
+
+    async fn consume_use(
+        &self,
+        id: &TokenId,
+        now: OffsetDateTime,
+    ) -> Result<UseOutcome, StoreError> {
+        self.0.consume_use(id, now).await
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {

@@ -418,6 +418,21 @@ impl<'a> Descendants<'a> {
     }
 }
 
+/// What [`TokenStore::consume_use`](crate::TokenStore::consume_use) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UseOutcome {
+    /// One use was consumed; this many are left.
+    Consumed {
+        /// Uses left after this one.
+        remaining: u64,
+    },
+    /// None was left (after any refill due): nothing was written.
+    Exhausted,
+    /// The token does not count its uses (or is gone): nothing was written.
+    NotCounted,
+}
+
 /// What [`TokenStore::insert_child`](crate::TokenStore::insert_child) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -305,6 +305,12 @@ fn decode(row: &PgRow) -> Result<TokenRecord, StoreError> {
             suspended_at: row.try_get(15)?,
             metadata: row.try_get(16)?,
             allowed_ips: row.try_get(17)?,
+            remaining: row.try_get(18)?,
+            refill_interval: row.try_get(19)?,
+            refill_amount: row.try_get(20)?,
+            refilled_at: row.try_get(21)?,
+            rate_limit: row.try_get::<Option<i32>, _>(22)?.map(i64::from),
+            rate_per_seconds: row.try_get::<Option<i32>, _>(23)?.map(i64::from),
         })
     })();
     raw.map_err(error("could not read a token row"))?

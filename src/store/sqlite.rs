@@ -286,6 +286,12 @@ fn decode(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
                 suspended_at: None,
                 metadata: row.try_get(16)?,
                 allowed_ips: row.try_get(17)?,
+                remaining: row.try_get(18)?,
+                refill_interval: row.try_get(19)?,
+                refill_amount: row.try_get(20)?,
+                refilled_at: None,
+                rate_limit: row.try_get(22)?,
+                rate_per_seconds: row.try_get(23)?,
             },
             [
                 Some(row.try_get::<i64, _>(8)?),
@@ -293,16 +299,18 @@ fn decode(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
                 row.try_get(10)?,
                 row.try_get(11)?,
                 row.try_get(15)?,
+                row.try_get(21)?,
             ],
         ))
     })();
-    let (mut raw, [created, expires, used, revoked, suspended]) =
+    let (mut raw, [created, expires, used, revoked, suspended, refilled]) =
         raw.map_err(error("could not read a token row"))?;
     raw.created_at = from_micros(created.unwrap_or_default())?;
     raw.expires_at = opt_from_micros(expires)?;
     raw.last_used_at = opt_from_micros(used)?;
     raw.revoked_at = opt_from_micros(revoked)?;
     raw.suspended_at = opt_from_micros(suspended)?;
+    raw.refilled_at = opt_from_micros(refilled)?;
     raw.into_record()
 }
 

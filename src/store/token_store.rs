@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::{
     Change, ChildInsert, ChildRules, Descendants, ExpiringFilter, ListFilter, ListPage, RevokeAll,
+    UseOutcome,
 };
 use crate::error::{StoreError, StoreErrorKind};
 use crate::record::TokenRecord;
@@ -249,6 +250,27 @@ pub trait TokenStore: Send + Sync + 'static {
         std::future::ready(Ok(0))
     }
 
+    /// Consume one use of the token `id` at `now` if it [counts its uses](crate::UsageLimit):
+    /// refill it first if a new period has begun ([`UsageLimit::consume`](crate::UsageLimit::consume)
+    /// says how), then take one if any is left, as one atomic step (a conditional
+    /// decrement: of racing calls for the last use, exactly one gets it). Verification calls
+    /// it only for tokens with a usage limit; tokens without one pay no write.
+    ///
+    /// Optional: the default fails, saying the store cannot; a store that does not
+    /// implement it cannot hold usage-limited tokens (their verification fails closed).
+    fn consume_use(
+        &self,
+        id: &TokenId,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<UseOutcome, StoreError>> + Send {
+        let _ = (id, now);
+        std::future::ready(Err(StoreError::new(
+            StoreErrorKind::Unsupported,
+            "this store cannot count a token's uses; implement `TokenStore::consume_use` \
+             or issue tokens without a usage limit",
+        )))
+    }
+
     /// Delete records revoked before `before` or expired before `before`. Returns how many.
     fn purge(&self, before: OffsetDateTime)
     -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -373,6 +395,14 @@ impl<T: TokenStore> TokenStore for Arc<T> {
         change: &mut Change<'_>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).update_descendants(which, change)
+    }
+
+    fn consume_use(
+        &self,
+        id: &TokenId,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<UseOutcome, StoreError>> + Send {
+        (**self).consume_use(id, now)
     }
 
     fn purge(

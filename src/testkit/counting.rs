@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use crate::store::{
     Change, ChildInsert, ChildRules, Descendants, ExpiringFilter, ListFilter, ListPage, RevokeAll,
+    UseOutcome,
 };
 use crate::{StoreError, TokenId, TokenRecord, TokenStore};
 
@@ -29,6 +30,8 @@ pub struct Calls {
     pub update: AtomicU64,
     /// `rotate` calls.
     pub rotate: AtomicU64,
+    /// `consume_use` calls.
+    pub consume_use: AtomicU64,
     /// `revoke_all` and `revoke_descendants` calls.
     pub revoke_all: AtomicU64,
     /// `purge` calls.
@@ -219,6 +222,14 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
     ) -> Result<u64, StoreError> {
         bump(&self.calls.update);
         self.inner.update_descendants(which, change).await
+    }
+    async fn consume_use(
+        &self,
+        id: &TokenId,
+        now: OffsetDateTime,
+    ) -> Result<UseOutcome, StoreError> {
+        bump(&self.calls.consume_use);
+        self.inner.consume_use(id, now).await
     }
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         bump(&self.calls.purge);

@@ -111,5 +111,7 @@ pub(crate) fn record(owner: &str, created_at: OffsetDateTime) -> TokenRecord {
         suspended_at: None,
         metadata: None,
         allowed_ips: None,
+        usage: None,
+        rate_limit: None,
     }
 }

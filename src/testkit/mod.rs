@@ -117,6 +117,10 @@ macro_rules! conformance_tests {
             leaked_tokens_take_their_successors_with_them,
             an_edit_during_a_rotation_is_kept_in_the_successor,
             far_future_instants_are_refused,
+            usage_limits_are_counted_and_refilled,
+            consuming_a_use_is_a_conditional_decrement,
+            racing_verifications_never_share_the_last_use,
+            usage_limits_cannot_be_escaped,
         }
     };
     (@tests $attrs:tt $make:expr; $case:ident, $($rest:ident,)*) => {

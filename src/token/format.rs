@@ -113,6 +113,13 @@ impl TokenFormat {
         })
     }
 
+    /// The id a well-formed presented token names (checksum and all), without looking at
+    /// whether it exists; `None` if it is not well formed. For audit events and logs.
+    pub(crate) fn id_of(&self, presented: &str) -> Option<TokenId> {
+        let mut secret = SecretMessage::new(self.secret_bytes);
+        self.parse_secret(presented, &mut secret).ok()
+    }
+
     /// [`parse`](Self::parse), leaving the secret unhashed: decoded into `secret` (SHA-256's
     /// message block, which the caller made for this format's secret length and which
     /// wipes itself on drop; passed by reference so that it is never moved, which could

@@ -1,6 +1,7 @@
 //! [`Rejection`]: the answer to a request that failed, as status, headers and JSON body,
 //! decided once for every framework.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
@@ -98,7 +99,7 @@ pub struct Rejection {
     status: u16,
     code: &'static str,
     body: Vec<u8>,
-    headers: Vec<(&'static str, &'static str)>,
+    headers: Vec<(&'static str, Cow<'static, str>)>,
     message: String,
     /// Why, for logs and metrics only (never sent): `AuthError::reason` or the error code.
     reason: &'static str,
@@ -135,12 +136,12 @@ impl std::error::Error for Rejection {}
 
 impl Rejection {
     fn new(status: u16, code: &'static str, body: ErrorBody, reason: &'static str) -> Self {
-        let mut headers = vec![("content-type", "application/json")];
+        let mut headers = vec![("content-type", Cow::Borrowed("application/json"))];
         if status == 401 {
-            headers.push(("www-authenticate", "Bearer"));
+            headers.push(("www-authenticate", Cow::Borrowed("Bearer")));
         }
         if status == 503 {
-            headers.push(("retry-after", "1"));
+            headers.push(("retry-after", Cow::Borrowed("1")));
         }
         Self {
             status,
@@ -163,17 +164,19 @@ impl Rejection {
     }
 
     /// Every header to set, names in lower case: `content-type`, and `www-authenticate`
-    /// on a 401 or `retry-after` on a 503.
-    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
-        self.headers.iter().copied()
+    /// on a 401, `retry-after` on a 503, or on a rate-limited 429 `retry-after` and the
+    /// IETF draft's `ratelimit-limit`, `ratelimit-remaining`, `ratelimit-reset` and
+    /// `ratelimit-policy`.
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        self.headers.iter().map(|(n, v)| (*n, &**v))
     }
 
     /// The value of one of [`headers`](Self::headers), by lower-case name.
-    pub fn header(&self, name: &str) -> Option<&'static str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
+            .map(|(_, v)| &**v)
     }
 
     /// The JSON body.
@@ -245,12 +248,32 @@ impl From<&AuthError> for Rejection {
             AuthError::Store(_) => "the token store failed".to_owned(),
             other => other.to_string(),
         };
-        Self::new(
+        let mut rejection = Self::new(
             status,
             e.code(),
             ErrorBody::new(e.code(), message),
             e.reason(),
-        )
+        );
+        if let AuthError::RateLimited {
+            limit,
+            window_seconds,
+            reset_after,
+            retry_after,
+        } = e
+        {
+            let secs = |d: &std::time::Duration| crate::error::retry_secs(d).to_string();
+            rejection.headers.extend([
+                ("retry-after", Cow::Owned(secs(retry_after))),
+                ("ratelimit-limit", Cow::Owned(limit.to_string())),
+                ("ratelimit-remaining", Cow::Borrowed("0")),
+                ("ratelimit-reset", Cow::Owned(secs(reset_after))),
+                (
+                    "ratelimit-policy",
+                    Cow::Owned(format!("{limit};w={window_seconds}")),
+                ),
+            ]);
+        }
+        rejection
     }
 }
 

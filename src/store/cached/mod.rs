@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use super::token_store::TokenStore;
 use super::{
     Change, ChildInsert, ChildRules, Descendants, ExpiringFilter, ListFilter, ListPage, RevokeAll,
+    UseOutcome,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, StoreError};
@@ -508,6 +509,20 @@ impl<S: TokenStore> TokenStore for CachedStore<S> {
             prefix: all.prefix.into(),
             owner: all.owner.into(),
         });
+        done
+    }
+
+    /// Always the inner store's: a use is counted where every instance counts it. This
+    /// instance then drops its copy of the record, whose count is stale (other instances
+    /// keep theirs: verification only asks whether a token counts its uses, which never
+    /// changes, and the count itself is always the store's).
+    async fn consume_use(
+        &self,
+        id: &TokenId,
+        now: OffsetDateTime,
+    ) -> Result<UseOutcome, StoreError> {
+        let done = self.shared.inner.consume_use(id, now).await;
+        self.shared.state.invalidate(id);
         done
     }
 

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use super::token_store::TokenStore;
 use super::{
     Change, ChildInsert, ChildRules, Descendants, ExpiringFilter, ListFilter, ListPage, RevokeAll,
+    UseOutcome,
 };
 use crate::error::StoreError;
 use crate::record::TokenRecord;
@@ -389,6 +390,38 @@ impl TokenStore for MemoryStore {
             }
         }
         Ok(count)
+    }
+
+    /// One compare-and-swap on the record, like a last use: no lock.
+    async fn consume_use(
+        &self,
+        id: &TokenId,
+        now: OffsetDateTime,
+    ) -> Result<UseOutcome, StoreError> {
+        let records = self.records.pin();
+        let mut outcome = UseOutcome::NotCounted;
+        records.compute(*id, |current| {
+            let Some((_, current)) = current else {
+                outcome = UseOutcome::NotCounted;
+                return Operation::Abort(());
+            };
+            let Some(usage) = &current.usage else {
+                outcome = UseOutcome::NotCounted;
+                return Operation::Abort(());
+            };
+            let mut usage = **usage;
+            if !usage.consume(now) {
+                outcome = UseOutcome::Exhausted;
+                return Operation::Abort(());
+            }
+            outcome = UseOutcome::Consumed {
+                remaining: usage.remaining,
+            };
+            let mut copy = current.clone();
+            copy.usage = Some(Box::new(usage));
+            Operation::Insert(copy)
+        });
+        Ok(outcome)
     }
 
     async fn update_descendants(

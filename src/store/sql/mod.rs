@@ -12,7 +12,9 @@ use time::OffsetDateTime;
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
 use crate::hash::TokenHash;
 use crate::limits::MAX_TABLE_NAME_CHARS;
-use crate::record::{IpAllowlist, Metadata, Scopes, TokenRecord};
+use crate::record::{
+    IpAllowlist, Metadata, RateLimit, Refill, RefillInterval, Scopes, TokenRecord, UsageLimit,
+};
 use crate::token::TokenId;
 
 pub(crate) mod schema;
@@ -151,7 +153,11 @@ impl Dialect {
 /// Columns in the order every `SELECT` returns them and every `INSERT` binds them.
 pub(crate) const COLUMNS: &str = "id, owner, tenant, name, description, scopes, hash, prefix, \
      created_at, expires_at, last_used_at, revoked_at, revocation_reason, successor, created_by, \
-     suspended_at, metadata, allowed_ips";
+     suspended_at, metadata, allowed_ips, remaining, refill_interval, refill_amount, refilled_at, \
+     rate_limit, rate_per_seconds";
+
+/// How many columns [`COLUMNS`] names.
+pub(crate) const COLUMN_COUNT: usize = 24;
 
 /// Every statement a store runs, built once from the table name. Each is a plain string so
 /// the driver caches one prepared statement per connection.
@@ -161,6 +167,9 @@ pub(crate) struct Statements {
     pub(crate) insert_capped: Arc<str>,
     /// The ids of every descendant of `$1` of owner `$2` and prefix `$3`.
     pub(crate) descendants: Arc<str>,
+    /// Consume one use of `$1`, refilling first if the period that starts at `$2` (daily)
+    /// or `$3` (monthly) has not been applied yet; returns the uses left, or no row.
+    pub(crate) consume_use: Arc<str>,
     /// An owner's active tokens of an issuer: `$1` owner, `$2` prefix, `$3` now.
     pub(crate) count_active: Arc<str>,
     /// Revoke every descendant of `$1` of owner `$2` and prefix `$3`, at `$4`, reason `$5`.
@@ -217,7 +226,7 @@ impl Statements {
             let (w, _) = list_where(tenant, active);
             d.render(format!("SELECT COUNT(*) FROM {t} WHERE {w}"))
         });
-        let values = (1..=18)
+        let values = (1..=COLUMN_COUNT)
             .map(|n| format!("${n}"))
             .collect::<Vec<_>>()
             .join(", ");
@@ -228,12 +237,26 @@ impl Statements {
         };
         Self {
             insert: d.render(format!("INSERT INTO {t} ({COLUMNS}) VALUES ({values})")),
-            // $2 owner, $8 prefix (as inserted), $19 now, $20 the cap.
+            // $2 owner, $8 prefix (as inserted), $25 now, $26 the cap.
             insert_capped: d.render(format!(
                 "INSERT INTO {t} ({COLUMNS}) SELECT {values} WHERE \
                  (SELECT COUNT(*) FROM {t} WHERE owner = $2 AND prefix = $8 \
-                 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $19)) < $20"
+                 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $25)) < $26"
             )),
+            consume_use: {
+                let start = "CASE refill_interval WHEN 'daily' THEN $2 ELSE $3 END";
+                let due = format!(
+                    "(refill_amount IS NOT NULL AND (refilled_at IS NULL OR refilled_at < {start}))"
+                );
+                d.render(format!(
+                    "UPDATE {t} SET \
+                     remaining = CASE WHEN {due} THEN refill_amount - 1 ELSE remaining - 1 END, \
+                     refilled_at = CASE WHEN {due} THEN {start} ELSE refilled_at END \
+                     WHERE id = $1 AND remaining IS NOT NULL \
+                     AND (({due} AND refill_amount > 0) OR remaining > 0) \
+                     RETURNING remaining"
+                ))
+            },
             descendants: d.render(format!(
                 "WITH RECURSIVE family(id) AS ( \
                      SELECT id FROM {t} WHERE created_by = $1 AND owner = $2 AND prefix = $3 \
@@ -267,7 +290,8 @@ impl Statements {
                  scopes = $6, hash = $7, prefix = $8, created_at = $9, expires_at = $10, \
                  last_used_at = $11, revoked_at = $12, revocation_reason = $13, \
                  successor = $14, created_by = $15, suspended_at = $16, metadata = $17, \
-                 allowed_ips = $18 WHERE id = $1"
+                 allowed_ips = $18, remaining = $19, refill_interval = $20, refill_amount = $21, \
+                 refilled_at = $22, rate_limit = $23, rate_per_seconds = $24 WHERE id = $1"
             )),
             record_last_use: d.render(format!(
                 "UPDATE {t} SET last_used_at = $2 \
@@ -404,6 +428,12 @@ pub(crate) struct Row {
     pub(crate) suspended_at: Option<OffsetDateTime>,
     pub(crate) metadata: Option<String>,
     pub(crate) allowed_ips: Option<String>,
+    pub(crate) remaining: Option<i64>,
+    pub(crate) refill_interval: Option<String>,
+    pub(crate) refill_amount: Option<i64>,
+    pub(crate) refilled_at: Option<OffsetDateTime>,
+    pub(crate) rate_limit: Option<i64>,
+    pub(crate) rate_per_seconds: Option<i64>,
 }
 
 fn corrupt(what: &'static str) -> StoreError {
@@ -424,6 +454,7 @@ impl Row {
             .ok_or_else(|| corrupt("a stored token hash is not 32 bytes"))?;
         let scopes = Scopes::parse(self.scopes.split(' ').filter(|s| !s.is_empty()))
             .map_err(|_| corrupt("a stored scope is not valid"))?;
+        let usage = self.usage()?.map(Box::new);
         Ok(TokenRecord {
             id: token_id(&self.id)?,
             owner: self.owner.into(),
@@ -453,7 +484,39 @@ impl Row {
                 .map(|text| IpAllowlist::parse(text.split(' ').filter(|s| !s.is_empty())))
                 .transpose()
                 .map_err(|_| corrupt("a stored token's IP allowlist is not valid"))?,
+            usage,
+            rate_limit: match (self.rate_limit, self.rate_per_seconds) {
+                (None, None) => None,
+                (Some(limit), Some(per)) => Some(
+                    u32::try_from(limit)
+                        .ok()
+                        .zip(u32::try_from(per).ok())
+                        .and_then(|(l, p)| RateLimit::new(l, p).ok())
+                        .ok_or_else(|| corrupt("a stored token's rate limit is not valid"))?,
+                ),
+                _ => return Err(corrupt("a stored token's rate limit is half set")),
+            },
         })
+    }
+
+    fn usage(&self) -> Result<Option<UsageLimit>, StoreError> {
+        let bad = || corrupt("a stored token's usage limit is not valid");
+        let Some(remaining) = self.remaining else {
+            return Ok(None);
+        };
+        let refill = match (&self.refill_interval, self.refill_amount) {
+            (None, None) => None,
+            (Some(interval), Some(amount)) => Some(Refill {
+                interval: RefillInterval::parse(interval).ok_or_else(bad)?,
+                amount: u64::try_from(amount).map_err(|_| bad())?,
+            }),
+            _ => return Err(bad()),
+        };
+        Ok(Some(UsageLimit {
+            remaining: u64::try_from(remaining).map_err(|_| bad())?,
+            refill,
+            refilled_at: self.refilled_at,
+        }))
     }
 }
 

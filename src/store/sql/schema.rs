@@ -11,12 +11,13 @@
 //! | 3 | `created_by`: the token that created this one, indexed for revoking a token's descendants |
 //! | 4 | PostgreSQL: a trigger that notifies every listener of each changed token ([`notify_trigger`]) |
 //! | 5 | `suspended_at`, `metadata` (JSON text), `allowed_ips` (CIDR ranges); an index of active tokens by expiry, for expiry notices |
+//! | 6 | usage limits (`remaining`, `refill_interval`, `refill_amount`, `refilled_at`) and rate limits (`rate_limit`, `rate_per_seconds`) |
 
 use super::{Dialect, TableName};
 use crate::error::{StoreError, StoreErrorKind};
 
 /// The schema version this release writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 
 /// Types that differ between the dialects.
 struct Types {
@@ -114,6 +115,19 @@ pub(crate) fn upgrade_to(to: i64, t: &TableName, d: Dialect) -> String {
                 Dialect::Postgres => columns + &notify_trigger(t, WATCHED_V5),
                 Dialect::Sqlite => columns,
             }
+        }
+        6 => {
+            let time = types(d).time;
+            // The counts change on every use and are not watched: a cache never answers
+            // from them (a use is always counted in the store).
+            format!(
+                "ALTER TABLE {table} ADD COLUMN remaining BIGINT; \
+                 ALTER TABLE {table} ADD COLUMN refill_interval TEXT; \
+                 ALTER TABLE {table} ADD COLUMN refill_amount BIGINT; \
+                 ALTER TABLE {table} ADD COLUMN refilled_at {time}; \
+                 ALTER TABLE {table} ADD COLUMN rate_limit INTEGER; \
+                 ALTER TABLE {table} ADD COLUMN rate_per_seconds INTEGER;"
+            )
         }
         _ => unreachable!("no step to schema version {to}"),
     }

@@ -42,7 +42,7 @@ macro_rules! impl_sql_token_store {
             use $crate::store::token_store::TokenStore;
             use $crate::store::{
                 Change, ChildInsert, ChildRules, Descendants, ExpiringFilter, ListFilter, ListPage,
-                RevokeAll,
+                RevokeAll, UseOutcome,
             };
             use $crate::token::TokenId;
 
@@ -52,7 +52,7 @@ macro_rules! impl_sql_token_store {
                 sqlx::query(AssertSqlSafe(Arc::clone(sql)))
             }
 
-            /// Bind every column of `r`, in `COLUMNS` order (`$1`–`$18`).
+            /// Bind every column of `r`, in `COLUMNS` order (`$1`–`$24`).
             fn bind_record<'q>(q: Query<'q>, r: &'q TokenRecord) -> Query<'q> {
                 q.bind(r.id.as_bytes().as_slice())
                     .bind(&*r.owner)
@@ -72,6 +72,22 @@ macro_rules! impl_sql_token_store {
                     .bind(r.suspended_at.map($to_db))
                     .bind(r.metadata.as_ref().map(|m| m.as_str().to_owned()))
                     .bind(r.allowed_ips.as_ref().map(|a| a.to_text()))
+                    .bind(r.usage.as_ref().map(|u| u.remaining as i64))
+                    .bind(
+                        r.usage
+                            .as_ref()
+                            .and_then(|u| u.refill)
+                            .map(|f| f.interval.as_str()),
+                    )
+                    .bind(
+                        r.usage
+                            .as_ref()
+                            .and_then(|u| u.refill)
+                            .map(|f| f.amount as i64),
+                    )
+                    .bind(r.usage.as_ref().and_then(|u| u.refilled_at).map($to_db))
+                    .bind(r.rate_limit.map(|l| i64::from(l.limit())))
+                    .bind(r.rate_limit.map(|l| i64::from(l.per_seconds())))
             }
 
             impl $store {
@@ -454,6 +470,35 @@ macro_rules! impl_sql_token_store {
                             .map_err(failed())?;
                         tx.commit().await.map_err(failed())?;
                         Ok(done.rows_affected())
+                    })
+                    .await
+                }
+
+                async fn consume_use(
+                    &self,
+                    id: &TokenId,
+                    now: OffsetDateTime,
+                ) -> Result<UseOutcome, StoreError> {
+                    use $crate::record::RefillInterval;
+                    within(self.deadline, async {
+                        // One statement: a conditional decrement, which the database
+                        // serialises per row (of racing calls for the last use, one
+                        // matches).
+                        let left: Option<i64> =
+                            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.sql.consume_use)))
+                                .bind(id.as_bytes().as_slice())
+                                .bind($to_db(RefillInterval::Daily.period_start(now)))
+                                .bind($to_db(RefillInterval::Monthly.period_start(now)))
+                                .fetch_optional(&self.pool)
+                                .await
+                                .map_err($error("could not count the token's use"))?;
+                        Ok(match left {
+                            Some(left) => UseOutcome::Consumed {
+                                remaining: u64::try_from(left).unwrap_or_default(),
+                            },
+                            // No row matched: out of uses, or not counting them.
+                            None => UseOutcome::Exhausted,
+                        })
                     })
                     .await
                 }

@@ -13,6 +13,7 @@ mod reach;
 mod revoke;
 mod rotate;
 mod store_rules;
+mod usage;
 mod verify;
 
 pub use cap::*;
@@ -28,4 +29,5 @@ pub use reach::*;
 pub use revoke::*;
 pub use rotate::*;
 pub use store_rules::*;
+pub use usage::*;
 pub use verify::*;

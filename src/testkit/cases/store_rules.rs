@@ -36,6 +36,18 @@ pub async fn store_round_trips_every_field<S: TokenStore>(store: S) {
     full.revoked_at = Some(t + Duration::seconds(9));
     full.revocation_reason = Some("leaked in a log".into());
     full.successor = Some(record("x", t).id);
+    full.created_by = Some(record("y", t).id);
+    full.suspended_at = Some(t + Duration::seconds(7));
+    full.metadata =
+        Some(crate::Metadata::new(serde_json::json!({"plan": "pro"})).expect("metadata"));
+    full.allowed_ips =
+        Some(crate::IpAllowlist::parse(["10.0.0.0/8", "2001:db8::/32"]).expect("ips"));
+    full.usage = Some(Box::new(crate::UsageLimit {
+        remaining: 41,
+        refill: Some(crate::Refill::new(crate::RefillInterval::Monthly, 50).expect("refill")),
+        refilled_at: Some(t - Duration::days(3)),
+    }));
+    full.rate_limit = Some(crate::RateLimit::new(100, 60).expect("rate"));
     store.insert(&full).await.expect("insert");
     let back = store.get(&full.id).await.expect("get").expect("exists");
     assert_eq!(*back, full);

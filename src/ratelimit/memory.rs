@@ -1,0 +1,246 @@
+//! [`MemoryRateLimiter`]: rate limits counted in this process, on `governor` (GCRA).
+
+use std::hash::{BuildHasherDefault, Hasher};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use governor::clock::Clock as GovernorClock;
+use governor::middleware::StateInformationMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter as Gcra};
+
+use super::{RateDecision, RateFuture, RateKey, RateLimitError, RateLimiter};
+use crate::clock::{Clock, SystemClock};
+use crate::record::RateLimit;
+use crate::token::TokenId;
+
+/// Rate limits counted in this process: a GCRA cell per token (and per owner) on
+/// [`governor`], in a lock-free table, decided without waiting. For one instance; use
+/// [`RedisRateLimiter`](crate::RedisRateLimiter) to share the counts between instances.
+///
+/// Keys not seen for longer than their window (when their count is full again) are swept
+/// once the table has doubled since the last sweep, so memory follows the tokens in use.
+///
+/// ```
+/// use api_tokens::{ApiTokens, AuthError, MemoryRateLimiter, MemoryStore, NewToken, RateLimit};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let tokens = ApiTokens::builder(MemoryStore::new(), "dz")
+///     .rate_limiter(MemoryRateLimiter::new())
+///     .build()?;
+/// let issued = tokens
+///     .issue(NewToken::new("u1", "bot").rate_limit(RateLimit::new(2, 60).expect("2 a minute")))
+///     .await?;
+/// let t = issued.plaintext.expose_secret();
+/// tokens.verify(t).await?;
+/// tokens.verify(t).await?;
+/// assert!(matches!(tokens.verify(t).await, Err(AuthError::RateLimited { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub struct MemoryRateLimiter {
+    cells: papaya::HashMap<Key, Cell, BuildHasherDefault<KeyHasher>>,
+    clock: ClockOf,
+    sweep_at: AtomicUsize,
+}
+
+impl std::fmt::Debug for MemoryRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryRateLimiter")
+            .field("keys", &self.cells.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Token(TokenId),
+    Owner(Box<str>),
+}
+
+/// One key's GCRA cell, for the limit it was made for.
+struct Cell {
+    limit: RateLimit,
+    gcra: Gcra<NotKeyed, InMemoryState, ClockOf, StateInformationMiddleware>,
+    /// When it was last checked, on the limiter's clock (nanoseconds).
+    seen: AtomicU64,
+}
+
+/// The crate's clock as governor's: the cheap reading, which is never ahead of the time.
+#[derive(Clone)]
+struct ClockOf(Arc<dyn Clock>);
+
+impl GovernorClock for ClockOf {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.0.recent_unix_nanos().max(0) as u64)
+    }
+}
+
+/// Token ids are random: their first bytes are a hash already. Owner keys are hashed.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+}
+
+/// Sweep once the table holds this many keys (then twice as many as after the sweep).
+const FIRST_SWEEP: usize = 4_096;
+
+impl Default for MemoryRateLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryRateLimiter {
+    /// A limiter on the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(SystemClock)
+    }
+
+    /// A limiter on `clock` (give it the service's [`ManualClock`](crate::ManualClock) in
+    /// tests, so windows pass without sleeping).
+    pub fn with_clock(clock: impl Clock) -> Self {
+        Self {
+            cells: papaya::HashMap::builder()
+                .hasher(BuildHasherDefault::default())
+                .build(),
+            clock: ClockOf(Arc::new(clock)),
+            sweep_at: AtomicUsize::new(FIRST_SWEEP),
+        }
+    }
+
+    /// How many keys it holds counts for.
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn cell_for(&self, limit: RateLimit) -> Cell {
+        // The window over the limit: at least 1 µs (the limit is at most a million a
+        // second), so the quota always exists.
+        let quota = Quota::with_period(limit.emission_interval())
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(limit.limit()).unwrap_or(NonZeroU32::MIN));
+        Cell {
+            limit,
+            gcra: Gcra::direct_with_clock(quota, self.clock.clone())
+                .with_middleware::<StateInformationMiddleware>(),
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    fn decide(&self, key: Key, limit: RateLimit) -> RateDecision {
+        let cells = self.cells.pin();
+        let now = self.clock.now();
+        let cell = match cells.get(&key) {
+            Some(cell) if cell.limit == limit => cell,
+            // The token's limit changed: a fresh count.
+            Some(_) => {
+                cells.insert(key.clone(), self.cell_for(limit));
+                cells.get(&key).expect("just inserted")
+            }
+            // New: racing first checks share the one cell that wins.
+            None => {
+                self.sweep_if_due(&cells, now);
+                cells.get_or_insert_with(key, || self.cell_for(limit))
+            }
+        };
+        cell.seen.store(now.as_nanos() as u64, Ordering::Relaxed);
+        let emission = limit.emission_interval();
+        match cell.gcra.check() {
+            Ok(state) => {
+                let remaining = state.remaining_burst_capacity();
+                RateDecision {
+                    allowed: true,
+                    limit: limit.limit(),
+                    remaining,
+                    window_seconds: limit.per_seconds(),
+                    reset_after: emission * (limit.limit() - remaining),
+                    retry_after: None,
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(now);
+                RateDecision {
+                    allowed: false,
+                    limit: limit.limit(),
+                    remaining: 0,
+                    window_seconds: limit.per_seconds(),
+                    reset_after: wait + emission * (limit.limit() - 1),
+                    retry_after: Some(wait),
+                }
+            }
+        }
+    }
+
+    /// Drop the keys not seen for longer than their window, once the table has grown to
+    /// `sweep_at`.
+    fn sweep_if_due(
+        &self,
+        cells: &papaya::HashMapRef<
+            '_,
+            Key,
+            Cell,
+            BuildHasherDefault<KeyHasher>,
+            impl papaya::Guard,
+        >,
+        now: Duration,
+    ) {
+        let due = self.sweep_at.load(Ordering::Relaxed);
+        if cells.len() < due
+            || self
+                .sweep_at
+                .compare_exchange(due, usize::MAX, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let now = now.as_nanos() as u64;
+        cells.retain(|_, cell| {
+            let idle = now.saturating_sub(cell.seen.load(Ordering::Relaxed));
+            idle <= cell.limit.window().as_nanos() as u64
+        });
+        self.sweep_at
+            .store((cells.len() * 2).max(FIRST_SWEEP), Ordering::Release);
+    }
+}
+
+impl RateLimiter for MemoryRateLimiter {
+    fn check_now(
+        &self,
+        key: &RateKey<'_>,
+        limit: RateLimit,
+    ) -> Option<Result<RateDecision, RateLimitError>> {
+        let key = match key {
+            RateKey::Token(id) => Key::Token(*id),
+            RateKey::Owner { .. } => Key::Owner(key.name().into()),
+        };
+        Some(Ok(self.decide(key, limit)))
+    }
+
+    fn check<'a>(&'a self, key: &'a RateKey<'a>, limit: RateLimit) -> RateFuture<'a> {
+        let decided = self.check_now(key, limit).expect("decides at once");
+        Box::pin(std::future::ready(decided))
+    }
+}

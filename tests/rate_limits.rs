@@ -1,0 +1,232 @@
+//! Rate limits counted in the process (`MemoryRateLimiter`, on `governor`): the token's
+//! limit and its owner's, windows passing on a manual clock, what a created token inherits,
+//! failing closed without a limiter, and the 429 with `Retry-After` and `RateLimit-*`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use api_tokens::web::Rejection;
+use api_tokens::{
+    ApiTokens, AuthError, Error, ManualClock, MemoryRateLimiter, MemoryStore, NewToken, RateKey,
+    RateLimit, RateLimiter,
+};
+use time::{Duration, OffsetDateTime};
+
+fn clock() -> ManualClock {
+    ManualClock::new(OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap())
+}
+
+fn service(clock: &ManualClock) -> ApiTokens<MemoryStore> {
+    ApiTokens::builder(MemoryStore::new(), "dz")
+        .clock(clock.clone())
+        .rate_limiter(MemoryRateLimiter::with_clock(clock.clone()))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_token_gets_its_burst_then_one_per_emission_interval() {
+    let clock = clock();
+    let tokens = service(&clock);
+    let issued = tokens
+        .issue(NewToken::new("u1", "bot").rate_limit(RateLimit::new(3, 60).unwrap()))
+        .await
+        .unwrap();
+    let t = issued.plaintext.expose_secret();
+    for _ in 0..3 {
+        tokens.verify(t).await.expect("within the burst");
+    }
+    let err = tokens.verify(t).await.expect_err("over");
+    let AuthError::RateLimited {
+        limit,
+        window_seconds,
+        retry_after,
+        reset_after,
+    } = err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!((limit, window_seconds), (3, 60));
+    assert!(
+        retry_after > std::time::Duration::from_secs(19)
+            && retry_after <= std::time::Duration::from_secs(20),
+        "{retry_after:?}"
+    );
+    assert!(reset_after >= retry_after, "{reset_after:?}");
+    clock.advance(Duration::seconds(20));
+    tokens.verify(t).await.expect("one more after 60/3 s");
+    assert!(matches!(
+        tokens.verify(t).await,
+        Err(AuthError::RateLimited { .. })
+    ));
+    assert_eq!(
+        tokens.get("u1", issued.record.id).await.unwrap().rate_limit,
+        Some(RateLimit::new(3, 60).unwrap())
+    );
+}
+
+#[tokio::test]
+async fn the_owner_limit_is_shared_by_all_its_tokens() {
+    let clock = clock();
+    let tokens = ApiTokens::builder(MemoryStore::new(), "dz")
+        .clock(clock.clone())
+        .rate_limiter(MemoryRateLimiter::with_clock(clock.clone()))
+        .owner_rate_limit(RateLimit::new(4, 60).unwrap())
+        .build()
+        .unwrap();
+    let mut plaintexts = Vec::new();
+    for name in ["a", "b"] {
+        let issued = tokens.issue(NewToken::new("u1", name)).await.unwrap();
+        plaintexts.push(issued.plaintext.expose_secret().to_owned());
+    }
+    let other = tokens.issue(NewToken::new("u2", "c")).await.unwrap();
+    for i in 0..4 {
+        tokens
+            .verify(&plaintexts[i % 2])
+            .await
+            .expect("the owner's four");
+    }
+    for t in &plaintexts {
+        assert!(matches!(
+            tokens.verify(t).await,
+            Err(AuthError::RateLimited { .. })
+        ));
+    }
+    tokens
+        .verify(other.plaintext.expose_secret())
+        .await
+        .expect("another owner has its own");
+}
+
+#[tokio::test]
+async fn racing_checks_never_share_the_last_place() {
+    let limiter = Arc::new(MemoryRateLimiter::new());
+    let limit = RateLimit::new(50, 3600).unwrap();
+    let id = api_tokens::TokenId::from_bytes([7; 16]);
+    let allowed = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (limiter, allowed) = (Arc::clone(&limiter), Arc::clone(&allowed));
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    let decided = limiter
+                        .check_now(&RateKey::Token(id), limit)
+                        .unwrap()
+                        .unwrap();
+                    if decided.allowed {
+                        allowed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(allowed.load(Ordering::Relaxed), 50);
+}
+
+#[tokio::test]
+async fn a_created_token_is_limited_at_least_as_its_creator() {
+    let clock = clock();
+    let tokens = service(&clock);
+    let login = tokens
+        .issue(NewToken::new("u1", "login").rate_limit(RateLimit::new(10, 60).unwrap()))
+        .await
+        .unwrap();
+    let who = tokens
+        .verify(login.plaintext.expose_secret())
+        .await
+        .unwrap();
+    let child = tokens
+        .issue(NewToken::child_of(&who, "child"))
+        .await
+        .unwrap();
+    assert_eq!(
+        child.record.rate_limit,
+        Some(RateLimit::new(10, 60).unwrap()),
+        "inherited"
+    );
+    let looser = tokens
+        .issue(NewToken::child_of(&who, "x").rate_limit(RateLimit::new(20, 60).unwrap()))
+        .await;
+    assert!(
+        matches!(&looser, Err(Error::Invalid(v)) if v.has("rate_limit")),
+        "{looser:?}"
+    );
+    let faster = tokens
+        .issue(NewToken::child_of(&who, "x").rate_limit(RateLimit::new(10, 30).unwrap()))
+        .await;
+    assert!(
+        matches!(&faster, Err(Error::Invalid(v)) if v.has("rate_limit")),
+        "{faster:?}"
+    );
+    tokens
+        .issue(NewToken::child_of(&who, "x").rate_limit(RateLimit::new(5, 60).unwrap()))
+        .await
+        .expect("stricter");
+}
+
+#[tokio::test]
+async fn without_a_limiter_limited_tokens_are_refused_not_run_unlimited() {
+    let store = Arc::new(MemoryStore::new());
+    let with = ApiTokens::builder(Arc::clone(&store), "dz")
+        .rate_limiter(MemoryRateLimiter::new())
+        .build()
+        .unwrap();
+    let issued = with
+        .issue(NewToken::new("u1", "bot").rate_limit(RateLimit::new(5, 60).unwrap()))
+        .await
+        .unwrap();
+    let without = ApiTokens::new(store, "dz").unwrap();
+    let err = without
+        .verify(issued.plaintext.expose_secret())
+        .await
+        .expect_err("fails closed");
+    assert!(matches!(err, AuthError::RateLimiterUnavailable), "{err:?}");
+    assert_eq!(
+        (err.status(), err.code()),
+        (503, "rate_limiter_unavailable")
+    );
+    let refused = without
+        .issue(NewToken::new("u1", "x").rate_limit(RateLimit::new(5, 60).unwrap()))
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::Invalid(v)) if v.has("rate_limit")),
+        "{refused:?}"
+    );
+    for (limit, per) in [(0, 60), (1_000_001, 60), (5, 0), (5, 86_401)] {
+        assert!(RateLimit::new(limit, per).is_err(), "{limit}/{per}");
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limited_rejection_carries_retry_after_and_the_ratelimit_headers() {
+    let clock = clock();
+    let tokens = service(&clock);
+    let issued = tokens
+        .issue(NewToken::new("u1", "bot").rate_limit(RateLimit::new(2, 10).unwrap()))
+        .await
+        .unwrap();
+    let t = issued.plaintext.expose_secret();
+    tokens.verify(t).await.unwrap();
+    tokens.verify(t).await.unwrap();
+    let rejection = Rejection::from(tokens.verify(t).await.unwrap_err());
+    assert_eq!(
+        (rejection.status(), rejection.code()),
+        (429, "rate_limited")
+    );
+    assert_eq!(rejection.header("retry-after"), Some("5"));
+    assert_eq!(rejection.header("ratelimit-limit"), Some("2"));
+    assert_eq!(rejection.header("ratelimit-remaining"), Some("0"));
+    assert_eq!(rejection.header("ratelimit-policy"), Some("2;w=10"));
+    let reset: u64 = rejection
+        .header("ratelimit-reset")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((5..=10).contains(&reset), "{reset}");
+    assert!(rejection.body_str().contains("rate_limited"));
+    let usage = Rejection::from(AuthError::UsageExceeded);
+    assert_eq!((usage.status(), usage.code()), (429, "usage_exceeded"));
+}
