@@ -12,6 +12,9 @@ const USERS: &str = "alice@example.com:alice-pw:tenant_a";
 
 /// The example server's binary, built now (a no-op when it is up to date) in this test's
 /// own target directory and profile.
+/// The features the example server needs (its `required-features`).
+const SERVER_FEATURES: &str = "axum sqlite postgres cache rate-limit redis audit metrics tracing";
+
 fn server_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's path");
     let profile_dir = exe
@@ -22,7 +25,7 @@ fn server_binary() -> PathBuf {
     let mut build = Command::new(env!("CARGO"));
     build
         .args(["build", "--quiet", "--example", "server"])
-        .args(["--features", "axum sqlite postgres cache"])
+        .args(["--features", SERVER_FEATURES])
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"));

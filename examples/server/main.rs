@@ -25,9 +25,10 @@ use std::str::FromStr;
 use api_tokens::sqlx::Connection;
 use api_tokens::sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use api_tokens::{
-    CachedStore, CachedStoreBuilder, DynTokenStore, PostgresStore, SqliteStore, TokenStore,
+    CachedStore, CachedStoreBuilder, ChannelSink, DynTokenStore, PostgresStore, SqliteStore,
+    TokenStore,
 };
-use app::{CacheMetrics, Config};
+use app::{AuditLog, CacheMetrics, Config};
 
 const DEMO_USER: &str = "demo@example.com:demo-password:tenant_demo";
 
@@ -79,15 +80,17 @@ async fn run(config: Config) -> Result<(), String> {
         .database_url
         .clone()
         .unwrap_or_else(|| "sqlite://api-tokens.db".into());
-    let (store, cache) =
+    let (store, cache, audit) =
         if database.starts_with("postgres://") || database.starts_with("postgresql://") {
             let store = open_postgres(&database, &config).await?;
+            let audit = AuditLog::postgres(store.pool().clone(), store.table()).await?;
             if config.token_cache {
                 // Other instances share the table: hear of their changes through PostgreSQL.
                 let invalidations = store.invalidations();
-                cached(CachedStore::builder(store).postgres(invalidations))?
+                let (store, cache) = cached(CachedStore::builder(store).postgres(invalidations))?;
+                (store, cache, audit)
             } else {
-                (DynTokenStore::new(store), None)
+                (DynTokenStore::new(store), None, audit)
             }
         } else if database.starts_with("sqlite:") {
             let create = config
@@ -98,16 +101,23 @@ async fn run(config: Config) -> Result<(), String> {
                 store = store.with_deadline(deadline);
             }
             store.migrate().await.map_err(|e| e.to_string())?;
+            let audit = AuditLog::sqlite(store.pool().clone(), store.table()).await?;
             if config.token_cache {
                 // One process owns a SQLite file.
-                cached(CachedStore::builder(store).single_instance())?
+                let (store, cache) = cached(CachedStore::builder(store).single_instance())?;
+                (store, cache, audit)
             } else {
-                (DynTokenStore::new(store), None)
+                (DynTokenStore::new(store), None, audit)
             }
         } else {
             return Err("DATABASE_URL must start with sqlite:// or postgres://".into());
         };
-    let tokens = app::token_service(store, &config)?;
+    let (sink, events) = ChannelSink::new(app::AUDIT_QUEUE);
+    let tokens = app::token_service(store, &config, Some(sink)).await?;
+    audit.clone().spawn_writer(events, tokens.clone());
+    if config.redis_url.is_some() {
+        tracing::info!("rate limits counted on Redis (REDIS_URL)");
+    }
     let listener = tokio::net::TcpListener::bind(&config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
@@ -121,7 +131,7 @@ async fn run(config: Config) -> Result<(), String> {
         None => None,
     };
     let limits = config.limits.clone();
-    let mut state = app::AppState::new(tokens, users, config);
+    let mut state = app::AppState::new(tokens, users, config).with_audit(audit);
     if let Some(cache) = cache {
         state = state.with_cache_metrics(cache);
     }

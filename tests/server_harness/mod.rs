@@ -65,11 +65,16 @@ pub fn config(settings: &[(String, String)]) -> app::Config {
 
 pub async fn serve<St: TokenStore>(
     store: St,
+    audit: app::AuditLog,
     users: Arc<app::Users>,
     config: app::Config,
 ) -> (String, tokio::task::JoinHandle<()>) {
-    let tokens = app::token_service(DynTokenStore::new(store), &config).unwrap();
-    let state = app::AppState::new(tokens, users, config);
+    let (sink, events) = api_tokens::ChannelSink::new(app::AUDIT_QUEUE);
+    let tokens = app::token_service(DynTokenStore::new(store), &config, Some(sink))
+        .await
+        .unwrap();
+    audit.clone().spawn_writer(events, tokens.clone());
+    let state = app::AppState::new(tokens, users, config).with_audit(audit);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
@@ -93,13 +98,19 @@ impl Server {
             Db::Sqlite(url) => {
                 let store = SqliteStore::connect(url).await.unwrap();
                 store.migrate().await.unwrap();
-                serve(store, Arc::clone(&users), config).await
+                let audit = app::AuditLog::sqlite(store.pool().clone(), store.table())
+                    .await
+                    .unwrap();
+                serve(store, audit, Arc::clone(&users), config).await
             }
             Db::Postgres { url, table } => {
                 let pool = crate::common::pool_for(url, "api_tokens_server_tests", 4).await;
                 let store = PostgresStore::with_table(pool, table).unwrap();
                 store.migrate().await.unwrap();
-                serve(store, Arc::clone(&users), config).await
+                let audit = app::AuditLog::postgres(store.pool().clone(), store.table())
+                    .await
+                    .unwrap();
+                serve(store, audit, Arc::clone(&users), config).await
             }
         };
         Self {

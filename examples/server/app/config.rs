@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use api_tokens::LastUseFailure;
+use api_tokens::{LastUseFailure, RedisFailure};
 use axum::http::HeaderName;
 use ipnet::IpNet;
 
@@ -72,6 +72,12 @@ pub struct Config {
     /// `https://api.github.com/meta/public_keys/secret_scanning`); without it,
     /// `POST /api/v1/secret-scanning` is not offered.
     pub secret_scanning_keys: Option<GithubKeys>,
+    /// `REDIS_URL`: count rate limits on this Redis, shared by every instance (`None`: in
+    /// the process).
+    pub redis_url: Option<String>,
+    /// `REDIS_FAILURE`: `refuse` (the default: 503) or `allow` (unlimited) when Redis does
+    /// not answer.
+    pub redis_failure: RedisFailure,
 }
 
 impl fmt::Debug for Config {
@@ -98,6 +104,8 @@ impl fmt::Debug for Config {
             .field("allow_never_expiring", &self.allow_never_expiring)
             .field("idle_days", &self.idle_days)
             .field("secret_scanning_keys", &self.secret_scanning_keys)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<redacted>"))
+            .field("redis_failure", &self.redis_failure)
             .finish()
     }
 }
@@ -261,6 +269,15 @@ impl Config {
                 }
             },
         };
+        let redis_failure = match get("REDIS_FAILURE").as_deref() {
+            None | Some("refuse") => RedisFailure::Refuse,
+            Some("allow") => RedisFailure::Allow,
+            Some(other) => {
+                return Err(format!(
+                    "REDIS_FAILURE must be refuse or allow, not {other:?}"
+                ));
+            }
+        };
         let store_deadline = match get("STORE_DEADLINE_MS") {
             None => None,
             Some(_) => Some(millis(&get, "STORE_DEADLINE_MS", 0)?),
@@ -289,6 +306,8 @@ impl Config {
             log_json,
             allow_never_expiring,
             idle_days,
+            redis_url: get("REDIS_URL"),
+            redis_failure,
             secret_scanning_keys: get("SECRET_SCANNING_KEYS")
                 .map(|path| GithubKeys::load(path.trim()))
                 .transpose()?,

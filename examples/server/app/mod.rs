@@ -6,6 +6,7 @@
 //! Kept apart from `main.rs` (startup and shutdown) so the integration tests can start
 //! exactly this application in-process.
 
+mod audit;
 mod caller;
 mod config;
 mod github_keys;
@@ -19,6 +20,7 @@ mod state;
 mod users;
 mod views;
 
+pub use audit::{AuditLog, QUEUE as AUDIT_QUEUE};
 pub use config::Config;
 #[allow(unused_imports)] // served directly by the fuzz target
 pub use routes::router;

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use api_tokens::{ApiTokens, DynTokenStore, IpAllowlist, TokenPolicy, TrustedProxies};
+use api_tokens::{
+    ApiTokens, ChannelSink, DynTokenStore, IpAllowlist, MemoryRateLimiter, RedisRateLimiter,
+    TokenPolicy, TrustedProxies,
+};
 use axum::extract::FromRef;
 
 use super::config::Config;
@@ -34,6 +37,8 @@ pub struct AppState {
     pub readiness: Arc<super::routes::Readiness>,
     /// Gauges of the token cache for `/metrics`, when `TOKEN_CACHE=on`.
     pub cache_metrics: Option<CacheMetrics>,
+    /// The audit trail, when the database keeps one.
+    pub audit: Option<super::audit::AuditLog>,
 }
 
 impl AppState {
@@ -55,7 +60,14 @@ impl AppState {
             config: Arc::new(config),
             readiness: Arc::default(),
             cache_metrics: None,
+            audit: None,
         }
+    }
+
+    /// Show the audit trail in `log` at `GET /api/v1/audit`.
+    pub fn with_audit(mut self, log: super::audit::AuditLog) -> Self {
+        self.audit = Some(log);
+        self
     }
 
     /// Report the token cache's gauges (what `metrics` returns) at `/metrics`.
@@ -73,11 +85,13 @@ impl FromRef<AppState> for ApiTokens<DynTokenStore> {
 }
 
 /// The token service over `store` as `config` sets it up: the prefix, the lifetime and idle
-/// rules, what a failed last-use write does, and the trusted proxies (whose forwarded
-/// address IP allowlists check, the same address the login limits count).
-pub fn token_service(
+/// rules, what a failed last-use write does, the trusted proxies (whose forwarded address
+/// IP allowlists check, the same address the login limits count), the rate limiter (on
+/// Redis with `REDIS_URL`, in the process otherwise), and the audit sink, if given.
+pub async fn token_service(
     store: DynTokenStore,
     config: &Config,
+    audit: Option<ChannelSink>,
 ) -> Result<ApiTokens<DynTokenStore>, String> {
     let mut policy = TokenPolicy::default()
         .idle_timeout(config.idle_days.map(time::Duration::days))
@@ -95,6 +109,19 @@ pub fn token_service(
         let proxies = IpAllowlist::parse(config.trusted_proxies.iter().map(|n| n.to_string()))
             .map_err(|e| format!("TRUSTED_PROXIES: {e}"))?;
         tokens = tokens.trusted_proxies(TrustedProxies::new(header.as_str(), proxies));
+    }
+    tokens = match &config.redis_url {
+        Some(url) => {
+            let limiter = RedisRateLimiter::connect(url)
+                .await
+                .map_err(|e| format!("REDIS_URL: {e}"))?
+                .on_failure(config.redis_failure);
+            tokens.rate_limiter(limiter)
+        }
+        None => tokens.rate_limiter(MemoryRateLimiter::new()),
+    };
+    if let Some(sink) = audit {
+        tokens = tokens.audit(sink);
     }
     tokens.build().map_err(|e| e.to_string())
 }

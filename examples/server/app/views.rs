@@ -1,6 +1,6 @@
 //! How this API shows a token: the token API's `token_info`.
 
-use api_tokens::{IpAllowlist, TokenInfo};
+use api_tokens::{IpAllowlist, RateLimit, Refill, TokenInfo};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -37,6 +37,12 @@ pub struct TokenView {
     metadata: Option<serde_json::Value>,
     /// The addresses the token may be used from, if restricted.
     allowed_ips: Option<IpAllowlist>,
+    /// The uses it has left, if they are counted.
+    remaining: Option<u64>,
+    /// How its uses are refilled, if they are.
+    refill: Option<Refill>,
+    /// How often it may be used: `{limit, per_seconds}`, if limited.
+    rate_limit: Option<RateLimit>,
 }
 
 impl From<&TokenInfo> for TokenView {
@@ -59,6 +65,9 @@ impl From<&TokenInfo> for TokenView {
             replaced_by: t.replaced_by.map(|id| id.to_string()),
             metadata: t.metadata.as_ref().map(api_tokens::Metadata::to_value),
             allowed_ips: t.allowed_ips.clone(),
+            remaining: t.usage.map(|u| u.remaining),
+            refill: t.usage.and_then(|u| u.refill),
+            rate_limit: t.rate_limit,
         }
     }
 }

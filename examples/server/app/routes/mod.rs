@@ -1,10 +1,11 @@
 //! The routes of the token API, one file per resource: `auth` (log in, revoke the token in
 //! use), `tokens` (create, list, revoke one or all), `manage` (rotate, edit, suspend,
 //! resume), `admin` (tokens about to expire, across users), `secret_scanning` (GitHub's
-//! leak reports), `me`, and `health` (liveness, readiness). The router puts the request deadline, the cap on requests in flight and the
+//! leak reports), `audit` (the caller's trail), `me`, and `health` (liveness, readiness). The router puts the request deadline, the cap on requests in flight and the
 //! body deadline around the API routes, and its log line and metrics around every route.
 
 mod admin;
+mod audit;
 mod auth;
 mod health;
 mod manage;
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tokens/{id}/resume", post(manage::resume))
         .route("/api/v1/admin/tokens/expiring", get(admin::expiring))
         .route("/api/v1/me", get(me::me))
+        .route("/api/v1/audit", get(audit::list))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // GitHub batches its matches: this one route takes up to 1 MiB.
         .route(

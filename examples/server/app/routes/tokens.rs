@@ -2,7 +2,10 @@
 
 use std::time::Instant;
 
-use api_tokens::{Error, Expiry, FieldError, ListRequest, NewToken, Scopes, TokenId};
+use api_tokens::{
+    Error, Expiry, FieldError, ListRequest, NewToken, RateLimit, Refill, RefillInterval, Scopes,
+    TokenId, UsageLimit,
+};
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -35,6 +38,77 @@ pub struct CreateRequest {
     metadata: Option<serde_json::Value>,
     /// CIDR ranges or addresses the token may be used from.
     allowed_ips: Option<Vec<String>>,
+    /// Uses the token has (at least 1); each successful request consumes one.
+    remaining: Option<u64>,
+    /// How the uses are topped up: `{"interval": "daily"|"monthly", "amount": n}`.
+    refill: Option<RefillRequest>,
+    /// How often the token may be used: `{"limit": n, "per_seconds": s}`.
+    rate_limit: Option<RateLimitRequest>,
+}
+
+#[derive(Deserialize)]
+pub struct RefillRequest {
+    interval: String,
+    amount: u64,
+}
+
+#[derive(Deserialize)]
+pub struct RateLimitRequest {
+    limit: u32,
+    per_seconds: u32,
+}
+
+impl CreateRequest {
+    /// The usage and rate limits asked for, or the fields that are wrong.
+    fn limits(&self) -> Result<(Option<UsageLimit>, Option<RateLimit>), Error> {
+        let mut details = Vec::new();
+        let usage = match (self.remaining, &self.refill) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                details.push(FieldError::new(
+                    "refill",
+                    "needs `remaining`, the uses to start with",
+                ));
+                None
+            }
+            (Some(remaining), refill) => match UsageLimit::new(remaining) {
+                Ok(usage) => match refill {
+                    None => Some(usage),
+                    Some(r) => match RefillInterval::parse(&r.interval)
+                        .ok_or_else(|| {
+                            FieldError::new("refill.interval", "must be daily or monthly")
+                        })
+                        .and_then(|interval| Refill::new(interval, r.amount))
+                    {
+                        Ok(refill) => Some(usage.refill(refill)),
+                        Err(e) => {
+                            details.push(e);
+                            None
+                        }
+                    },
+                },
+                Err(e) => {
+                    details.push(e);
+                    None
+                }
+            },
+        };
+        let rate = match &self.rate_limit {
+            None => None,
+            Some(r) => match RateLimit::new(r.limit, r.per_seconds) {
+                Ok(rate) => Some(rate),
+                Err(e) => {
+                    details.push(e);
+                    None
+                }
+            },
+        };
+        if details.is_empty() {
+            Ok((usage, rate))
+        } else {
+            Err(Error::Invalid(api_tokens::ValidationErrors(details)))
+        }
+    }
 }
 
 impl CreateRequest {
@@ -107,17 +181,28 @@ pub async fn create(
         Ok(expiry) => expiry,
         Err(e) => return Error::from(e).into_response(),
     };
-    let mut new = NewToken::child_of(&auth, body.name.unwrap_or_default())
+    let mut new = NewToken::child_of(&auth, body.name.take().unwrap_or_default())
         .scopes(scopes.iter())
         .expires(expiry);
-    if let Some(description) = body.description {
+    if let Some(description) = body.description.take() {
         new = new.description(description);
     }
-    if let Some(metadata) = body.metadata {
+    if let Some(metadata) = body.metadata.take() {
         new = new.metadata(metadata);
     }
-    if let Some(ranges) = body.allowed_ips {
+    if let Some(ranges) = body.allowed_ips.take() {
         new = new.allowed_ips(ranges);
+    }
+    match body.limits() {
+        Ok((usage, rate)) => {
+            if let Some(usage) = usage {
+                new = new.usage(usage);
+            }
+            if let Some(rate) = rate {
+                new = new.rate_limit(rate);
+            }
+        }
+        Err(e) => return e.into_response(),
     }
     let started = Instant::now();
     let issued = state.tokens.issue(new).await;

@@ -1,0 +1,262 @@
+//! The audit trail: the library's audit events (through a `ChannelSink`) written to a
+//! table beside the tokens, and read back by their owner (`GET /api/v1/audit`).
+//!
+//! A writer task takes the events off the queue in batches. A failed verification names
+//! the token id it presented but no owner (the token may not exist): the writer looks the
+//! owner up by id, and drops the event if no such token exists (nobody to show it to). A
+//! full queue drops events and counts them (`audit_events_dropped_total`) rather than slow
+//! requests down.
+
+use api_tokens::sqlx::{self, AssertSqlSafe, PgPool, SqlitePool};
+use api_tokens::{ApiTokens, AuditEvent, DynTokenStore, TokenId};
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::sync::mpsc::Receiver;
+
+use super::views::rfc3339;
+
+/// A nullable text column.
+type Opt = Option<String>;
+
+/// Events waiting to be written, at most.
+pub const QUEUE: usize = 10_000;
+/// Events written in one transaction, at most.
+const BATCH: usize = 256;
+
+/// Where the events are kept: a table in the tokens' database.
+#[derive(Clone)]
+pub struct AuditLog {
+    db: Db,
+    table: String,
+}
+
+#[derive(Clone)]
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// One event as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct AuditView {
+    at: String,
+    event: String,
+    token_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+}
+
+impl AuditLog {
+    /// The log in the SQLite database of `pool`, beside the token table `tokens`.
+    pub async fn sqlite(pool: SqlitePool, tokens: &str) -> Result<Self, String> {
+        let log = Self {
+            db: Db::Sqlite(pool),
+            table: format!("{tokens}_audit"),
+        };
+        log.create().await?;
+        Ok(log)
+    }
+
+    /// The log in the PostgreSQL database of `pool`, beside the token table `tokens`.
+    pub async fn postgres(pool: PgPool, tokens: &str) -> Result<Self, String> {
+        let log = Self {
+            db: Db::Postgres(pool),
+            table: format!("{tokens}_audit"),
+        };
+        log.create().await?;
+        Ok(log)
+    }
+
+    async fn create(&self) -> Result<(), String> {
+        let t = &self.table;
+        let failed = |e: sqlx::Error| format!("cannot create the audit table {t}: {e}");
+        match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (
+                         seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                         at INTEGER NOT NULL, owner TEXT NOT NULL, event TEXT NOT NULL,
+                         token_id TEXT, reason TEXT, code TEXT);
+                     CREATE INDEX IF NOT EXISTS {t}_owner ON {t} (owner, seq DESC);"
+                )))
+                .execute(pool)
+                .await
+                .map_err(failed)?;
+            }
+            Db::Postgres(pool) => {
+                let index = format!("{}_owner", t.rsplit('.').next().unwrap_or(t));
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (
+                         seq BIGSERIAL PRIMARY KEY,
+                         at TIMESTAMPTZ NOT NULL, owner TEXT NOT NULL, event TEXT NOT NULL,
+                         token_id TEXT, reason TEXT, code TEXT);
+                     CREATE INDEX IF NOT EXISTS {index} ON {t} (owner, seq DESC);"
+                )))
+                .execute(pool)
+                .await
+                .map_err(failed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the events from `events` until the queue is closed, in batches; find the owner
+    /// of a failed verification by its token id.
+    pub fn spawn_writer(
+        self,
+        mut events: Receiver<AuditEvent>,
+        tokens: ApiTokens<DynTokenStore>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while events.recv_many(&mut batch, BATCH).await > 0 {
+                let mut rows = Vec::with_capacity(batch.len());
+                for event in batch.drain(..) {
+                    let owner = match (&event.owner, event.token_id) {
+                        (Some(owner), _) => Some(owner.to_string()),
+                        (None, Some(id)) => owner_of(&tokens, &id).await,
+                        (None, None) => None,
+                    };
+                    if let Some(owner) = owner {
+                        rows.push((owner, event));
+                    }
+                }
+                if let Err(e) = self.insert(&rows).await {
+                    metrics::counter!("audit_events_dropped_total", "why" => "write_failed")
+                        .increment(rows.len() as u64);
+                    tracing::warn!(error = %e, events = rows.len(), "could not write audit events");
+                }
+            }
+        })
+    }
+
+    async fn insert(&self, rows: &[(String, AuditEvent)]) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let t = &self.table;
+        match &self.db {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                for (owner, e) in rows {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "INSERT INTO {t} (at, owner, event, token_id, reason, code) VALUES (?, ?, ?, ?, ?, ?)"
+                    )))
+                    .bind((e.at.unix_timestamp_nanos() / 1_000) as i64)
+                    .bind(owner)
+                    .bind(e.kind.as_str())
+                    .bind(e.token_id.map(|id| id.to_string()))
+                    .bind(e.reason.as_deref())
+                    .bind(e.code)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                for (owner, e) in rows {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "INSERT INTO {t} (at, owner, event, token_id, reason, code) VALUES ($1, $2, $3, $4, $5, $6)"
+                    )))
+                    .bind(e.at)
+                    .bind(owner)
+                    .bind(e.kind.as_str())
+                    .bind(e.token_id.map(|id| id.to_string()))
+                    .bind(e.reason.as_deref())
+                    .bind(e.code)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await
+            }
+        }
+    }
+
+    /// `owner`'s events, newest first: one page, and the total.
+    pub async fn list(
+        &self,
+        owner: &str,
+        page: u32,
+        per_page: u32,
+    ) -> Result<(Vec<AuditView>, u64), sqlx::Error> {
+        let t = &self.table;
+        let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
+        match &self.db {
+            Db::Sqlite(pool) => {
+                let rows: Vec<(i64, String, Opt, Opt, Opt)> =
+                    sqlx::query_as(AssertSqlSafe(format!(
+                        "SELECT at, event, token_id, reason, code FROM {t} WHERE owner = ? \
+                         ORDER BY seq DESC LIMIT ? OFFSET ?"
+                    )))
+                    .bind(owner)
+                    .bind(i64::from(per_page))
+                    .bind(offset)
+                    .fetch_all(pool)
+                    .await?;
+                let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM {t} WHERE owner = ?"
+                )))
+                .bind(owner)
+                .fetch_one(pool)
+                .await?;
+                let views = rows
+                    .into_iter()
+                    .map(|(at, event, token_id, reason, code)| {
+                        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000)
+                            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                        view(at, (event, token_id, reason, code))
+                    })
+                    .collect();
+                Ok((views, total as u64))
+            }
+            Db::Postgres(pool) => {
+                let rows: Vec<(OffsetDateTime, String, Opt, Opt, Opt)> =
+                    sqlx::query_as(AssertSqlSafe(format!(
+                        "SELECT at, event, token_id, reason, code FROM {t} WHERE owner = $1 \
+                         ORDER BY seq DESC LIMIT $2 OFFSET $3"
+                    )))
+                    .bind(owner)
+                    .bind(i64::from(per_page))
+                    .bind(offset)
+                    .fetch_all(pool)
+                    .await?;
+                let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM {t} WHERE owner = $1"
+                )))
+                .bind(owner)
+                .fetch_one(pool)
+                .await?;
+                let views = rows
+                    .into_iter()
+                    .map(|(at, event, token_id, reason, code)| {
+                        view(at, (event, token_id, reason, code))
+                    })
+                    .collect();
+                Ok((views, total as u64))
+            }
+        }
+    }
+}
+
+fn view(
+    at: OffsetDateTime,
+    (event, token_id, reason, code): (String, Option<String>, Option<String>, Option<String>),
+) -> AuditView {
+    AuditView {
+        at: rfc3339(at),
+        event,
+        token_id,
+        reason,
+        code,
+    }
+}
+
+/// The owner of the token `id`, if it exists.
+async fn owner_of(tokens: &ApiTokens<DynTokenStore>, id: &TokenId) -> Option<String> {
+    use api_tokens::TokenStore;
+    let record = tokens.store().get(id).await.ok().flatten()?;
+    Some(record.owner.to_string())
+}

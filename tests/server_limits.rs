@@ -1,0 +1,282 @@
+//! The example server's usage limits, rate limits (in the process, and shared on Redis by
+//! two servers) and audit trail, over real HTTP on SQLite and PostgreSQL.
+
+mod common;
+mod server_harness;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use server_harness::*;
+
+/// Poll the caller's audit trail until `pred` holds (the writer is asynchronous).
+async fn audit_until(s: &Server, token: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, body) = s.get("/api/v1/audit?per_page=100", token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if pred(&body) {
+            return body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios, each run once per database.
+
+/// `remaining` uses, each request consuming one, then 429 `usage_exceeded`; `token_info`
+/// shows what is left; bad limits are 422 naming the field.
+async fn a_token_with_remaining_uses_runs_out(s: &Server) {
+    let alice = s.alice().await;
+    let (status, created) = s
+        .create(
+            &alice,
+            json!({ "name": "trial", "scopes": ["profile:read"], "remaining": 3,
+                    "refill": { "interval": "monthly", "amount": 3 } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["token_info"]["remaining"], 3);
+    assert_eq!(
+        created["token_info"]["refill"],
+        json!({ "interval": "monthly", "amount": 3 })
+    );
+    let token = created["token"].as_str().unwrap();
+    for _ in 0..3 {
+        assert_eq!(s.get("/api/v1/me", token).await.0, StatusCode::OK);
+    }
+    let (status, body) = s.get("/api/v1/me", token).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "usage_exceeded",
+    );
+    let (_, listed) = s.get("/api/v1/tokens", &alice).await;
+    let info = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "trial")
+        .unwrap()
+        .clone();
+    assert_eq!(info["remaining"], 0);
+    for (body, field) in [
+        (json!({ "name": "x", "remaining": 0 }), "remaining"),
+        (
+            json!({ "name": "x", "refill": { "interval": "daily", "amount": 1 } }),
+            "refill",
+        ),
+        (
+            json!({ "name": "x", "remaining": 1, "refill": { "interval": "hourly", "amount": 1 } }),
+            "refill.interval",
+        ),
+        (
+            json!({ "name": "x", "remaining": 1, "refill": { "interval": "daily", "amount": 0 } }),
+            "refill.amount",
+        ),
+        (
+            json!({ "name": "x", "rate_limit": { "limit": 0, "per_seconds": 60 } }),
+            "rate_limit.limit",
+        ),
+        (
+            json!({ "name": "x", "rate_limit": { "limit": 5, "per_seconds": 0 } }),
+            "rate_limit.per_seconds",
+        ),
+    ] {
+        let (status, answer) = s.create(&alice, body.clone()).await;
+        assert_error(
+            status,
+            &answer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+        assert!(answer.to_string().contains(field), "{body}: {answer}");
+    }
+}
+
+/// A rate-limited token: its burst, then 429 `rate_limited` with `Retry-After` and the
+/// `RateLimit-*` headers; `token_info.rate_limit` shows the limit.
+async fn a_rate_limited_token_gets_429_with_the_headers(s: &Server) {
+    let alice = s.alice().await;
+    let (status, created) = s
+        .create(
+            &alice,
+            json!({ "name": "bot", "scopes": ["profile:read"], "rate_limit": { "limit": 2, "per_seconds": 60 } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        created["token_info"]["rate_limit"],
+        json!({ "limit": 2, "per_seconds": 60 })
+    );
+    let token = created["token"].as_str().unwrap();
+    for _ in 0..2 {
+        assert_eq!(s.get("/api/v1/me", token).await.0, StatusCode::OK);
+    }
+    let r = s
+        .http
+        .get(s.url("/api/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let header = |name: &str| r.headers()[name].to_str().unwrap().to_owned();
+    let retry: u64 = header("retry-after").parse().unwrap();
+    assert!((29..=30).contains(&retry), "{retry}");
+    assert_eq!(header("ratelimit-limit"), "2");
+    assert_eq!(header("ratelimit-remaining"), "0");
+    assert!(header("ratelimit-reset").parse::<u64>().unwrap() >= retry);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    assert_eq!(
+        s.get("/api/v1/me", &alice).await.0,
+        StatusCode::OK,
+        "other tokens unaffected"
+    );
+}
+
+/// With `REDIS_URL`, two servers on one database share each token's count: a limit of 3
+/// spent across both.
+async fn two_servers_share_rate_limits_on_redis(s: &Server) {
+    let url = std::env::var("API_TOKENS_TEST_REDIS_URL").unwrap_or_default();
+    if url.is_empty() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "in CI the Redis tests must run: set API_TOKENS_TEST_REDIS_URL"
+        );
+        eprintln!("API_TOKENS_TEST_REDIS_URL is not set; the shared-limit scenario is skipped");
+        return;
+    }
+    let a = s.with(&[("REDIS_URL", &url)]).await;
+    let b = s.with(&[("REDIS_URL", &url)]).await;
+    let alice = a.alice().await;
+    let (status, created) = a
+        .create(
+            &alice,
+            json!({ "name": "shared", "scopes": ["profile:read"], "rate_limit": { "limit": 3, "per_seconds": 3600 } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().unwrap();
+    assert_eq!(a.get("/api/v1/me", token).await.0, StatusCode::OK);
+    assert_eq!(b.get("/api/v1/me", token).await.0, StatusCode::OK);
+    assert_eq!(a.get("/api/v1/me", token).await.0, StatusCode::OK);
+    let (status, body) = b.get("/api/v1/me", token).await;
+    assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}
+
+/// The caller's audit trail: its own events, newest first, with token ids, reasons and the
+/// codes of failed verifications; never another user's; needs `tokens:read`.
+async fn the_audit_trail_shows_a_user_its_own_events(s: &Server) {
+    let alice = s.alice().await;
+    let (_, created) = s
+        .create(
+            &alice,
+            json!({ "name": "audited", "scopes": ["profile:read"] }),
+        )
+        .await;
+    let id = created["token_info"]["id"].as_str().unwrap().to_owned();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let (status, body) = s.get("/api/v1/tokens", &token).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "insufficient_scope");
+    s.revoke(
+        &alice,
+        &id,
+        json!({ "password": "alice-pw", "reason": "no longer needed" }),
+    )
+    .await;
+    assert_eq!(
+        s.get("/api/v1/me", &token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let trail = audit_until(s, &alice, |b| {
+        b["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["code"] == "revoked")
+    })
+    .await;
+    let events: Vec<&Value> = trail["data"].as_array().unwrap().iter().collect();
+    let find = |event: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == event && e["token_id"] == id.as_str())
+            .copied()
+            .unwrap_or_else(|| panic!("no {event} of {id} in {trail}"))
+    };
+    assert!(find("issued")["at"].is_string());
+    assert_eq!(find("revoked")["reason"], "no longer needed");
+    let failures: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "verify_failed" && e["token_id"] == id.as_str())
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        failures.contains(&"insufficient_scope") && failures.contains(&"revoked"),
+        "{failures:?}"
+    );
+    let first_at = events[0]["at"].as_str().unwrap();
+    let last_at = events[events.len() - 1]["at"].as_str().unwrap();
+    assert!(first_at >= last_at, "newest first");
+    assert!(!trail.to_string().contains(&token), "never a token");
+    assert!(trail["meta"]["total"].as_u64().unwrap() >= 4);
+
+    let (_, bob) = s.login("bob@example.com", "bob-pw").await;
+    let bob = bob["access_token"].as_str().unwrap();
+    let (_, theirs) = s.get("/api/v1/audit", bob).await;
+    assert!(
+        !theirs.to_string().contains(&id),
+        "another user's events are not shown: {theirs}"
+    );
+    let (status, body) = s.get("/api/v1/audit?per_page=101", &alice).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+}
+
+macro_rules! limit_tests {
+    (@one [$(#[$attr:meta])*] $start:expr; $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
+        async fn $name() {
+            super::$name(&$start.await).await;
+        }
+    };
+    ($attrs:tt $start:expr; $($name:ident),* $(,)?) => {
+        $( limit_tests!(@one $attrs $start; $name); )*
+    };
+}
+
+macro_rules! all_scenarios {
+    ($attrs:tt $start:expr) => {
+        limit_tests!($attrs $start;
+            a_token_with_remaining_uses_runs_out,
+            a_rate_limited_token_gets_429_with_the_headers,
+            two_servers_share_rate_limits_on_redis,
+            the_audit_trail_shows_a_user_its_own_events,
+        );
+    };
+}
+
+mod sqlite {
+    all_scenarios!([] super::sqlite_server());
+}
+
+mod postgres {
+    all_scenarios!(
+        [#[cfg_attr(
+            not(api_tokens_postgres_tests),
+            ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
+        )]]
+        super::postgres_server()
+    );
+}
