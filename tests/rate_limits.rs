@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use api_tokens::web::Rejection;
 use api_tokens::{
     ApiTokens, AuthError, Error, ManualClock, MemoryRateLimiter, MemoryStore, NewToken, RateKey,
     RateLimit, RateLimiter,
@@ -200,8 +199,11 @@ async fn without_a_limiter_limited_tokens_are_refused_not_run_unlimited() {
     }
 }
 
+#[cfg(feature = "web")]
 #[tokio::test]
 async fn a_rate_limited_rejection_carries_retry_after_and_the_ratelimit_headers() {
+    use api_tokens::web::Rejection;
+
     let clock = clock();
     let tokens = service(&clock);
     let issued = tokens

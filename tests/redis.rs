@@ -13,9 +13,21 @@ use api_tokens::{
     RedisRateLimiter, TokenId,
 };
 
-mod common;
+#[path = "common/tcp_proxy.rs"]
+mod tcp_proxy;
 
-use common::proxy::Proxy;
+use tcp_proxy::Proxy;
+
+/// A number for this run's keys, so runs never share counts.
+fn rand_u32() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    nanos ^ std::process::id().rotate_left(16) ^ NEXT.fetch_add(0x9e37_79b9, Ordering::Relaxed)
+}
+
+static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 fn redis_url() -> String {
     std::env::var("API_TOKENS_TEST_REDIS_URL")
@@ -28,18 +40,12 @@ async fn limiter() -> RedisRateLimiter {
     RedisRateLimiter::connect(&redis_url())
         .await
         .expect("Redis is reachable")
-        .key_prefix(format!("api_tokens_test:{:08x}:", common::rand_u32()))
+        .key_prefix(format!("api_tokens_test:{:08x}:", rand_u32()))
         .deadline(Duration::from_millis(500))
 }
 
 fn random_id() -> TokenId {
-    TokenId::from_bytes(
-        common::rand_u32()
-            .to_le_bytes()
-            .repeat(4)
-            .try_into()
-            .unwrap(),
-    )
+    TokenId::from_bytes(rand_u32().to_le_bytes().repeat(4).try_into().unwrap())
 }
 
 macro_rules! redis_test {
@@ -130,7 +136,7 @@ redis_test! {
             let limiter = RedisRateLimiter::connect(&url)
                 .await
                 .unwrap()
-                .key_prefix(format!("api_tokens_test:{:08x}:", common::rand_u32()))
+                .key_prefix(format!("api_tokens_test:{:08x}:", rand_u32()))
                 .deadline(Duration::from_millis(200))
                 .on_failure(failure);
             let tokens = ApiTokens::builder(MemoryStore::new(), "dz")

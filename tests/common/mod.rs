@@ -11,6 +11,7 @@ use api_tokens::sqlx::{self, PgPool, postgres::PgConnectOptions, postgres::PgPoo
 use time::OffsetDateTime;
 
 pub mod proxy;
+pub mod tcp_proxy;
 
 pub const URL_VAR: &str = "API_TOKENS_TEST_POSTGRES_URL";
 
