@@ -18,7 +18,7 @@ use crate::token::TokenId;
 
 /// Rate limits counted in this process: a GCRA cell per token (and per owner) on
 /// [`governor`], in a lock-free table, decided without waiting. For one instance; use
-/// [`RedisRateLimiter`](crate::RedisRateLimiter) to share the counts between instances.
+/// `RedisRateLimiter` (feature `redis`) to share the counts between instances.
 ///
 /// Keys not seen for longer than their window (when their count is full again) are swept
 /// once the table has doubled since the last sweep, so memory follows the tokens in use.

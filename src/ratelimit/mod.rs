@@ -1,9 +1,8 @@
 //! Rate limits: how often a token (and, optionally, an owner) may be used.
 //!
 //! A token's [`RateLimit`](crate::RateLimit) is stored on it; the service's
-//! [`RateLimiter`] keeps the counts. [`MemoryRateLimiter`](crate::MemoryRateLimiter)
-//! (feature `rate-limit`, on `governor`) counts in the process;
-//! [`RedisRateLimiter`](crate::RedisRateLimiter) (feature `redis`) counts on a Redis server
+//! [`RateLimiter`] keeps the counts. `MemoryRateLimiter` (feature `rate-limit`, on
+//! `governor`) counts in the process; `RedisRateLimiter` (feature `redis`) counts on a Redis server
 //! shared by every instance, in one atomic script call per check. A rejection is
 //! [`AuthError::RateLimited`](crate::AuthError::RateLimited): 429 with `Retry-After` and
 //! the `RateLimit-*` headers of the IETF draft.

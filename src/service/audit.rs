@@ -117,7 +117,7 @@ impl AuditEvent {
 }
 
 /// Where audit events go. It is called on the request's path, so it must not block:
-/// hand the event to a queue (as [`ChannelSink`](crate::ChannelSink) does) and write it
+/// hand the event to a queue (as `ChannelSink`, feature `audit`, does) and write it
 /// elsewhere.
 pub trait AuditSink: Send + Sync + 'static {
     /// Take one event.
