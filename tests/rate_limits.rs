@@ -126,44 +126,40 @@ async fn racing_checks_never_share_the_last_place() {
 }
 
 #[tokio::test]
-async fn a_created_token_is_limited_at_least_as_its_creator() {
+async fn a_limited_token_creates_nothing_and_its_successor_shares_its_count() {
     let clock = clock();
     let tokens = service(&clock);
-    let login = tokens
-        .issue(NewToken::new("u1", "login").rate_limit(RateLimit::new(10, 60).unwrap()))
+    let limited = tokens
+        .issue(NewToken::new("u1", "bot").rate_limit(RateLimit::new(3, 3600).unwrap()))
         .await
         .unwrap();
-    let who = tokens
-        .verify(login.plaintext.expose_secret())
-        .await
-        .unwrap();
-    let child = tokens
-        .issue(NewToken::child_of(&who, "child"))
-        .await
-        .unwrap();
-    assert_eq!(
-        child.record.rate_limit,
-        Some(RateLimit::new(10, 60).unwrap()),
-        "inherited"
-    );
-    let looser = tokens
-        .issue(NewToken::child_of(&who, "x").rate_limit(RateLimit::new(20, 60).unwrap()))
-        .await;
+    let t = limited.plaintext.expose_secret();
+    let who = tokens.verify(t).await.unwrap();
+    let child = tokens.issue(NewToken::child_of(&who, "child")).await;
     assert!(
-        matches!(&looser, Err(Error::Invalid(v)) if v.has("rate_limit")),
-        "{looser:?}"
+        matches!(&child, Err(Error::Invalid(v)) if v.has("creator")),
+        "{child:?}"
     );
-    let faster = tokens
-        .issue(NewToken::child_of(&who, "x").rate_limit(RateLimit::new(10, 30).unwrap()))
-        .await;
-    assert!(
-        matches!(&faster, Err(Error::Invalid(v)) if v.has("rate_limit")),
-        "{faster:?}"
-    );
+    tokens.verify(t).await.unwrap();
+    // Two of three spent; the successor and the old token (in its grace) share one count.
+    let next = tokens
+        .rotate("u1", limited.record.id, Duration::hours(1))
+        .await
+        .unwrap();
+    let n = next.plaintext.expose_secret();
+    tokens.verify(n).await.expect("the third");
+    assert!(matches!(
+        tokens.verify(n).await,
+        Err(AuthError::RateLimited { .. })
+    ));
+    assert!(matches!(
+        tokens.verify(t).await,
+        Err(AuthError::RateLimited { .. })
+    ));
     tokens
-        .issue(NewToken::child_of(&who, "x").rate_limit(RateLimit::new(5, 60).unwrap()))
+        .revoke_presented(n, None)
         .await
-        .expect("stricter");
+        .expect("ending a token is never rate limited");
 }
 
 #[tokio::test]

@@ -46,9 +46,13 @@ impl Server {
             .await
             .unwrap();
         store.migrate().await.unwrap();
-        let tokens = app::token_service(DynTokenStore::new(store), &config, None)
-            .await
-            .unwrap();
+        let tokens = app::token_service(
+            DynTokenStore::new(store),
+            &config,
+            None::<api_tokens::ChannelSink>,
+        )
+        .await
+        .unwrap();
         let users = Arc::new(app::Users::from_spec(USERS).unwrap());
         let state = app::AppState::new(tokens, users, config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

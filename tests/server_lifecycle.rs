@@ -4,6 +4,7 @@
 //! `metadata`, `allowed_ips`, `expires_at`, `expires_in_days: null`, `jti`, `suspended_at`.
 
 mod common;
+#[macro_use]
 mod server_harness;
 
 use base64::Engine;
@@ -669,43 +670,12 @@ async fn secret_scanning_revokes_leaked_tokens(s: &Server) {
     );
 }
 
-macro_rules! lifecycle_tests {
-    (@one [$(#[$attr:meta])*] $start:expr; $name:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        $(#[$attr])*
-        async fn $name() {
-            super::$name(&$start.await).await;
-        }
-    };
-    ($attrs:tt $start:expr; $($name:ident),* $(,)?) => {
-        $( lifecycle_tests!(@one $attrs $start; $name); )*
-    };
-}
-
-macro_rules! all_scenarios {
-    ($attrs:tt $start:expr) => {
-        lifecycle_tests!($attrs $start;
-            rotation_keeps_the_old_token_for_the_grace_period,
-            a_created_token_manages_only_itself_and_its_children,
-            edits_narrow_and_never_widen,
-            suspension_is_reversible_and_revocation_is_final,
-            admins_list_the_tokens_about_to_expire,
-            created_tokens_carry_metadata_addresses_and_expiry,
-            secret_scanning_revokes_leaked_tokens,
-        );
-    };
-}
-
-mod sqlite {
-    all_scenarios!([] super::sqlite_server());
-}
-
-mod postgres {
-    all_scenarios!(
-        [#[cfg_attr(
-            not(api_tokens_postgres_tests),
-            ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
-        )]]
-        super::postgres_server()
-    );
-}
+db_scenarios!(
+    rotation_keeps_the_old_token_for_the_grace_period,
+    a_created_token_manages_only_itself_and_its_children,
+    edits_narrow_and_never_widen,
+    suspension_is_reversible_and_revocation_is_final,
+    admins_list_the_tokens_about_to_expire,
+    created_tokens_carry_metadata_addresses_and_expiry,
+    secret_scanning_revokes_leaked_tokens,
+);

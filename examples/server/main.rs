@@ -25,8 +25,7 @@ use std::str::FromStr;
 use api_tokens::sqlx::Connection;
 use api_tokens::sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use api_tokens::{
-    CachedStore, CachedStoreBuilder, ChannelSink, DynTokenStore, PostgresStore, SqliteStore,
-    TokenStore,
+    CachedStore, CachedStoreBuilder, DynTokenStore, PostgresStore, SqliteStore, TokenStore,
 };
 use app::{AuditLog, CacheMetrics, Config};
 
@@ -112,9 +111,10 @@ async fn run(config: Config) -> Result<(), String> {
         } else {
             return Err("DATABASE_URL must start with sqlite:// or postgres://".into());
         };
-    let (sink, events) = ChannelSink::new(app::AUDIT_QUEUE);
-    let tokens = app::token_service(store, &config, Some(sink)).await?;
-    audit.clone().spawn_writer(events, tokens.clone());
+    // Lifecycle events and failed verifications on queues of their own.
+    let sinks = audit.sink();
+    let tokens = app::token_service(store, &config, Some(sinks.router())).await?;
+    let audit = sinks.start(&tokens);
     if config.redis_url.is_some() {
         tracing::info!("rate limits counted on Redis (REDIS_URL)");
     }

@@ -146,7 +146,7 @@ impl MemoryRateLimiter {
             limit,
             gcra: Gcra::direct_with_clock(quota, self.clock.clone())
                 .with_middleware::<StateInformationMiddleware>(),
-            seen: AtomicU64::new(0),
+            seen: AtomicU64::new(self.clock.now().as_nanos() as u64),
         }
     }
 
@@ -154,7 +154,14 @@ impl MemoryRateLimiter {
         let cells = self.cells.pin();
         let now = self.clock.now();
         let cell = match cells.get(&key) {
-            Some(cell) if cell.limit == limit => cell,
+            // The same rate (whichever token's bucket it counts on: a rotated token's
+            // successor shares its predecessor's cell).
+            Some(cell)
+                if cell.limit.limit() == limit.limit()
+                    && cell.limit.per_seconds() == limit.per_seconds() =>
+            {
+                cell
+            }
             // The token's limit changed: a fresh count.
             Some(_) => {
                 cells.insert(key.clone(), self.cell_for(limit));
@@ -224,7 +231,8 @@ impl MemoryRateLimiter {
         let now = now.as_nanos() as u64;
         cells.retain(|_, cell| {
             let idle = now.saturating_sub(cell.seen.load(Ordering::Relaxed));
-            idle <= cell.limit.window().as_nanos() as u64
+            // Kept a second past its window: `seen` is written at most once a second.
+            idle <= cell.limit.window().as_nanos() as u64 + 1_000_000_000
         });
         self.sweep_at
             .store((cells.len() * 2).max(FIRST_SWEEP), Ordering::Release);

@@ -141,7 +141,8 @@ impl RedisRateLimiter {
         key: &RateKey<'_>,
         limit: RateLimit,
     ) -> Result<RateDecision, RateLimitError> {
-        let emission = limit.emission_interval().as_micros().max(1) as u64;
+        // Rounded up: a shorter interval would let more through than the limit.
+        let emission = limit.emission_interval().as_nanos().div_ceil(1_000).max(1) as u64;
         let mut connection = self.connection.clone();
         let mut call = self.script.key(format!("{}{}", self.prefix, key.name()));
         call.arg(emission).arg(limit.limit());

@@ -8,6 +8,7 @@ use time::{Date, OffsetDateTime, Time, UtcOffset};
 
 use crate::error::FieldError;
 use crate::limits::{MAX_RATE_LIMIT, MAX_RATE_WINDOW_SECONDS, MAX_USES};
+use crate::token::TokenId;
 
 /// How many more times a token may verify (Unkey's `remaining`), and how it is refilled.
 /// Each successful verification consumes one, atomically in the store: of racing
@@ -47,6 +48,25 @@ impl UsageLimit {
             refill: None,
             refilled_at: None,
         })
+    }
+
+    /// Whether every figure is within bounds (a value built by hand may not be).
+    pub(crate) fn check(&self) -> Result<(), FieldError> {
+        if !(1..=MAX_USES).contains(&self.remaining) {
+            return Err(FieldError::new(
+                "remaining",
+                format!("must be a whole number from 1 to {MAX_USES}"),
+            ));
+        }
+        if let Some(refill) = self.refill
+            && !(1..=MAX_USES).contains(&refill.amount)
+        {
+            return Err(FieldError::new(
+                "refill.amount",
+                format!("must be a whole number from 1 to {MAX_USES}"),
+            ));
+        }
+        Ok(())
     }
 
     /// Refilled as `refill` says.
@@ -151,10 +171,16 @@ impl RefillInterval {
 /// assert!(RateLimit::new(0, 60).is_err());
 /// # Ok::<(), api_tokens::FieldError>(())
 /// ```
+///
+/// A rotated token's successor counts on its predecessor's bucket
+/// ([`bucket`](Self::bucket)), so that rotating never adds requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RateLimit {
     limit: NonZeroU32,
     per_seconds: NonZeroU32,
+    /// The token whose count this one shares (its first predecessor); `None`: its own.
+    #[serde(skip)]
+    bucket: Option<TokenId>,
 }
 
 impl RateLimit {
@@ -177,7 +203,23 @@ impl RateLimit {
                     format!("must be a whole number from 1 to {MAX_RATE_WINDOW_SECONDS}"),
                 )
             })?;
-        Ok(Self { limit, per_seconds })
+        Ok(Self {
+            limit,
+            per_seconds,
+            bucket: None,
+        })
+    }
+
+    /// The token whose count this limit is checked against, if not the token's own (a
+    /// rotated token's successors share the first one's).
+    pub fn bucket(&self) -> Option<TokenId> {
+        self.bucket
+    }
+
+    /// This limit, counted on `token`'s bucket.
+    pub fn shared_with(mut self, token: TokenId) -> Self {
+        self.bucket = Some(token);
+        self
     }
 
     /// Requests allowed per window.
@@ -196,7 +238,7 @@ impl RateLimit {
     }
 
     /// Whether this limit is no looser than `outer`: no larger a burst and no faster a
-    /// steady rate.
+    /// steady rate (whichever buckets they count on).
     pub fn within(&self, outer: &RateLimit) -> bool {
         let (l, w) = (u64::from(self.limit()), u64::from(self.per_seconds()));
         let (ol, ow) = (u64::from(outer.limit()), u64::from(outer.per_seconds()));

@@ -45,7 +45,7 @@ impl<S: TokenStore> ApiTokens<S> {
         };
         let prefix = self.format().prefix();
         if let Some(limit) = limits.token {
-            match limiter.check_now(&RateKey::Token(id), limit) {
+            match limiter.check_now(&RateKey::Token(limit.bucket().unwrap_or(id)), limit) {
                 None => return RateNow::Wait(limits),
                 Some(decided) => {
                     if let Err(e) = refused(decided) {
@@ -89,7 +89,8 @@ impl<S: TokenStore> ApiTokens<S> {
                 .as_ref()
                 .ok_or(AuthError::RateLimiterUnavailable)?;
             if let Some(limit) = limits.token {
-                refused(limiter.check(&RateKey::Token(id), limit).await)?;
+                let key = RateKey::Token(limit.bucket().unwrap_or(id));
+                refused(limiter.check(&key, limit).await)?;
             }
             if let Some(limit) = limits.owner {
                 let key = RateKey::Owner {

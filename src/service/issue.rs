@@ -278,15 +278,16 @@ impl NewToken {
     /// Count the token's uses: each successful verification consumes one, and once none is
     /// left it fails with [`AuthError::UsageExceeded`] (429 `usage_exceeded`) until a
     /// refill. A token with a usage limit cannot create tokens (their uses would not be
-    /// counted against it).
+    /// counted against it), and its uses move to its successor when it is rotated.
     pub fn usage(mut self, usage: UsageLimit) -> Self {
         self.usage = Some(usage);
         self
     }
 
     /// Limit how often the token may be used (checked by the service's
-    /// [rate limiter](crate::ApiTokensBuilder::rate_limiter)). A token created by a
-    /// rate-limited token gets its creator's limit, or a stricter one.
+    /// [rate limiter](crate::ApiTokensBuilder::rate_limiter)). A rate-limited token cannot
+    /// create tokens (each would bring a count of its own), and its successors share its
+    /// count.
     pub fn rate_limit(mut self, limit: RateLimit) -> Self {
         self.rate_limit = Some(limit);
         self
@@ -361,13 +362,23 @@ impl<S: TokenStore> ApiTokens<S> {
                 None
             }
         };
-        let mut rate_limit = new.rate_limit;
+        // Each token counts on its own bucket (a successor on its predecessor's).
+        let rate_limit = new
+            .rate_limit
+            .map(|l| RateLimit::new(l.limit(), l.per_seconds()))
+            .transpose()
+            .map_err(|e| errors.push(e))
+            .ok()
+            .flatten();
         if rate_limit.is_some() && !self.inner.rate_limits_enforced() {
             errors.push(FieldError::new(
                 "rate_limit",
                 "this service enforces no rate limits; configure a rate limiter \
                  (ApiTokensBuilder::rate_limiter) to issue rate-limited tokens",
             ));
+        }
+        if let Some(Err(e)) = new.usage.as_ref().map(UsageLimit::check) {
+            errors.push(e);
         }
         let usage = new.usage.map(|mut usage| {
             // The first refill is at the start of the next period.
@@ -403,27 +414,17 @@ impl<S: TokenStore> ApiTokens<S> {
                 expires_at = Some(expires_at.map_or(limit, |at| at.min(limit)));
             }
             let creator_record = self.inner.store.get(&creator.id).await?;
-            if creator_record.as_ref().is_some_and(|c| c.usage.is_some()) {
+            if creator_record
+                .as_ref()
+                .is_some_and(|c| c.usage.is_some() || c.rate_limit.is_some())
+            {
                 return Err(FieldError::new(
                     "creator",
-                    "a token with a usage limit cannot create tokens (their uses would not \
-                     count against it); create them with a token without one",
+                    "a token with a usage or rate limit cannot create tokens (their uses and \
+                     requests would not count against it); create them with a token without \
+                     limits",
                 )
                 .into());
-            }
-            // The creator's rate limit holds for what it creates.
-            if let Some(outer) = creator_record.as_ref().and_then(|c| c.rate_limit) {
-                match rate_limit {
-                    None => rate_limit = Some(outer),
-                    Some(inner) if inner.within(&outer) => {}
-                    Some(_) => {
-                        return Err(FieldError::new(
-                            "rate_limit",
-                            "must be no looser than the creating token's rate limit",
-                        )
-                        .into());
-                    }
-                }
             }
             // The creator's address restriction holds for what it creates.
             let creator_ips = creator_record.and_then(|r| r.allowed_ips.clone());

@@ -116,7 +116,9 @@ impl<S: TokenStore> ApiTokens<S> {
             // The uses left move to the successor (the old token keeps none, so a rotation
             // never adds uses); the rate limit is copied.
             usage: old.usage.clone(),
-            rate_limit: old.rate_limit,
+            rate_limit: old
+                .rate_limit
+                .map(|l| l.shared_with(l.bucket().unwrap_or(old.id))),
         };
         let (plaintext, record) = self.generate(draft, now)?;
         let successor = record.id;

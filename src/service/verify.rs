@@ -40,8 +40,8 @@ pub struct Requirements<'a> {
     scopes: &'a [&'a str],
     tenant: Option<&'a str>,
     client_ip: Option<IpAddr>,
-    /// Skip the IP allowlist (revoking the presented token: whoever holds the secret may
-    /// end it, from anywhere).
+    /// Skip the IP allowlist, the rate limits and the usage count (revoking the presented
+    /// token: whoever holds the secret may end it, from anywhere, whenever).
     any_address: bool,
 }
 
@@ -199,14 +199,16 @@ impl<S: TokenStore> ApiTokens<S> {
             last_use_due,
             counts_uses,
             rate_limit,
+            gated,
         } = match checked {
             Err(e) => return AtOnce::Done(Err(e)),
             Ok(checked) => checked,
         };
         let mut limits = Limits {
-            token: rate_limit,
-            owner: self.inner.owner_rate_limit,
+            token: rate_limit.filter(|_| gated),
+            owner: self.inner.owner_rate_limit.filter(|_| gated),
         };
+        let counts_uses = counts_uses && gated;
         if limits.any() {
             match self.rate_now(id, &principal, limits) {
                 RateNow::Passed => {
@@ -334,6 +336,8 @@ impl<S: TokenStore> ApiTokens<S> {
             last_use_due,
             counts_uses: record.usage.is_some(),
             rate_limit: record.rate_limit,
+            // Ending the token (`revoke_presented`) is never limited.
+            gated: !requirements.any_address,
         })
     }
 }
@@ -356,6 +360,8 @@ struct Checked {
     last_use_due: bool,
     counts_uses: bool,
     rate_limit: Option<RateLimit>,
+    /// Whether the gates apply (not when the token is being revoked by its holder).
+    gated: bool,
 }
 
 /// What verification does when writing a token's last use fails (the token itself checked

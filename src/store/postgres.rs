@@ -311,6 +311,7 @@ fn decode(row: &PgRow) -> Result<TokenRecord, StoreError> {
             refilled_at: row.try_get(21)?,
             rate_limit: row.try_get::<Option<i32>, _>(22)?.map(i64::from),
             rate_per_seconds: row.try_get::<Option<i32>, _>(23)?.map(i64::from),
+            rate_bucket: row.try_get(24)?,
         })
     })();
     raw.map_err(error("could not read a token row"))?

@@ -292,6 +292,7 @@ fn decode(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
                 refilled_at: None,
                 rate_limit: row.try_get(22)?,
                 rate_per_seconds: row.try_get(23)?,
+                rate_bucket: row.try_get(24)?,
             },
             [
                 Some(row.try_get::<i64, _>(8)?),

@@ -69,11 +69,11 @@ pub async fn serve<St: TokenStore>(
     users: Arc<app::Users>,
     config: app::Config,
 ) -> (String, tokio::task::JoinHandle<()>) {
-    let (sink, events) = api_tokens::ChannelSink::new(app::AUDIT_QUEUE);
-    let tokens = app::token_service(DynTokenStore::new(store), &config, Some(sink))
+    let sinks = audit.sink();
+    let tokens = app::token_service(DynTokenStore::new(store), &config, Some(sinks.router()))
         .await
         .unwrap();
-    audit.clone().spawn_writer(events, tokens.clone());
+    let audit = sinks.start(&tokens);
     let state = app::AppState::new(tokens, users, config).with_audit(audit);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -253,4 +253,32 @@ pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code
     assert_eq!(status, expected, "{body}");
     assert_eq!(body["code"], code, "{body}");
     assert!(body["message"].is_string(), "{body}");
+}
+
+/// One `#[tokio::test]` per scenario, on SQLite and on PostgreSQL (`mod sqlite`, `mod
+/// postgres`, the latter ignored without `API_TOKENS_TEST_POSTGRES_URL`): each scenario is
+/// an `async fn(&Server)` of the test file.
+#[allow(unused_macros)]
+macro_rules! db_scenarios {
+    (@one [$(#[$attr:meta])*] $start:expr; $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
+        async fn $name() {
+            super::$name(&$start.await).await;
+        }
+    };
+    (@each $attrs:tt $start:expr; $($name:ident),*) => {
+        $( db_scenarios!(@one $attrs $start; $name); )*
+    };
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            db_scenarios!(@each [] super::sqlite_server(); $($name),*);
+        }
+        mod postgres {
+            db_scenarios!(@each [#[cfg_attr(
+                not(api_tokens_postgres_tests),
+                ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
+            )]] super::postgres_server(); $($name),*);
+        }
+    };
 }

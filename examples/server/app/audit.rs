@@ -1,14 +1,22 @@
 //! The audit trail: the library's audit events (through a `ChannelSink`) written to a
 //! table beside the tokens, and read back by their owner (`GET /api/v1/audit`).
 //!
-//! A writer task takes the events off the queue in batches. A failed verification names
-//! the token id it presented but no owner (the token may not exist): the writer looks the
-//! owner up by id, and drops the event if no such token exists (nobody to show it to). A
-//! full queue drops events and counts them (`audit_events_dropped_total`) rather than slow
-//! requests down.
+//! Two queues, two writer tasks: lifecycle events (issued, rotated, revoked, …), which only
+//! authenticated requests cause, on a large queue; failed verifications, which anyone can
+//! cause, on a small one that drops when full (`audit_events_dropped_total`), so a flood of
+//! bad tokens never crowds out the lifecycle. A failed verification names the token id it
+//! presented but no owner: the writer looks the owner up by id and drops the event if no
+//! such token exists. A wrong secret for a real id (`invalid`, which needs no secret to
+//! send) is kept at most once a minute per token, so nobody can bury a user's trail in
+//! failures; failures after the secret matched (`revoked`, `insufficient_scope`, …) are all
+//! kept.
 
 use api_tokens::sqlx::{self, AssertSqlSafe, PgPool, SqlitePool};
-use api_tokens::{ApiTokens, AuditEvent, DynTokenStore, TokenId};
+use std::collections::HashMap;
+
+use api_tokens::{
+    ApiTokens, AuditEvent, AuditKind, AuditSink, ChannelSink, DynTokenStore, TokenId,
+};
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::Receiver;
@@ -18,8 +26,10 @@ use super::views::rfc3339;
 /// A nullable text column.
 type Opt = Option<String>;
 
-/// Events waiting to be written, at most.
-pub const QUEUE: usize = 10_000;
+/// Lifecycle events waiting to be written, at most.
+pub const QUEUE: usize = 100_000;
+/// Failed verifications waiting to be written, at most (more are dropped).
+pub const FAILURE_QUEUE: usize = 1_000;
 /// Events written in one transaction, at most.
 const BATCH: usize = 256;
 
@@ -102,18 +112,43 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Write the events from `events` until the queue is closed, in batches; find the owner
-    /// of a failed verification by its token id.
-    pub fn spawn_writer(
+    /// The sink to give the token service, and the writer tasks that empty it into the
+    /// table.
+    pub fn sink(self) -> Sink {
+        let (lifecycle, lifecycle_events) = ChannelSink::new(QUEUE);
+        let (failures, failure_events) = ChannelSink::new(FAILURE_QUEUE);
+        Sink {
+            log: self,
+            lifecycle,
+            failures,
+            queues: Some((lifecycle_events, failure_events)),
+        }
+    }
+
+    /// Write `events` until the queue is closed, in batches; find the owner of a failed
+    /// verification by its token id, and keep a wrong secret once a minute per token.
+    fn spawn_writer(
         self,
         mut events: Receiver<AuditEvent>,
         tokens: ApiTokens<DynTokenStore>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
+            let mut recent: HashMap<TokenId, i64> = HashMap::new();
             while events.recv_many(&mut batch, BATCH).await > 0 {
                 let mut rows = Vec::with_capacity(batch.len());
                 for event in batch.drain(..) {
+                    if event.code == Some("invalid")
+                        && let Some(id) = event.token_id
+                    {
+                        let minute = event.at.unix_timestamp() / 60;
+                        if recent.len() > 10_000 {
+                            recent.retain(|_, m| *m == minute);
+                        }
+                        if recent.insert(id, minute) == Some(minute) {
+                            continue;
+                        }
+                    }
                     let owner = match (&event.owner, event.token_id) {
                         (Some(owner), _) => Some(owner.to_string()),
                         (None, Some(id)) => owner_of(&tokens, &id).await,
@@ -259,4 +294,37 @@ async fn owner_of(tokens: &ApiTokens<DynTokenStore>, id: &TokenId) -> Option<Str
     use api_tokens::TokenStore;
     let record = tokens.store().get(id).await.ok().flatten()?;
     Some(record.owner.to_string())
+}
+
+/// The token service's audit sink: lifecycle events and failed verifications on queues of
+/// their own. Call [`start`](Self::start) with the service once it is built.
+pub struct Sink {
+    log: AuditLog,
+    lifecycle: ChannelSink,
+    failures: ChannelSink,
+    queues: Option<(Receiver<AuditEvent>, Receiver<AuditEvent>)>,
+}
+
+impl Sink {
+    /// What to hand `ApiTokensBuilder::audit`.
+    pub fn router(&self) -> impl AuditSink {
+        let (lifecycle, failures) = (self.lifecycle.clone(), self.failures.clone());
+        move |event: AuditEvent| {
+            if event.kind == AuditKind::VerifyFailed {
+                failures.record(event);
+            } else {
+                lifecycle.record(event);
+            }
+        }
+    }
+
+    /// Start the writers (the service looks up the owners of failed verifications), and
+    /// return the log, for `GET /api/v1/audit`.
+    pub fn start(mut self, tokens: &ApiTokens<DynTokenStore>) -> AuditLog {
+        if let Some((lifecycle, failures)) = self.queues.take() {
+            self.log.clone().spawn_writer(lifecycle, tokens.clone());
+            self.log.clone().spawn_writer(failures, tokens.clone());
+        }
+        self.log
+    }
 }

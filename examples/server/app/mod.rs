@@ -20,7 +20,7 @@ mod state;
 mod users;
 mod views;
 
-pub use audit::{AuditLog, QUEUE as AUDIT_QUEUE};
+pub use audit::AuditLog;
 pub use config::Config;
 #[allow(unused_imports)] // served directly by the fuzz target
 pub use routes::router;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use api_tokens::{
-    ApiTokens, ChannelSink, DynTokenStore, IpAllowlist, MemoryRateLimiter, RedisRateLimiter,
+    ApiTokens, AuditSink, DynTokenStore, IpAllowlist, MemoryRateLimiter, RedisRateLimiter,
     TokenPolicy, TrustedProxies,
 };
 use axum::extract::FromRef;
@@ -91,7 +91,7 @@ impl FromRef<AppState> for ApiTokens<DynTokenStore> {
 pub async fn token_service(
     store: DynTokenStore,
     config: &Config,
-    audit: Option<ChannelSink>,
+    audit: Option<impl AuditSink>,
 ) -> Result<ApiTokens<DynTokenStore>, String> {
     let mut policy = TokenPolicy::default()
         .idle_timeout(config.idle_days.map(time::Duration::days))

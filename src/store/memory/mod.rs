@@ -108,6 +108,27 @@ impl MemoryStore {
         self.records.pin().get(id).cloned()
     }
 
+    /// Apply `change` to every descendant of `of` (walking through revoked ones too: their
+    /// children are descendants), under the writes lock; how many it wrote.
+    fn change_descendants(&self, of: &TokenId, change: &mut Change<'_>) -> u64 {
+        let mut index = self.writes();
+        let mut count = 0;
+        let mut frontier = vec![*of];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(parent) = frontier.pop() {
+            for id in index.children(&parent) {
+                if !seen.insert(id) {
+                    continue;
+                }
+                frontier.push(id);
+                if self.update_locked(&mut index, &id, change) == Some(true) {
+                    count += 1;
+                }
+            }
+        }
+        count
+    }
+
     /// `rotate`, and `rotate_capped` when `cap` is given, under the writes lock: `None` if
     /// there is no record `id`, `Some(false)` if the cap stopped the rotation (nothing
     /// written).
@@ -362,34 +383,16 @@ impl TokenStore for MemoryStore {
         of: &TokenId,
         all: &RevokeAll<'_>,
     ) -> Result<u64, StoreError> {
-        let mut index = self.writes();
-        let mut count = 0;
-        let mut frontier = vec![*of];
-        let mut seen = std::collections::HashSet::new();
-        while let Some(parent) = frontier.pop() {
-            // Revoked children are walked through too: their children are descendants.
-            for id in index.children(&parent) {
-                if !seen.insert(id) {
-                    continue;
-                }
-                frontier.push(id);
-                let mut revoke = |r: &mut TokenRecord| {
-                    let selected = r.revoked_at.is_none()
-                        && *r.owner == *all.owner
-                        && *r.prefix == *all.prefix;
-                    if selected {
-                        r.revoked_at = Some(all.at);
-                        r.revocation_reason = all.reason.map(Box::from);
-                    }
-                    selected
-                };
-                if self.update_locked(&mut index, &id, &mut Change::new(&mut revoke)) == Some(true)
-                {
-                    count += 1;
-                }
+        let mut revoke = |r: &mut TokenRecord| {
+            let selected =
+                r.revoked_at.is_none() && *r.owner == *all.owner && *r.prefix == *all.prefix;
+            if selected {
+                r.revoked_at = Some(all.at);
+                r.revocation_reason = all.reason.map(Box::from);
             }
-        }
-        Ok(count)
+            selected
+        };
+        Ok(self.change_descendants(of, &mut Change::new(&mut revoke)))
     }
 
     /// One compare-and-swap on the record, like a last use: no lock.
@@ -402,7 +405,8 @@ impl TokenStore for MemoryStore {
         let mut outcome = UseOutcome::NotCounted;
         records.compute(*id, |current| {
             let Some((_, current)) = current else {
-                outcome = UseOutcome::NotCounted;
+                // Gone (purged) since it was read: nothing to count, and nothing to allow.
+                outcome = UseOutcome::Exhausted;
                 return Operation::Abort(());
             };
             let Some(usage) = &current.usage else {
@@ -429,27 +433,10 @@ impl TokenStore for MemoryStore {
         which: &Descendants<'_>,
         change: &mut Change<'_>,
     ) -> Result<u64, StoreError> {
-        let mut index = self.writes();
-        let mut count = 0;
-        let mut frontier = vec![which.of];
-        let mut seen = std::collections::HashSet::new();
-        while let Some(parent) = frontier.pop() {
-            for id in index.children(&parent) {
-                if !seen.insert(id) {
-                    continue;
-                }
-                frontier.push(id);
-                let mut selected = |r: &mut TokenRecord| {
-                    *r.owner == *which.owner && *r.prefix == *which.prefix && change.apply(r)
-                };
-                if self.update_locked(&mut index, &id, &mut Change::new(&mut selected))
-                    == Some(true)
-                {
-                    count += 1;
-                }
-            }
-        }
-        Ok(count)
+        let mut selected = |r: &mut TokenRecord| {
+            *r.owner == *which.owner && *r.prefix == *which.prefix && change.apply(r)
+        };
+        Ok(self.change_descendants(&which.of, &mut Change::new(&mut selected)))
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {

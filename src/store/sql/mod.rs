@@ -154,10 +154,10 @@ impl Dialect {
 pub(crate) const COLUMNS: &str = "id, owner, tenant, name, description, scopes, hash, prefix, \
      created_at, expires_at, last_used_at, revoked_at, revocation_reason, successor, created_by, \
      suspended_at, metadata, allowed_ips, remaining, refill_interval, refill_amount, refilled_at, \
-     rate_limit, rate_per_seconds";
+     rate_limit, rate_per_seconds, rate_bucket";
 
 /// How many columns [`COLUMNS`] names.
-pub(crate) const COLUMN_COUNT: usize = 24;
+pub(crate) const COLUMN_COUNT: usize = 25;
 
 /// Every statement a store runs, built once from the table name. Each is a plain string so
 /// the driver caches one prepared statement per connection.
@@ -213,6 +213,16 @@ impl Statements {
             }
             (w, next)
         };
+        // Every descendant of `$1` of owner `$2` and prefix `$3`, as `family(id)`. UNION,
+        // not UNION ALL: each token once, however it is reached.
+        let family = format!(
+            "WITH RECURSIVE family(id) AS ( \
+                 SELECT id FROM {t} WHERE created_by = $1 AND owner = $2 AND prefix = $3 \
+                 UNION \
+                 SELECT c.id FROM {t} AS c JOIN family AS f ON c.created_by = f.id \
+                 WHERE c.owner = $2 AND c.prefix = $3 \
+             )"
+        );
         let variants = [(false, false), (false, true), (true, false), (true, true)];
         let list = variants.map(|(tenant, active)| {
             let (w, n) = list_where(tenant, active);
@@ -237,11 +247,11 @@ impl Statements {
         };
         Self {
             insert: d.render(format!("INSERT INTO {t} ({COLUMNS}) VALUES ({values})")),
-            // $2 owner, $8 prefix (as inserted), $25 now, $26 the cap.
+            // $2 owner, $8 prefix (as inserted), $26 now, $27 the cap.
             insert_capped: d.render(format!(
                 "INSERT INTO {t} ({COLUMNS}) SELECT {values} WHERE \
                  (SELECT COUNT(*) FROM {t} WHERE owner = $2 AND prefix = $8 \
-                 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $25)) < $26"
+                 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $26)) < $27"
             )),
             consume_use: {
                 let start = "CASE refill_interval WHEN 'daily' THEN $2 ELSE $3 END";
@@ -257,28 +267,13 @@ impl Statements {
                      RETURNING remaining"
                 ))
             },
-            descendants: d.render(format!(
-                "WITH RECURSIVE family(id) AS ( \
-                     SELECT id FROM {t} WHERE created_by = $1 AND owner = $2 AND prefix = $3 \
-                     UNION \
-                     SELECT c.id FROM {t} AS c JOIN family AS f ON c.created_by = f.id \
-                     WHERE c.owner = $2 AND c.prefix = $3 \
-                 ) \
-                 SELECT id FROM family"
-            )),
+            descendants: d.render(format!("{family} SELECT id FROM family")),
             count_active: d.render(format!(
                 "SELECT COUNT(*) FROM {t} WHERE owner = $1 AND prefix = $2 \
                  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)"
             )),
-            // UNION, not UNION ALL: each token once, however it is reached.
             revoke_descendants: d.render(format!(
-                "WITH RECURSIVE family(id) AS ( \
-                     SELECT id FROM {t} WHERE created_by = $1 AND owner = $2 AND prefix = $3 \
-                     UNION \
-                     SELECT c.id FROM {t} AS c JOIN family AS f ON c.created_by = f.id \
-                     WHERE c.owner = $2 AND c.prefix = $3 \
-                 ) \
-                 UPDATE {t} SET revoked_at = $4, revocation_reason = $5 \
+                "{family} UPDATE {t} SET revoked_at = $4, revocation_reason = $5 \
                  WHERE id IN (SELECT id FROM family) AND revoked_at IS NULL"
             )),
             get: d.render(format!("SELECT {COLUMNS} FROM {t} WHERE id = $1")),
@@ -291,7 +286,8 @@ impl Statements {
                  last_used_at = $11, revoked_at = $12, revocation_reason = $13, \
                  successor = $14, created_by = $15, suspended_at = $16, metadata = $17, \
                  allowed_ips = $18, remaining = $19, refill_interval = $20, refill_amount = $21, \
-                 refilled_at = $22, rate_limit = $23, rate_per_seconds = $24 WHERE id = $1"
+                 refilled_at = $22, rate_limit = $23, rate_per_seconds = $24, rate_bucket = $25 \
+                 WHERE id = $1"
             )),
             record_last_use: d.render(format!(
                 "UPDATE {t} SET last_used_at = $2 \
@@ -434,6 +430,7 @@ pub(crate) struct Row {
     pub(crate) refilled_at: Option<OffsetDateTime>,
     pub(crate) rate_limit: Option<i64>,
     pub(crate) rate_per_seconds: Option<i64>,
+    pub(crate) rate_bucket: Option<Vec<u8>>,
 }
 
 fn corrupt(what: &'static str) -> StoreError {
@@ -492,7 +489,12 @@ impl Row {
                         .ok()
                         .zip(u32::try_from(per).ok())
                         .and_then(|(l, p)| RateLimit::new(l, p).ok())
-                        .ok_or_else(|| corrupt("a stored token's rate limit is not valid"))?,
+                        .map(|l| match self.rate_bucket.as_deref().map(token_id) {
+                            Some(Ok(bucket)) => Ok(l.shared_with(bucket)),
+                            Some(Err(e)) => Err(e),
+                            None => Ok(l),
+                        })
+                        .ok_or_else(|| corrupt("a stored token's rate limit is not valid"))??,
                 ),
                 _ => return Err(corrupt("a stored token's rate limit is half set")),
             },

@@ -11,7 +11,7 @@
 //! | 3 | `created_by`: the token that created this one, indexed for revoking a token's descendants |
 //! | 4 | PostgreSQL: a trigger that notifies every listener of each changed token ([`notify_trigger`]) |
 //! | 5 | `suspended_at`, `metadata` (JSON text), `allowed_ips` (CIDR ranges); an index of active tokens by expiry, for expiry notices |
-//! | 6 | usage limits (`remaining`, `refill_interval`, `refill_amount`, `refilled_at`) and rate limits (`rate_limit`, `rate_per_seconds`) |
+//! | 6 | usage limits (`remaining`, `refill_interval`, `refill_amount`, `refilled_at`) and rate limits (`rate_limit`, `rate_per_seconds`, `rate_bucket`: a successor shares its predecessor's count) |
 
 use super::{Dialect, TableName};
 use crate::error::{StoreError, StoreErrorKind};
@@ -117,7 +117,7 @@ pub(crate) fn upgrade_to(to: i64, t: &TableName, d: Dialect) -> String {
             }
         }
         6 => {
-            let time = types(d).time;
+            let Types { time, bytes, .. } = types(d);
             // The counts change on every use and are not watched: a cache never answers
             // from them (a use is always counted in the store).
             format!(
@@ -126,7 +126,8 @@ pub(crate) fn upgrade_to(to: i64, t: &TableName, d: Dialect) -> String {
                  ALTER TABLE {table} ADD COLUMN refill_amount BIGINT; \
                  ALTER TABLE {table} ADD COLUMN refilled_at {time}; \
                  ALTER TABLE {table} ADD COLUMN rate_limit INTEGER; \
-                 ALTER TABLE {table} ADD COLUMN rate_per_seconds INTEGER;"
+                 ALTER TABLE {table} ADD COLUMN rate_per_seconds INTEGER; \
+                 ALTER TABLE {table} ADD COLUMN rate_bucket {bytes};"
             )
         }
         _ => unreachable!("no step to schema version {to}"),

@@ -52,7 +52,7 @@ macro_rules! impl_sql_token_store {
                 sqlx::query(AssertSqlSafe(Arc::clone(sql)))
             }
 
-            /// Bind every column of `r`, in `COLUMNS` order (`$1`–`$24`).
+            /// Bind every column of `r`, in `COLUMNS` order (`$1`–`$25`).
             fn bind_record<'q>(q: Query<'q>, r: &'q TokenRecord) -> Query<'q> {
                 q.bind(r.id.as_bytes().as_slice())
                     .bind(&*r.owner)
@@ -72,7 +72,12 @@ macro_rules! impl_sql_token_store {
                     .bind(r.suspended_at.map($to_db))
                     .bind(r.metadata.as_ref().map(|m| m.as_str().to_owned()))
                     .bind(r.allowed_ips.as_ref().map(|a| a.to_text()))
-                    .bind(r.usage.as_ref().map(|u| u.remaining as i64))
+                    // At most `MAX_USES` (checked when issued), which fits.
+                    .bind(
+                        r.usage
+                            .as_ref()
+                            .map(|u| i64::try_from(u.remaining).unwrap_or(i64::MAX)),
+                    )
                     .bind(
                         r.usage
                             .as_ref()
@@ -83,11 +88,16 @@ macro_rules! impl_sql_token_store {
                         r.usage
                             .as_ref()
                             .and_then(|u| u.refill)
-                            .map(|f| f.amount as i64),
+                            .map(|f| i64::try_from(f.amount).unwrap_or(i64::MAX)),
                     )
                     .bind(r.usage.as_ref().and_then(|u| u.refilled_at).map($to_db))
                     .bind(r.rate_limit.map(|l| i64::from(l.limit())))
                     .bind(r.rate_limit.map(|l| i64::from(l.per_seconds())))
+                    .bind(
+                        r.rate_limit
+                            .and_then(|l| l.bucket())
+                            .map(|b| b.as_bytes().to_vec()),
+                    )
             }
 
             impl $store {

@@ -6,7 +6,6 @@
 //! there (`StoreErrorKind::Unsupported`).
 
 use time::Duration;
-use time::macros::datetime;
 
 use crate::testkit::fixtures::{Kit, epoch, kit, kit_slow, kit_with};
 use crate::{
@@ -240,7 +239,13 @@ pub async fn an_edit_during_a_rotation_is_kept_in_the_successor<S: TokenStore>(s
 /// An expiry that cannot be written in UTC (year 10000 there) is refused, never a panic.
 pub async fn far_future_instants_are_refused<S: TokenStore>(store: S) {
     let k = kit_with(store, TokenPolicy::default().max_lifetime(None));
-    let beyond = datetime!(9999-12-31 23:59:59 -1);
+    // 9999-12-31 23:59:59 at UTC-1 (built without the `time` macros, which the
+    // library does not enable).
+    let beyond = time::PrimitiveDateTime::new(
+        time::Date::from_calendar_date(9999, time::Month::December, 31).expect("a real date"),
+        time::Time::from_hms(23, 59, 59).expect("a real time"),
+    )
+    .assume_offset(time::UtcOffset::from_hms(-1, 0, 0).expect("a real offset"));
     let issued = k
         .tokens
         .issue(NewToken::new("alice", "x").expires(Expiry::At(beyond)))

@@ -47,7 +47,11 @@ pub async fn store_round_trips_every_field<S: TokenStore>(store: S) {
         refill: Some(crate::Refill::new(crate::RefillInterval::Monthly, 50).expect("refill")),
         refilled_at: Some(t - Duration::days(3)),
     }));
-    full.rate_limit = Some(crate::RateLimit::new(100, 60).expect("rate"));
+    full.rate_limit = Some(
+        crate::RateLimit::new(100, 60)
+            .expect("rate")
+            .shared_with(record("z", t).id),
+    );
     store.insert(&full).await.expect("insert");
     let back = store.get(&full.id).await.expect("get").expect("exists");
     assert_eq!(*back, full);

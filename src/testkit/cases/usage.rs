@@ -147,8 +147,8 @@ pub async fn racing_verifications_never_share_the_last_use<S: TokenStore>(store:
     }
 }
 
-/// A token with a usage limit creates no tokens, and rotating one moves its uses to the
-/// successor (rotation never adds uses).
+/// A token with a usage limit creates no tokens, rotating one moves its uses to the
+/// successor (rotation never adds uses), and its holder can revoke it with no uses left.
 pub async fn usage_limits_cannot_be_escaped<S: TokenStore>(store: S) {
     let k = kit(store);
     let (token, record) = k
@@ -183,4 +183,18 @@ pub async fn usage_limits_cannot_be_escaped<S: TokenStore>(store: S) {
         k.tokens.verify(next.plaintext.expose_secret()).await,
         Err(AuthError::UsageExceeded)
     ));
+    k.tokens
+        .revoke_presented(next.plaintext.expose_secret(), Some("done"))
+        .await
+        .expect("ending a token is never limited");
+    let bad = UsageLimit {
+        remaining: u64::MAX,
+        refill: None,
+        refilled_at: None,
+    };
+    let refused = k.tokens.issue(NewToken::new("alice", "x").usage(bad)).await;
+    assert!(
+        matches!(&refused, Err(Error::Invalid(v)) if v.has("remaining")),
+        "a hand-built limit is checked too: {refused:?}"
+    );
 }

@@ -146,14 +146,7 @@ pub async fn suspend(
     auth: Caller<TokensWrite>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let id = match reachable(&state, &auth, path, Itself::Included).await {
-        Ok(id) => id,
-        Err(refused) => return refused,
-    };
-    match state.tokens.suspend(auth.owner(), id).await {
-        Ok(info) => Json(TokenView::from(&info)).into_response(),
-        Err(e) => failed(e),
-    }
+    set_suspended(state, auth, path, true).await
 }
 
 /// `POST /api/v1/tokens/{id}/resume`: a suspended token works again; 200 `token_info`
@@ -163,11 +156,25 @@ pub async fn resume(
     auth: Caller<TokensWrite>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
+    set_suspended(state, auth, path, false).await
+}
+
+async fn set_suspended(
+    state: AppState,
+    auth: Caller<TokensWrite>,
+    path: Result<Path<String>, PathRejection>,
+    suspend: bool,
+) -> Response {
     let id = match reachable(&state, &auth, path, Itself::Included).await {
         Ok(id) => id,
         Err(refused) => return refused,
     };
-    match state.tokens.resume(auth.owner(), id).await {
+    let done = if suspend {
+        state.tokens.suspend(auth.owner(), id).await
+    } else {
+        state.tokens.resume(auth.owner(), id).await
+    };
+    match done {
         Ok(info) => Json(TokenView::from(&info)).into_response(),
         Err(e) => failed(e),
     }
