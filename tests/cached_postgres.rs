@@ -104,6 +104,21 @@ pg_test! {
         assert_eq!(next(&mut listener, quiet).await, None, "a last use is not a change");
 
         let table = store.table().to_owned();
+        // An administrator's SQL: a limit set is a change, and so is a token starting or
+        // stopping to count its uses; a use counted is not.
+        for (set, announced) in [
+            ("rate_limit = 1, rate_per_seconds = 60", true),
+            ("remaining = 5", true),
+            ("remaining = remaining - 1", false),
+            ("remaining = NULL", true),
+        ] {
+            sqlx::query(AssertSqlSafe(format!("UPDATE {table} SET {set}")))
+                .execute(store.pool())
+                .await
+                .unwrap();
+            let heard = next(&mut listener, if announced { Duration::from_secs(5) } else { quiet });
+            assert_eq!(heard.await.as_deref(), announced.then_some(&*hex), "{set}");
+        }
         let mut tx = store.pool().begin().await.unwrap();
         sqlx::query(AssertSqlSafe(format!("UPDATE {table} SET revoked_at = now()")))
             .execute(&mut *tx)

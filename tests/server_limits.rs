@@ -307,7 +307,38 @@ async fn a_flood_of_wrong_secrets_does_not_bury_the_trail(s: &Server) {
     assert!((1..=2).contains(&invalid), "{invalid} kept: {trail}");
 }
 
+/// A token held back by its rate or usage limit (a thief may keep it spent) can still be
+/// revoked by its holder with `DELETE /auth/token`; a wrong tenant still cannot.
+async fn a_spent_token_can_still_revoke_itself(s: &Server) {
+    let alice = s.alice().await;
+    for limits in [
+        json!({ "rate_limit": { "limit": 1, "per_seconds": 3600 } }),
+        json!({ "remaining": 1 }),
+    ] {
+        let mut body = json!({ "name": "spent", "scopes": ["profile:read"] });
+        body.as_object_mut()
+            .unwrap()
+            .extend(limits.as_object().unwrap().clone());
+        let (status, created) = s.create(&alice, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let token = created["token"].as_str().unwrap();
+        assert_eq!(s.get("/api/v1/me", token).await.0, StatusCode::OK);
+        assert_eq!(
+            s.get("/api/v1/me", token).await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        let revoke = || s.http.delete(s.url("/auth/token")).bearer_auth(token);
+        let (status, body) = send(revoke().header("x-business-id", "tenant_b")).await;
+        assert_error(status, &body, StatusCode::FORBIDDEN, "wrong_tenant");
+        let (status, body) = send(revoke()).await;
+        assert_eq!(status, StatusCode::OK, "{limits}: {body}");
+        let (status, body) = s.get("/api/v1/me", token).await;
+        assert_error(status, &body, StatusCode::UNAUTHORIZED, "invalid_token");
+    }
+}
+
 db_scenarios!(
+    a_spent_token_can_still_revoke_itself,
     a_flood_of_wrong_secrets_does_not_bury_the_trail,
     a_token_with_remaining_uses_runs_out,
     a_rate_limited_token_gets_429_with_the_headers,

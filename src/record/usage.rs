@@ -179,7 +179,9 @@ pub struct RateLimit {
     limit: NonZeroU32,
     per_seconds: NonZeroU32,
     /// The token whose count this one shares (its first predecessor); `None`: its own.
-    #[serde(skip)]
+    /// Kept by a store that saves the limit through serde (issuing a token always starts
+    /// its own count, whatever a deserialized limit names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     bucket: Option<TokenId>,
 }
 

@@ -429,7 +429,8 @@ pub enum UseOutcome {
     },
     /// None was left (after any refill due): nothing was written.
     Exhausted,
-    /// The token does not count its uses (or is gone): nothing was written.
+    /// The token does not count its uses: nothing was written (a token that is gone is
+    /// [`Exhausted`](Self::Exhausted)).
     NotCounted,
 }
 

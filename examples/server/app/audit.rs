@@ -6,13 +6,14 @@
 //! cause, on a small one that drops when full (`audit_events_dropped_total`), so a flood of
 //! bad tokens never crowds out the lifecycle. A failed verification names the token id it
 //! presented but no owner: the writer looks the owner up by id and drops the event if no
-//! such token exists. A wrong secret for a real id (`invalid`, which needs no secret to
-//! send) is kept at most once a minute per token, so nobody can bury a user's trail in
-//! failures; failures after the secret matched (`revoked`, `insufficient_scope`, …) are all
-//! kept.
+//! such token exists. Each failure is kept at most once a minute per token and code (a
+//! wrong secret, `invalid`, needs no secret to send; a thief holding a revoked or throttled
+//! token can repeat `revoked` or `rate_limited` as fast as they like), so nobody can bury a
+//! user's trail in failures; the ones left out are counted
+//! (`audit_events_dropped_total{why="repeated"}`).
 
 use api_tokens::sqlx::{self, AssertSqlSafe, PgPool, SqlitePool};
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use api_tokens::{
     ApiTokens, AuditEvent, AuditKind, AuditSink, ChannelSink, DynTokenStore, TokenId,
@@ -32,6 +33,8 @@ pub const QUEUE: usize = 100_000;
 pub const FAILURE_QUEUE: usize = 1_000;
 /// Events written in one transaction, at most.
 const BATCH: usize = 256;
+/// Failures remembered per minute to leave out their repeats, at most (more are written).
+const REMEMBERED: usize = 100_000;
 
 /// Where the events are kept: a table in the tokens' database.
 #[derive(Clone)]
@@ -126,7 +129,8 @@ impl AuditLog {
     }
 
     /// Write `events` until the queue is closed, in batches; find the owner of a failed
-    /// verification by its token id, and keep a wrong secret once a minute per token.
+    /// verification by its token id, and keep each failure once a minute per token and
+    /// code.
     fn spawn_writer(
         self,
         mut events: Receiver<AuditEvent>,
@@ -134,29 +138,32 @@ impl AuditLog {
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
-            let mut recent: HashMap<TokenId, i64> = HashMap::new();
+            let mut repeats = Repeats::default();
             while events.recv_many(&mut batch, BATCH).await > 0 {
                 let mut rows = Vec::with_capacity(batch.len());
                 for event in batch.drain(..) {
-                    if event.code == Some("invalid")
-                        && let Some(id) = event.token_id
+                    let failure = match (event.kind, event.token_id) {
+                        (AuditKind::VerifyFailed, Some(id)) => Some((id, event.code.unwrap_or(""))),
+                        _ => None,
+                    };
+                    if let Some(key) = failure
+                        && repeats.seen(event.at.unix_timestamp() / 60, key)
                     {
-                        let minute = event.at.unix_timestamp() / 60;
-                        if recent.len() > 10_000 {
-                            recent.retain(|_, m| *m == minute);
-                        }
-                        if recent.insert(id, minute) == Some(minute) {
-                            continue;
-                        }
+                        metrics::counter!("audit_events_dropped_total", "why" => "repeated")
+                            .increment(1);
+                        continue;
                     }
                     let owner = match (&event.owner, event.token_id) {
                         (Some(owner), _) => Some(owner.to_string()),
                         (None, Some(id)) => owner_of(&tokens, &id).await,
                         (None, None) => None,
                     };
-                    if let Some(owner) = owner {
-                        rows.push((owner, event));
+                    let Some(owner) = owner else { continue };
+                    // Remembered only for real tokens: made-up ids cannot fill the memory.
+                    if let Some(key) = failure {
+                        repeats.remember(key);
                     }
+                    rows.push((owner, event));
                 }
                 if let Err(e) = self.insert(&rows).await {
                     metrics::counter!("audit_events_dropped_total", "why" => "write_failed")
@@ -286,6 +293,31 @@ fn view(
         token_id,
         reason,
         code,
+    }
+}
+
+/// The failures kept this minute, by token and code.
+#[derive(Default)]
+struct Repeats {
+    minute: i64,
+    kept: HashSet<(TokenId, &'static str)>,
+}
+
+impl Repeats {
+    /// Whether `key` was kept already in `minute` (a new minute forgets the last one).
+    fn seen(&mut self, minute: i64, key: (TokenId, &'static str)) -> bool {
+        if minute != self.minute {
+            self.minute = minute;
+            self.kept.clear();
+        }
+        self.kept.contains(&key)
+    }
+
+    /// Leave out `key`'s repeats for the rest of the minute (while there is room).
+    fn remember(&mut self, key: (TokenId, &'static str)) {
+        if self.kept.len() < REMEMBERED {
+            self.kept.insert(key);
+        }
     }
 }
 

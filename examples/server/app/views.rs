@@ -42,7 +42,23 @@ pub struct TokenView {
     /// How its uses are refilled, if they are.
     refill: Option<Refill>,
     /// How often it may be used: `{limit, per_seconds}`, if limited.
-    rate_limit: Option<RateLimit>,
+    rate_limit: Option<RateView>,
+}
+
+/// A rate limit as the API shows it (which token's count it shares stays inside).
+#[derive(Debug, Serialize)]
+struct RateView {
+    limit: u32,
+    per_seconds: u32,
+}
+
+impl From<RateLimit> for RateView {
+    fn from(l: RateLimit) -> Self {
+        Self {
+            limit: l.limit(),
+            per_seconds: l.per_seconds(),
+        }
+    }
 }
 
 impl From<&TokenInfo> for TokenView {
@@ -67,7 +83,7 @@ impl From<&TokenInfo> for TokenView {
             allowed_ips: t.allowed_ips.clone(),
             remaining: t.usage.map(|u| u.remaining),
             refill: t.usage.and_then(|u| u.refill),
-            rate_limit: t.rate_limit,
+            rate_limit: t.rate_limit.map(RateView::from),
         }
     }
 }

@@ -118,9 +118,7 @@ pub(crate) fn upgrade_to(to: i64, t: &TableName, d: Dialect) -> String {
         }
         6 => {
             let Types { time, bytes, .. } = types(d);
-            // The counts change on every use and are not watched: a cache never answers
-            // from them (a use is always counted in the store).
-            format!(
+            let columns = format!(
                 "ALTER TABLE {table} ADD COLUMN remaining BIGINT; \
                  ALTER TABLE {table} ADD COLUMN refill_interval TEXT; \
                  ALTER TABLE {table} ADD COLUMN refill_amount BIGINT; \
@@ -128,7 +126,26 @@ pub(crate) fn upgrade_to(to: i64, t: &TableName, d: Dialect) -> String {
                  ALTER TABLE {table} ADD COLUMN rate_limit INTEGER; \
                  ALTER TABLE {table} ADD COLUMN rate_per_seconds INTEGER; \
                  ALTER TABLE {table} ADD COLUMN rate_bucket {bytes};"
-            )
+            );
+            match d {
+                // The limits are watched. The count of uses left changes on every use and
+                // is not (a cache never answers from it: a use is always counted in the
+                // store), except when a token starts or stops counting its uses.
+                Dialect::Postgres => {
+                    let (limits, function) = (t.index("limits_changes"), notify_function(t));
+                    columns
+                        + &notify_trigger(t, WATCHED_V6)
+                        + &format!(
+                            "DROP TRIGGER IF EXISTS {limits} ON {table};
+                             CREATE TRIGGER {limits} AFTER UPDATE OF remaining ON {table}
+                                 FOR EACH ROW
+                                 WHEN ((OLD.remaining IS NULL) IS DISTINCT FROM (NEW.remaining IS NULL))
+                                 EXECUTE FUNCTION {function}();
+                             ALTER TABLE {table} ENABLE ALWAYS TRIGGER {limits};"
+                        )
+                }
+                Dialect::Sqlite => columns,
+            }
         }
         _ => unreachable!("no step to schema version {to}"),
     }
@@ -144,6 +161,12 @@ const WATCHED_V4: &str = "id, owner, tenant, name, description, scopes, hash, pr
 const WATCHED_V5: &str = "id, owner, tenant, name, description, scopes, hash, prefix, \
      created_at, expires_at, revoked_at, revocation_reason, successor, created_by, \
      suspended_at, metadata, allowed_ips";
+
+/// [`WATCHED_V5`] and the limits of version 6 (not the count of uses left).
+const WATCHED_V6: &str = "id, owner, tenant, name, description, scopes, hash, prefix, \
+     created_at, expires_at, revoked_at, revocation_reason, successor, created_by, \
+     suspended_at, metadata, allowed_ips, refill_interval, refill_amount, rate_limit, \
+     rate_per_seconds, rate_bucket";
 
 /// The statement that gives the PostgreSQL channel on which a table's trigger announces
 /// changes (`$1`: the table's name, as in its statements): `api_tokens_changes_<oid>`, by
@@ -170,10 +193,7 @@ pub(crate) fn trigger_name(t: &TableName) -> String {
 /// so no schema can shadow what it calls.
 pub(crate) fn notify_trigger(t: &TableName, watched: &str) -> String {
     let table = t.sql();
-    let function = match t.schema_sql() {
-        Some(s) => format!("{s}.{}", t.index("notify")),
-        None => t.index("notify"),
-    };
+    let function = notify_function(t);
     let (changes, truncated) = (t.index("changes"), t.index("truncated"));
     format!(
         "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
@@ -203,6 +223,14 @@ pub(crate) fn notify_trigger(t: &TableName, watched: &str) -> String {
              FOR EACH STATEMENT EXECUTE FUNCTION {function}();
          ALTER TABLE {table} ENABLE ALWAYS TRIGGER {truncated};"
     )
+}
+
+/// The trigger function of [`notify_trigger`], qualified by the table's schema.
+fn notify_function(t: &TableName) -> String {
+    match t.schema_sql() {
+        Some(s) => format!("{s}.{}", t.index("notify")),
+        None => t.index("notify"),
+    }
 }
 
 /// `SELECT MAX(version)` of the version table.

@@ -3,17 +3,19 @@
 
 use std::time::Instant;
 
-use api_tokens::{Expiry, NewToken};
+use api_tokens::web::AuthHeaders;
+use api_tokens::{AuthError, Expiry, NewToken};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::{ADMIN_SCOPE, ALL_SCOPES};
-use crate::app::caller::{Caller, ClientAddress};
+use crate::app::caller::{AnyScope, Caller, ClientAddress};
 use crate::app::json::{JsonBody, error, failed, one_time_json, passwords_busy, too_many_attempts};
 use crate::app::state::AppState;
 use crate::app::users::User;
@@ -120,16 +122,42 @@ struct UserView<'a> {
 }
 
 /// `DELETE /auth/token`: revoke the token this request is authenticated with.
-pub async fn revoke_current(State(state): State<AppState>, caller: Caller) -> Response {
-    match state
-        .tokens
-        .revoke(
-            caller.owner(),
-            caller.token_id(),
-            Some("revoked by its holder"),
-        )
-        .await
-    {
+///
+/// A token held back only by its rate or usage limit (429: its secret matched, and its
+/// tenant) can still be revoked by whoever holds it, so that a thief who keeps a leaked
+/// token's limit spent cannot stop its holder from ending it.
+pub async fn revoke_current(State(state): State<AppState>, mut parts: Parts) -> Response {
+    const REASON: Option<&str> = Some("revoked by its holder");
+    let revoked = match Caller::<AnyScope>::from_request_parts(&mut parts, &state).await {
+        Ok(caller) => {
+            state
+                .tokens
+                .revoke(caller.owner(), caller.token_id(), REASON)
+                .await
+        }
+        Err(refused) if refused.status() == StatusCode::TOO_MANY_REQUESTS => {
+            let headers = AuthHeaders::from_pairs(
+                parts
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_bytes())),
+            );
+            let Ok((presented, _)) = headers.credentials() else {
+                return refused;
+            };
+            match state.tokens.revoke_presented(presented, REASON).await {
+                // A removed user's token is revoked all the same, and answered as on every
+                // route.
+                Ok(who) if state.users.by_id(who.owner()).is_none() => {
+                    return AuthError::Invalid.into_response();
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Err(refused) => return refused,
+    };
+    match revoked {
         Ok(()) => Json(json!({ "message": "Token revoked successfully" })).into_response(),
         Err(e) => failed(e),
     }
