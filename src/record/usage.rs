@@ -241,6 +241,16 @@ impl RateLimit {
 
     /// Whether this limit is no looser than `outer`: no larger a burst and no faster a
     /// steady rate (whichever buckets they count on).
+    ///
+    /// ```
+    /// use api_tokens::RateLimit;
+    ///
+    /// let outer = RateLimit::new(100, 60)?;
+    /// assert!(RateLimit::new(10, 60)?.within(&outer));
+    /// assert!(!RateLimit::new(100, 30)?.within(&outer), "twice as fast");
+    /// assert!(!RateLimit::new(200, 120)?.within(&outer), "the same rate, a larger burst");
+    /// # Ok::<(), api_tokens::FieldError>(())
+    /// ```
     pub fn within(&self, outer: &RateLimit) -> bool {
         let (l, w) = (u64::from(self.limit()), u64::from(self.per_seconds()));
         let (ol, ow) = (u64::from(outer.limit()), u64::from(outer.per_seconds()));
