@@ -283,6 +283,17 @@ async fn a_flood_of_wrong_secrets_does_not_bury_the_trail(s: &Server) {
         let (status, body) = s.get("/api/v1/me", &forged).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     }
+    // A last failure of another kind: once it is in the trail, so is every one before it
+    // (one writer, in order).
+    let r = s
+        .http
+        .get(s.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .header("x-business-id", "tenant_b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     s.revoke(
         &alice,
         &id,
@@ -290,11 +301,13 @@ async fn a_flood_of_wrong_secrets_does_not_bury_the_trail(s: &Server) {
     )
     .await;
     let trail = audit_until(s, &alice, |b| {
-        b["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["event"] == "revoked" && e["token_id"] == id.as_str())
+        let events = b["data"].as_array().unwrap();
+        let of = |key: &str, value: &str| {
+            events
+                .iter()
+                .any(|e| e[key] == value && e["token_id"] == id.as_str())
+        };
+        of("event", "revoked") && of("code", "wrong_tenant")
     })
     .await;
     let invalid = trail["data"]
@@ -305,6 +318,22 @@ async fn a_flood_of_wrong_secrets_does_not_bury_the_trail(s: &Server) {
         .count();
     // One a minute; two if the flood crossed a minute's end.
     assert!((1..=2).contains(&invalid), "{invalid} kept: {trail}");
+    // The repeats left out are counted (the recorder is the process's: at least these).
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let repeated: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with(r#"audit_events_dropped_total{why="repeated"}"#))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no count of repeats in\n{metrics}"));
+    assert!(repeated >= 58, "{repeated}");
 }
 
 /// A token held back by its rate or usage limit (a thief may keep it spent) can still be
