@@ -60,9 +60,10 @@ enum Key {
     Owner(Box<str>),
 }
 
-/// One key's GCRA cell, for the limit it was made for.
+/// One key's GCRA cell, for the rate it was made for.
 struct Cell {
-    limit: RateLimit,
+    /// The limit and its window in seconds (not which bucket: the key says that).
+    rate: (u32, u32),
     gcra: Gcra<NotKeyed, InMemoryState, ClockOf, StateInformationMiddleware>,
     /// When it was last checked, on the limiter's clock (nanoseconds).
     seen: AtomicU64,
@@ -143,7 +144,7 @@ impl MemoryRateLimiter {
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(limit.limit()).unwrap_or(NonZeroU32::MIN));
         Cell {
-            limit,
+            rate: (limit.limit(), limit.per_seconds()),
             gcra: Gcra::direct_with_clock(quota, self.clock.clone())
                 .with_middleware::<StateInformationMiddleware>(),
             seen: AtomicU64::new(self.clock.now().as_nanos() as u64),
@@ -156,12 +157,7 @@ impl MemoryRateLimiter {
         let cell = match cells.get(&key) {
             // The same rate (whichever token's bucket it counts on: a rotated token's
             // successor shares its predecessor's cell).
-            Some(cell)
-                if cell.limit.limit() == limit.limit()
-                    && cell.limit.per_seconds() == limit.per_seconds() =>
-            {
-                cell
-            }
+            Some(cell) if cell.rate == (limit.limit(), limit.per_seconds()) => cell,
             // The token's limit changed: a fresh count.
             Some(_) => {
                 cells.insert(key.clone(), self.cell_for(limit));
@@ -232,7 +228,7 @@ impl MemoryRateLimiter {
         cells.retain(|_, cell| {
             let idle = now.saturating_sub(cell.seen.load(Ordering::Relaxed));
             // Kept a second past its window: `seen` is written at most once a second.
-            idle <= cell.limit.window().as_nanos() as u64 + 1_000_000_000
+            idle <= u64::from(cell.rate.1) * 1_000_000_000 + 1_000_000_000
         });
         self.sweep_at
             .store((cells.len() * 2).max(FIRST_SWEEP), Ordering::Release);
