@@ -550,15 +550,7 @@ async fn metrics_count_requests_outcomes_and_rejections(s: &Server) {
         .await
         .unwrap();
     assert!(r.status().is_client_error(), "{}", r.status());
-    let text = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     assert!(
         !text.contains("FOO123"),
         "an invented method became a label"
@@ -573,15 +565,7 @@ async fn metrics_count_requests_outcomes_and_rejections(s: &Server) {
     };
     let before = ok(&text);
     s.get("/api/v1/me", &alice).await;
-    let after = ok(&s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap());
+    let after = ok(&s.metrics().await);
     assert!(after > before, "{before} → {after}");
 }
 

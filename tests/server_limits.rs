@@ -319,15 +319,7 @@ async fn a_flood_of_wrong_secrets_does_not_bury_the_trail(s: &Server) {
     // One a minute; two if the flood crossed a minute's end.
     assert!((1..=2).contains(&invalid), "{invalid} kept: {trail}");
     // The repeats left out are counted (the recorder is the process's: at least these).
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     let repeated: u64 = metrics
         .lines()
         .find(|l| l.starts_with(r#"audit_events_dropped_total{why="repeated"}"#))

@@ -179,6 +179,12 @@ impl Server {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// The text of `GET /metrics` (Prometheus).
+    pub async fn metrics(&self) -> String {
+        let r = self.http.get(self.url("/metrics")).send().await.unwrap();
+        r.text().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
         send(self.http.get(self.url(path)).bearer_auth(token)).await
     }
