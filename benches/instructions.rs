@@ -12,12 +12,12 @@
 //! inside it (`--toggle-collect`), so setup is not counted. Without valgrind the binary just
 //! checks that every case does what it claims (`cargo test --benches` runs it that way).
 
+#[path = "support/ready.rs"]
+mod ready;
+use ready::ready;
 use std::collections::HashMap;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 use api_tokens::{ApiTokens, DynTokenStore, MemoryStore, NewToken};
 use sha2::{Digest, Sha256};
@@ -33,14 +33,6 @@ const ROUNDS: usize = 10_000;
 /// Tokens in each store: instruction counts barely depend on it (cache misses are not
 /// instructions), so it is small enough for valgrind.
 const TOKENS: usize = 10_000;
-
-fn ready<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("the memory store never waits"),
-    }
-}
 
 struct Tokens<St: api_tokens::TokenStore> {
     tokens: ApiTokens<St>,

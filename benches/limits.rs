@@ -19,34 +19,16 @@
 //! Redis benchmarks say so and are skipped). Each pair is also timed in alternating rounds
 //! and its medians printed, which a noisy neighbour moves less than separate runs.
 
-use std::future::Future;
+#[path = "support/ready.rs"]
+mod ready;
+use ready::{PRESENTED, ready, store_size};
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use api_tokens::{
     ApiTokens, MemoryRateLimiter, MemoryStore, NewToken, RateLimit, RedisRateLimiter,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
-
-/// How many of the stored tokens the benchmarks present, in rotation.
-const PRESENTED: usize = 1 << 16;
-
-fn store_size() -> usize {
-    std::env::var("API_TOKENS_BENCH_TOKENS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000)
-}
-
-fn ready<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("the memory store and limiter never wait"),
-    }
-}
 
 /// A limit no benchmark reaches: a million a second.
 fn generous() -> RateLimit {

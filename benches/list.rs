@@ -7,22 +7,14 @@
 //! cargo bench --bench list
 //! ```
 
-use std::future::Future;
+#[path = "support/ready.rs"]
+mod ready;
+use ready::ready;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use api_tokens::{ApiTokens, ListRequest, MemoryStore, NewToken};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-
-fn ready<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("the memory store never waits"),
-    }
-}
 
 /// An owner with `n` tokens, a third of them revoked, plus other owners' tokens.
 fn owner_with(n: usize) -> ApiTokens<MemoryStore> {

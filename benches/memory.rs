@@ -9,24 +9,16 @@
 //! Also counts the allocations one `issue` makes. `API_TOKENS_BENCH_TOKENS` sets the count.
 //! Prints one line per measurement and checks that the tokens are all there and verify.
 
+#[path = "support/ready.rs"]
+mod ready;
+use ready::ready;
 use std::alloc::System;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use api_tokens::{ApiTokens, MemoryStore, NewToken};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
-
-fn ready<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("the memory store never waits"),
-    }
-}
 
 /// Bytes requested and not yet freed since `region` began. (`stats_alloc` already counts a
 /// reallocation's growth or shrinkage in the allocated or freed bytes.)

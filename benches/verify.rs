@@ -10,11 +10,11 @@
 //! the floor finds its entries); `cargo test --benches` runs those checks and each benchmark
 //! once.
 
+#[path = "support/ready.rs"]
+mod ready;
+use ready::{PRESENTED, ready, store_size};
 use std::collections::HashMap;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use api_keys_simplified::{ApiKeyManagerV0, Environment, ExposeSecret, KeyStatus, SecureString};
@@ -25,26 +25,6 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use prefixed_api_key::PrefixedApiKeyController;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-
-/// How many of the stored tokens the benchmarks present, in rotation.
-const PRESENTED: usize = 1 << 16;
-
-fn store_size() -> usize {
-    std::env::var("API_TOKENS_BENCH_TOKENS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000)
-}
-
-/// Run a future that never waits (the memory store's futures are ready at once), without a
-/// runtime, so the runtime's cost is not measured.
-fn ready<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("the memory store never waits"),
-    }
-}
 
 /// The presented tokens, back to back in one buffer (all tokens of a format have one
 /// length), so reading the next one is a sequential read, as for the floor's array.
