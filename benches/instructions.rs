@@ -98,6 +98,36 @@ fn measured_memory(t: &Tokens<Arc<MemoryStore>>) -> usize {
     verify_all(t, 1)
 }
 
+/// `measured_memory` with every token rate limited (a limit never reached), counted by
+/// `MemoryRateLimiter`: what a limit adds (`verify/memory_rate_limited`).
+#[cfg(feature = "rate-limit")]
+#[inline(never)]
+fn measured_memory_rate_limited(t: &Tokens<MemoryStore>) -> usize {
+    verify_all(t, 5)
+}
+
+/// A store of `TOKENS` tokens, each limited to a million verifications a second, with a
+/// `MemoryRateLimiter` that has seen each once.
+#[cfg(feature = "rate-limit")]
+fn rate_limited() -> Tokens<MemoryStore> {
+    let limit = api_tokens::RateLimit::new(1_000_000, 1).unwrap();
+    let tokens = ApiTokens::builder(MemoryStore::new(), "dz")
+        .rate_limiter(api_tokens::MemoryRateLimiter::new())
+        .build()
+        .unwrap();
+    let presented = (0..TOKENS)
+        .map(|i| {
+            let new = NewToken::new(format!("user_{}", i % 100), format!("tok-{i:06}"));
+            let issued = ready(tokens.issue(new.rate_limit(limit))).unwrap();
+            issued.plaintext.expose_secret().to_owned()
+        })
+        .collect::<Vec<_>>();
+    for t in &presented {
+        ready(tokens.verify(t)).expect("a limited token verifies within its limit");
+    }
+    Tokens { tokens, presented }
+}
+
 #[inline(never)]
 fn measured_memory_dyn(t: &Tokens<DynTokenStore>) -> usize {
     verify_all(t, 2)
@@ -196,6 +226,15 @@ fn main() {
             measured_issue(&tokens, requests),
             ROUNDS,
             "every token is issued"
+        );
+    }
+    #[cfg(feature = "rate-limit")]
+    if wants("memory_rate_limited") {
+        let t = rate_limited();
+        assert_eq!(
+            measured_memory_rate_limited(&t),
+            ROUNDS,
+            "memory_rate_limited: every token verifies within its limit"
         );
     }
     if [

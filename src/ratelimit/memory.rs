@@ -85,6 +85,12 @@ impl GovernorClock for ClockOf {
 #[derive(Default)]
 struct KeyHasher(u64);
 
+impl KeyHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
 impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
         self.0
@@ -94,9 +100,18 @@ impl Hasher for KeyHasher {
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x517c_c1b7_2722_0a95);
+            self.mix(u64::from_le_bytes(word));
         }
+    }
+
+    // The key's variant and the lengths before ids and names: one word each, not a byte
+    // loop.
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.mix(n as u64);
     }
 }
 
@@ -119,8 +134,12 @@ impl MemoryRateLimiter {
     /// tests, so windows pass without sleeping).
     pub fn with_clock(clock: impl Clock) -> Self {
         Self {
+            // As in the memory store: a resize is finished by the insert that starts it, so
+            // that checks (which mostly find their cell and insert nothing) never search two
+            // tables while an incremental resize waits for more inserts to finish it.
             cells: papaya::HashMap::builder()
                 .hasher(BuildHasherDefault::default())
+                .resize_mode(papaya::ResizeMode::Blocking)
                 .build(),
             clock: ClockOf(Arc::new(clock)),
             sweep_at: AtomicUsize::new(FIRST_SWEEP),
@@ -251,5 +270,115 @@ impl RateLimiter for MemoryRateLimiter {
     fn check<'a>(&'a self, key: &'a RateKey<'a>, limit: RateLimit) -> RateFuture<'a> {
         let decided = self.check_now(key, limit).expect("decides at once");
         Box::pin(std::future::ready(decided))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+    use time::OffsetDateTime;
+
+    fn limiter() -> (MemoryRateLimiter, ManualClock) {
+        let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000));
+        (MemoryRateLimiter::with_clock(clock.clone()), clock)
+    }
+
+    fn id(n: u32) -> TokenId {
+        let mut bytes = [0u8; 16];
+        bytes[..4].copy_from_slice(&n.to_le_bytes());
+        bytes[15] = 1;
+        TokenId::from_bytes(bytes)
+    }
+
+    fn allowed(l: &MemoryRateLimiter, key: &RateKey<'_>, limit: RateLimit) -> bool {
+        l.check_now(key, limit)
+            .expect("decides at once")
+            .expect("no error")
+            .allowed
+    }
+
+    #[test]
+    fn keys_unseen_for_longer_than_their_window_are_swept_and_the_others_kept() {
+        let (l, clock) = limiter();
+        let limit = RateLimit::new(2, 60).unwrap();
+        for n in 0..4_000 {
+            assert!(allowed(&l, &RateKey::Token(id(n)), limit));
+        }
+        assert_eq!(l.len(), 4_000);
+        // Unseen for longer than their window (and the second `seen` may lag).
+        clock.advance(time::Duration::seconds(125));
+        // Busy: both places spent.
+        let busy = RateKey::Token(id(1_000_000));
+        assert!(allowed(&l, &busy, limit));
+        assert!(allowed(&l, &busy, limit));
+        // New keys until the sweep is due (4 096 keys).
+        for n in 5_000..5_100 {
+            assert!(allowed(&l, &RateKey::Token(id(n)), limit));
+        }
+        assert!(
+            l.len() <= 101,
+            "the 4 000 idle keys are swept, the 101 recent kept: {}",
+            l.len()
+        );
+        assert!(!allowed(&l, &busy, limit), "a kept key keeps its count");
+        // The next sweep waits until there are twice as many keys as were kept (or 4 096).
+        assert_eq!(l.sweep_at.load(Ordering::Relaxed), FIRST_SWEEP);
+    }
+
+    #[test]
+    fn keys_seen_within_their_window_are_kept() {
+        let (l, clock) = limiter();
+        let limit = RateLimit::new(2, 60).unwrap();
+        for n in 0..4_000 {
+            assert!(allowed(&l, &RateKey::Token(id(n)), limit));
+        }
+        clock.advance(time::Duration::seconds(60));
+        for n in 5_000..5_100 {
+            assert!(allowed(&l, &RateKey::Token(id(n)), limit));
+        }
+        assert_eq!(l.len(), 4_100, "swept, and nothing dropped");
+        assert_eq!(l.sweep_at.load(Ordering::Relaxed), 2 * 4_096);
+    }
+
+    #[test]
+    fn a_changed_limit_counts_afresh_and_owners_count_apart_from_tokens() {
+        let (l, _clock) = limiter();
+        let one = RateLimit::new(1, 60).unwrap();
+        let key = RateKey::Token(id(1));
+        assert!(allowed(&l, &key, one));
+        assert!(!allowed(&l, &key, one));
+        assert!(allowed(&l, &key, RateLimit::new(2, 60).unwrap()));
+        let owner = RateKey::Owner {
+            prefix: "dz",
+            owner: "u1",
+        };
+        assert!(allowed(&l, &owner, one));
+        assert!(!allowed(&l, &owner, one));
+        let other = RateKey::Owner {
+            prefix: "dz",
+            owner: "u2",
+        };
+        assert!(allowed(&l, &other, one));
+        assert_eq!(l.len(), 3, "the token's new count replaced its old one");
+    }
+
+    #[test]
+    fn a_refusal_says_when_to_retry_and_when_the_count_is_full() {
+        let (l, _clock) = limiter();
+        let limit = RateLimit::new(3, 60).unwrap();
+        let key = RateKey::Token(id(7));
+        let first = l.check_now(&key, limit).unwrap().unwrap();
+        assert_eq!(
+            (first.remaining, first.reset_after),
+            (2, Duration::from_secs(20))
+        );
+        for _ in 0..2 {
+            assert!(allowed(&l, &key, limit));
+        }
+        let refused = l.check_now(&key, limit).unwrap().unwrap();
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after, Some(Duration::from_secs(20)));
+        assert_eq!(refused.reset_after, Duration::from_secs(60));
     }
 }
