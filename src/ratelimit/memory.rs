@@ -54,10 +54,37 @@ impl std::fmt::Debug for MemoryRateLimiter {
     }
 }
 
+/// What a cell counts for: the owned form of a [`RateKey`]. Its variants and fields are
+/// those of `RateKey`, in the same order (an owner's prefix and name behind one pointer, so
+/// that a key stays 24 bytes), so that both derive the same hash and a check looks its cell
+/// up by the key it was given (`Equivalent`), allocating nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     Token(TokenId),
-    Owner(Box<str>),
+    Owner(Box<(Box<str>, Box<str>)>),
+}
+
+impl Key {
+    fn of(key: &RateKey<'_>) -> Self {
+        match *key {
+            RateKey::Token(id) => Self::Token(id),
+            RateKey::Owner { prefix, owner } => {
+                Self::Owner(Box::new((prefix.into(), owner.into())))
+            }
+        }
+    }
+}
+
+impl papaya::Equivalent<Key> for RateKey<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        match (self, key) {
+            (RateKey::Token(a), Key::Token(b)) => a == b,
+            (RateKey::Owner { prefix, owner }, Key::Owner(named)) => {
+                *named.0 == **prefix && *named.1 == **owner
+            }
+            _ => false,
+        }
+    }
 }
 
 /// One key's GCRA cell, for the rate it was made for.
@@ -170,22 +197,23 @@ impl MemoryRateLimiter {
         }
     }
 
-    fn decide(&self, key: Key, limit: RateLimit) -> RateDecision {
+    fn decide(&self, key: &RateKey<'_>, limit: RateLimit) -> RateDecision {
         let cells = self.cells.pin();
         let now = self.clock.now();
-        let cell = match cells.get(&key) {
+        // Looked up by the borrowed key: an owner's name is copied only for a new cell.
+        let cell = match cells.get(key) {
             // The same rate (whichever token's bucket it counts on: a rotated token's
             // successor shares its predecessor's cell).
             Some(cell) if cell.rate == (limit.limit(), limit.per_seconds()) => cell,
             // The token's limit changed: a fresh count.
             Some(_) => {
-                cells.insert(key.clone(), self.cell_for(limit));
-                cells.get(&key).expect("just inserted")
+                cells.insert(Key::of(key), self.cell_for(limit));
+                cells.get(key).expect("just inserted")
             }
             // New: racing first checks share the one cell that wins.
             None => {
                 self.sweep_if_due(&cells, now);
-                cells.get_or_insert_with(key, || self.cell_for(limit))
+                cells.get_or_insert_with(Key::of(key), || self.cell_for(limit))
             }
         };
         // Written only when it moved on by a second: a check then dirties no more cache
@@ -260,10 +288,6 @@ impl RateLimiter for MemoryRateLimiter {
         key: &RateKey<'_>,
         limit: RateLimit,
     ) -> Option<Result<RateDecision, RateLimitError>> {
-        let key = match key {
-            RateKey::Token(id) => Key::Token(*id),
-            RateKey::Owner { .. } => Key::Owner(key.name().into()),
-        };
         Some(Ok(self.decide(key, limit)))
     }
 
@@ -361,6 +385,37 @@ mod tests {
         };
         assert!(allowed(&l, &other, one));
         assert_eq!(l.len(), 3, "the token's new count replaced its old one");
+    }
+
+    #[test]
+    fn a_key_is_24_bytes_and_hashes_as_the_rate_key_it_was_made_of() {
+        assert_eq!(std::mem::size_of::<Key>(), 24);
+        use std::hash::BuildHasher;
+        let hasher = BuildHasherDefault::<KeyHasher>::default();
+        for key in [
+            RateKey::Token(id(3)),
+            RateKey::Owner {
+                prefix: "dz",
+                owner: "user_1",
+            },
+            RateKey::Owner {
+                prefix: "dzu",
+                owner: "ser_1",
+            },
+        ] {
+            assert_eq!(hasher.hash_one(key), hasher.hash_one(Key::of(&key)));
+            assert!(papaya::Equivalent::equivalent(&key, &Key::of(&key)));
+        }
+        let a = RateKey::Owner {
+            prefix: "dz",
+            owner: "user_1",
+        };
+        let b = RateKey::Owner {
+            prefix: "dzu",
+            owner: "ser_1",
+        };
+        assert!(!papaya::Equivalent::equivalent(&a, &Key::of(&b)));
+        assert_ne!(hasher.hash_one(a), hasher.hash_one(b));
     }
 
     #[test]
