@@ -1,6 +1,6 @@
 //! [`MemoryRateLimiter`]: rate limits counted in this process, on `governor` (GCRA).
 
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -10,6 +10,7 @@ use governor::clock::Clock as GovernorClock;
 use governor::middleware::StateInformationMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter as Gcra};
+use papaya::{Compute, Operation};
 
 use super::{RateDecision, RateFuture, RateKey, RateLimitError, RateLimiter};
 use crate::clock::{Clock, SystemClock};
@@ -54,14 +55,32 @@ impl std::fmt::Debug for MemoryRateLimiter {
     }
 }
 
-/// What a cell counts for: the owned form of a [`RateKey`]. Its variants and fields are
-/// those of `RateKey`, in the same order (an owner's prefix and name behind one pointer, so
-/// that a key stays 24 bytes), so that both derive the same hash and a check looks its cell
-/// up by the key it was given (`Equivalent`), allocating nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What a cell counts for: the owned form of a [`RateKey`] (an owner's prefix and name
+/// behind one pointer, so that a key stays 24 bytes). It hashes and compares as the
+/// `RateKey` it stands for, so that a check looks its cell up by the key it was given
+/// (`Equivalent`), allocating nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Key {
     Token(TokenId),
     Owner(Box<(Box<str>, Box<str>)>),
+}
+
+impl Key {
+    fn as_rate_key(&self) -> RateKey<'_> {
+        match self {
+            Self::Token(id) => RateKey::Token(*id),
+            Self::Owner(named) => RateKey::Owner {
+                prefix: &named.0,
+                owner: &named.1,
+            },
+        }
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_rate_key().hash(state);
+    }
 }
 
 impl Key {
@@ -77,13 +96,7 @@ impl Key {
 
 impl papaya::Equivalent<Key> for RateKey<'_> {
     fn equivalent(&self, key: &Key) -> bool {
-        match (self, key) {
-            (RateKey::Token(a), Key::Token(b)) => a == b,
-            (RateKey::Owner { prefix, owner }, Key::Owner(named)) => {
-                *named.0 == **prefix && *named.1 == **owner
-            }
-            _ => false,
-        }
+        *self == key.as_rate_key()
     }
 }
 
@@ -201,15 +214,20 @@ impl MemoryRateLimiter {
         let cells = self.cells.pin();
         let now = self.clock.now();
         // Looked up by the borrowed key: an owner's name is copied only for a new cell.
+        let rate = (limit.limit(), limit.per_seconds());
         let cell = match cells.get(key) {
             // The same rate (whichever token's bucket it counts on: a rotated token's
             // successor shares its predecessor's cell).
-            Some(cell) if cell.rate == (limit.limit(), limit.per_seconds()) => cell,
-            // The token's limit changed: a fresh count.
-            Some(_) => {
-                cells.insert(Key::of(key), self.cell_for(limit));
-                cells.get(key).expect("just inserted")
-            }
+            Some(cell) if cell.rate == rate => cell,
+            // The token's limit changed: a fresh count, in one compare-and-swap, so that
+            // racing checks share the one fresh cell rather than each replacing the other's.
+            Some(_) => match cells.compute(Key::of(key), |current| match current {
+                Some((_, cell)) if cell.rate == rate => Operation::Abort(cell),
+                _ => Operation::Insert(self.cell_for(limit)),
+            }) {
+                Compute::Inserted(_, cell) | Compute::Updated { new: (_, cell), .. } => cell,
+                Compute::Aborted(cell) | Compute::Removed(_, cell) => cell,
+            },
             // New: racing first checks share the one cell that wins.
             None => {
                 self.sweep_if_due(&cells, now);
@@ -340,10 +358,10 @@ mod tests {
         for n in 5_000..5_100 {
             assert!(allowed(&l, &RateKey::Token(id(n)), limit));
         }
-        assert!(
-            l.len() <= 101,
-            "the 4 000 idle keys are swept, the 101 recent kept: {}",
-            l.len()
+        assert_eq!(
+            l.len(),
+            101,
+            "the 4 000 idle keys are swept, the 101 recent (the busy one and 100 new) kept"
         );
         assert!(!allowed(&l, &busy, limit), "a kept key keeps its count");
         // The next sweep waits until there are twice as many keys as were kept (or 4 096).
@@ -388,7 +406,8 @@ mod tests {
     }
 
     #[test]
-    fn a_key_is_24_bytes_and_hashes_as_the_rate_key_it_was_made_of() {
+    fn a_key_is_small_and_hashes_as_the_rate_key_it_was_made_of() {
+        #[cfg(target_pointer_width = "64")]
         assert_eq!(std::mem::size_of::<Key>(), 24);
         use std::hash::BuildHasher;
         let hasher = BuildHasherDefault::<KeyHasher>::default();
@@ -416,6 +435,33 @@ mod tests {
         };
         assert!(!papaya::Equivalent::equivalent(&a, &Key::of(&b)));
         assert_ne!(hasher.hash_one(a), hasher.hash_one(b));
+    }
+
+    #[test]
+    fn racing_checks_after_a_limit_change_share_one_fresh_count() {
+        let (l, _clock) = limiter();
+        let l = Arc::new(l);
+        for trial in 0..50 {
+            let key = RateKey::Token(id(trial));
+            assert!(allowed(&l, &key, RateLimit::new(1, 3600).unwrap()));
+            let changed = RateLimit::new(1, 3599).unwrap();
+            let start = Arc::new(std::sync::Barrier::new(4));
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let (l, start) = (Arc::clone(&l), Arc::clone(&start));
+                    std::thread::spawn(move || {
+                        start.wait();
+                        allowed(&l, &RateKey::Token(id(trial)), changed)
+                    })
+                })
+                .collect();
+            let passed = threads
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .filter(|&ok| ok)
+                .count();
+            assert_eq!(passed, 1, "trial {trial}: one place at the new rate");
+        }
     }
 
     #[test]
