@@ -66,6 +66,15 @@ enum Key {
 }
 
 impl Key {
+    fn of(key: &RateKey<'_>) -> Self {
+        match *key {
+            RateKey::Token(id) => Self::Token(id),
+            RateKey::Owner { prefix, owner } => {
+                Self::Owner(Box::new((prefix.into(), owner.into())))
+            }
+        }
+    }
+
     fn as_rate_key(&self) -> RateKey<'_> {
         match self {
             Self::Token(id) => RateKey::Token(*id),
@@ -80,17 +89,6 @@ impl Key {
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.as_rate_key().hash(state);
-    }
-}
-
-impl Key {
-    fn of(key: &RateKey<'_>) -> Self {
-        match *key {
-            RateKey::Token(id) => Self::Token(id),
-            RateKey::Owner { prefix, owner } => {
-                Self::Owner(Box::new((prefix.into(), owner.into())))
-            }
-        }
     }
 }
 
