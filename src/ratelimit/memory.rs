@@ -338,13 +338,18 @@ mod tests {
             .allowed
     }
 
+    /// One check of each token `ns` at `limit`, each allowed.
+    fn check_each(l: &MemoryRateLimiter, ns: std::ops::Range<u32>, limit: RateLimit) {
+        for n in ns {
+            assert!(allowed(l, &RateKey::Token(id(n)), limit), "token {n}");
+        }
+    }
+
     #[test]
     fn keys_unseen_for_longer_than_their_window_are_swept_and_the_others_kept() {
         let (l, clock) = limiter();
         let limit = RateLimit::new(2, 60).unwrap();
-        for n in 0..4_000 {
-            assert!(allowed(&l, &RateKey::Token(id(n)), limit));
-        }
+        check_each(&l, 0..4_000, limit);
         assert_eq!(l.len(), 4_000);
         // Unseen for longer than their window (and the second `seen` may lag).
         clock.advance(time::Duration::seconds(125));
@@ -353,9 +358,7 @@ mod tests {
         assert!(allowed(&l, &busy, limit));
         assert!(allowed(&l, &busy, limit));
         // New keys until the sweep is due (4 096 keys).
-        for n in 5_000..5_100 {
-            assert!(allowed(&l, &RateKey::Token(id(n)), limit));
-        }
+        check_each(&l, 5_000..5_100, limit);
         assert_eq!(
             l.len(),
             101,
@@ -370,13 +373,9 @@ mod tests {
     fn keys_seen_within_their_window_are_kept() {
         let (l, clock) = limiter();
         let limit = RateLimit::new(2, 60).unwrap();
-        for n in 0..4_000 {
-            assert!(allowed(&l, &RateKey::Token(id(n)), limit));
-        }
+        check_each(&l, 0..4_000, limit);
         clock.advance(time::Duration::seconds(60));
-        for n in 5_000..5_100 {
-            assert!(allowed(&l, &RateKey::Token(id(n)), limit));
-        }
+        check_each(&l, 5_000..5_100, limit);
         assert_eq!(l.len(), 4_100, "swept, and nothing dropped");
         assert_eq!(l.sweep_at.load(Ordering::Relaxed), 2 * 4_096);
     }
