@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use api_tokens::{
     ApiTokens, AuthError, Error, ManualClock, MemoryRateLimiter, MemoryStore, NewToken, RateKey,
-    RateLimit, RateLimiter,
+    RateLimit, RateLimiter, TokenStore,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -227,4 +227,121 @@ async fn a_rate_limited_rejection_carries_retry_after_and_the_ratelimit_headers(
     assert!(rejection.body_str().contains("rate_limited"));
     let usage = Rejection::from(AuthError::UsageExceeded);
     assert_eq!((usage.status(), usage.code()), (429, "usage_exceeded"));
+}
+
+/// In the memory store a token's count lives beside its record, and every replacement of
+/// the record moves it (here each verification's use replaces it, and an edit races them):
+/// threads racing for a limit of 300 get exactly 300, and exactly 300 uses are taken.
+#[test]
+fn counts_kept_with_the_record_survive_its_replacements_under_contention() {
+    let clock = clock();
+    let tokens = service(&clock);
+    let rt = || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    };
+    let issued = rt()
+        .block_on(
+            tokens.issue(
+                NewToken::new("u1", "bot")
+                    .rate_limit(RateLimit::new(300, 3600).unwrap())
+                    .usage(api_tokens::UsageLimit::new(100_000).unwrap()),
+            ),
+        )
+        .unwrap();
+    let plaintext = issued.plaintext.expose_secret().to_owned();
+    let id = issued.record.id;
+    let (allowed, limited) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let verifiers: Vec<_> = (0..4)
+        .map(|_| {
+            let (tokens, plaintext) = (tokens.clone(), plaintext.clone());
+            let (allowed, limited) = (Arc::clone(&allowed), Arc::clone(&limited));
+            std::thread::spawn(move || {
+                let rt = rt();
+                for _ in 0..150 {
+                    match rt.block_on(tokens.verify(&plaintext)) {
+                        Ok(_) => allowed.fetch_add(1, Ordering::Relaxed),
+                        Err(AuthError::RateLimited { .. }) => {
+                            limited.fetch_add(1, Ordering::Relaxed)
+                        }
+                        Err(e) => panic!("{e:?}"),
+                    };
+                }
+            })
+        })
+        .collect();
+    let editor = {
+        let tokens = tokens.clone();
+        std::thread::spawn(move || {
+            let rt = rt();
+            for i in 0..200 {
+                let edit = api_tokens::TokenEdit::new().name(format!("bot {i}"));
+                rt.block_on(tokens.edit("u1", id, &edit)).unwrap();
+            }
+        })
+    };
+    for t in verifiers.into_iter().chain([editor]) {
+        t.join().unwrap();
+    }
+    assert_eq!(allowed.load(Ordering::Relaxed), 300);
+    assert_eq!(limited.load(Ordering::Relaxed), 300);
+    let record = rt().block_on(tokens.store().get(&id)).unwrap().unwrap();
+    assert_eq!(record.usage.as_ref().unwrap().remaining, 100_000 - 300);
+}
+
+/// A limit counted three times through `service`, whose store is `store`: two allowed, the
+/// third refused.
+async fn burst_of_two<S: TokenStore>(tokens: &ApiTokens<S>) {
+    let issued = tokens
+        .issue(NewToken::new("u1", "bot").rate_limit(RateLimit::new(2, 3600).unwrap()))
+        .await
+        .unwrap();
+    let t = issued.plaintext.expose_secret();
+    tokens.verify(t).await.unwrap();
+    tokens.verify(t).await.unwrap();
+    assert!(matches!(
+        tokens.verify(t).await,
+        Err(AuthError::RateLimited { .. })
+    ));
+}
+
+/// The memory store lends each record's cell (also through `DynTokenStore`): the limiter
+/// keeps no count of its own for the token.
+#[tokio::test]
+async fn in_the_memory_store_a_token_counts_beside_its_record() {
+    let clock = clock();
+    let limiter = Arc::new(MemoryRateLimiter::with_clock(clock.clone()));
+    let direct = ApiTokens::builder(MemoryStore::new(), "dz")
+        .clock(clock.clone())
+        .rate_limiter(Arc::clone(&limiter))
+        .build()
+        .unwrap();
+    burst_of_two(&direct).await;
+    let erased = ApiTokens::builder(api_tokens::DynTokenStore::new(MemoryStore::new()), "dz")
+        .clock(clock.clone())
+        .rate_limiter(Arc::clone(&limiter))
+        .build()
+        .unwrap();
+    burst_of_two(&erased).await;
+    assert_eq!(limiter.len(), 0, "counted on the records' cells");
+}
+
+/// A store that keeps no cells (SQLite) is counted by key, in the limiter's own table.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_store_without_cells_is_counted_by_key() {
+    let clock = clock();
+    let limiter = Arc::new(MemoryRateLimiter::with_clock(clock.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let store = api_tokens::SqliteStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let tokens = ApiTokens::builder(store, "dz")
+        .clock(clock.clone())
+        .rate_limiter(Arc::clone(&limiter))
+        .build()
+        .unwrap();
+    burst_of_two(&tokens).await;
+    assert_eq!(limiter.len(), 1, "one count, by the token's key");
 }

@@ -14,7 +14,7 @@ use papaya::{Compute, Operation};
 
 use super::{RateDecision, RateFuture, RateKey, RateLimitError, RateLimiter};
 use crate::clock::{Clock, SystemClock};
-use crate::record::RateLimit;
+use crate::record::{CellMoved, RateCell, RateLimit};
 use crate::token::TokenId;
 
 /// Rate limits counted in this process: a GCRA cell per token (and per owner) on
@@ -238,31 +238,36 @@ impl MemoryRateLimiter {
         if now_nanos.saturating_sub(cell.seen.load(Ordering::Relaxed)) > 1_000_000_000 {
             cell.seen.store(now_nanos, Ordering::Relaxed);
         }
-        let emission = limit.emission_interval();
         match cell.gcra.check() {
-            Ok(state) => {
-                let remaining = state.remaining_burst_capacity();
-                RateDecision {
-                    allowed: true,
-                    limit: limit.limit(),
-                    remaining,
-                    window_seconds: limit.per_seconds(),
-                    reset_after: emission * (limit.limit() - remaining),
-                    retry_after: None,
-                }
-            }
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(now);
-                RateDecision {
-                    allowed: false,
-                    limit: limit.limit(),
-                    remaining: 0,
-                    window_seconds: limit.per_seconds(),
-                    reset_after: wait + emission * (limit.limit() - 1),
-                    retry_after: Some(wait),
-                }
-            }
+            Ok(state) => allowed(limit, state.remaining_burst_capacity()),
+            Err(not_until) => refused(limit, not_until.wait_time_from(now)),
         }
+    }
+
+    /// GCRA on a count kept with the token's record, as governor counts in its own cell
+    /// (the same arithmetic, so both answer alike): the cell holds the theoretical arrival
+    /// time, in nanoseconds on this limiter's clock.
+    fn decide_on(&self, cell: &RateCell, limit: RateLimit) -> Result<RateDecision, CellMoved> {
+        let now = self.clock.now().as_nanos() as u64;
+        let t = (limit.emission_interval().as_nanos() as u64).max(1);
+        let tau = t * u64::from(limit.limit() - 1);
+        let decided = cell.update(|tat| {
+            let tat = if tat == 0 { now } else { tat };
+            let earliest = tat.saturating_sub(tau);
+            if now < earliest {
+                Err(earliest - now)
+            } else {
+                let next = tat.max(now) + t;
+                Ok((next, next))
+            }
+        })?;
+        Ok(match decided {
+            Ok(next) => {
+                let left = (now + tau + t).saturating_sub(next).min(tau + t) / t;
+                allowed(limit, left as u32)
+            }
+            Err(wait) => refused(limit, Duration::from_nanos(wait)),
+        })
     }
 
     /// Drop the keys not seen for longer than their window, once the table has grown to
@@ -298,7 +303,39 @@ impl MemoryRateLimiter {
     }
 }
 
+/// An allowed request, with `remaining` left in the burst.
+fn allowed(limit: RateLimit, remaining: u32) -> RateDecision {
+    RateDecision {
+        allowed: true,
+        limit: limit.limit(),
+        remaining,
+        window_seconds: limit.per_seconds(),
+        reset_after: limit.emission_interval() * (limit.limit() - remaining),
+        retry_after: None,
+    }
+}
+
+/// A refused request, allowed again after `wait`.
+fn refused(limit: RateLimit, wait: Duration) -> RateDecision {
+    RateDecision {
+        allowed: false,
+        limit: limit.limit(),
+        remaining: 0,
+        window_seconds: limit.per_seconds(),
+        reset_after: wait + limit.emission_interval() * (limit.limit() - 1),
+        retry_after: Some(wait),
+    }
+}
+
 impl RateLimiter for MemoryRateLimiter {
+    fn check_cell(
+        &self,
+        cell: &RateCell,
+        limit: RateLimit,
+    ) -> Option<Result<RateDecision, CellMoved>> {
+        Some(self.decide_on(cell, limit))
+    }
+
     fn check_now(
         &self,
         key: &RateKey<'_>,
@@ -478,5 +515,33 @@ mod tests {
         assert!(!refused.allowed);
         assert_eq!(refused.retry_after, Some(Duration::from_secs(20)));
         assert_eq!(refused.reset_after, Duration::from_secs(60));
+    }
+
+    /// Counting on a record's cell answers exactly as governor counting by key: the same
+    /// decisions, remaining counts, resets and waits, over bursts, refusals and pauses.
+    #[test]
+    fn a_cell_counts_as_governor_does() {
+        for (n, per) in [(1, 1), (3, 60), (5, 7), (100, 3600), (1_000_000, 1)] {
+            let (l, clock) = limiter();
+            let limit = RateLimit::new(n, per).unwrap();
+            let cell = RateCell::default();
+            let key = RateKey::Token(id(n));
+            let (mut step, mut refused) = (0u64, 0);
+            for round in 0..200u64 {
+                let by_key = l.decide(&key, limit);
+                let on_cell = l.decide_on(&cell, limit).unwrap();
+                assert_eq!(on_cell, by_key, "limit {n}/{per}s, round {round}");
+                refused += usize::from(!on_cell.allowed);
+                // Pauses of 0 to a whole window, in nanoseconds, from a fixed sequence.
+                step = step
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let pause = (step >> 33) % (u64::from(per) * 1_000_000_000 / 4 + 1);
+                if round % 3 == 0 {
+                    clock.advance(time::Duration::nanoseconds(pause as i64));
+                }
+            }
+            assert_eq!(refused > 0, n <= 100, "limit {n}/{per}s refused {refused}");
+        }
     }
 }

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::record::RateLimit;
+use crate::record::{CellMoved, RateCell, RateLimit};
 use crate::token::TokenId;
 
 #[cfg(feature = "rate-limit")]
@@ -91,8 +91,47 @@ pub trait RateLimiter: Send + Sync + 'static {
         None
     }
 
+    /// Count one request under `limit` on `cell`, the count the token's store keeps beside
+    /// its record ([`RateCell`]), if this limiter counts in this process: verification then
+    /// counts on a cache line it has just read, instead of looking a count up by key.
+    /// `Err(CellMoved)` if the store is replacing the record (the caller reads it again).
+    ///
+    /// The default answers `None`: the limiter counts by key (as one shared between
+    /// instances must).
+    fn check_cell(
+        &self,
+        cell: &RateCell,
+        limit: RateLimit,
+    ) -> Option<Result<RateDecision, CellMoved>> {
+        let _ = (cell, limit);
+        None
+    }
+
     /// Count one request against `key` under `limit`.
     fn check<'a>(&'a self, key: &'a RateKey<'a>, limit: RateLimit) -> RateFuture<'a>;
+}
+
+/// A shared limiter: services given clones of one `Arc` share its counts.
+impl<L: RateLimiter + ?Sized> RateLimiter for std::sync::Arc<L> {
+    fn check_now(
+        &self,
+        key: &RateKey<'_>,
+        limit: RateLimit,
+    ) -> Option<Result<RateDecision, RateLimitError>> {
+        (**self).check_now(key, limit)
+    }
+
+    fn check_cell(
+        &self,
+        cell: &RateCell,
+        limit: RateLimit,
+    ) -> Option<Result<RateDecision, CellMoved>> {
+        (**self).check_cell(cell, limit)
+    }
+
+    fn check<'a>(&'a self, key: &'a RateKey<'a>, limit: RateLimit) -> RateFuture<'a> {
+        (**self).check(key, limit)
+    }
 }
 
 impl fmt::Debug for dyn RateLimiter {

@@ -11,11 +11,14 @@ use crate::token::TokenId;
 
 mod ips;
 mod metadata;
+mod rate_cell;
 mod scopes;
 mod usage;
 
 pub use ips::IpAllowlist;
 pub use metadata::Metadata;
+pub(crate) use rate_cell::Backoff;
+pub use rate_cell::{CellMoved, MovedCount, RateCell};
 pub use scopes::Scopes;
 pub use usage::{RateLimit, Refill, RefillInterval, UsageLimit};
 

@@ -125,7 +125,7 @@ impl<S: TokenStore> ApiTokens<S> {
 }
 
 /// A limiter's answer as a verification's: refused, or unavailable (fail closed).
-fn refused(decided: Result<RateDecision, RateLimitError>) -> Result<(), AuthError> {
+pub(super) fn refused(decided: Result<RateDecision, RateLimitError>) -> Result<(), AuthError> {
     match decided {
         Ok(d) if d.allowed => Ok(()),
         Ok(d) => {

@@ -20,10 +20,10 @@ use super::ApiTokens;
 use super::gate::{Limits, RateNow};
 use super::principal::Principal;
 use crate::clock::to_stored_precision;
-use crate::error::AuthError;
+use crate::error::{AuthError, StoreError};
 use crate::hash::{SecretMessage, TokenHash};
 use crate::limits::PRECISE_CLOCK_WITHIN;
-use crate::record::{RateLimit, TokenRecord};
+use crate::record::{Backoff, CellMoved, RateCell, RateLimit, TokenRecord};
 use crate::store::token_store::TokenStore;
 use crate::token::TokenId;
 
@@ -167,10 +167,17 @@ impl<S: TokenStore> ApiTokens<S> {
             Err(e) => return AtOnce::Done(Err(e.into())),
         };
         // The record is looked up before the secret is hashed, so that its cache misses
-        // overlap the hashing; a store in memory lends it in place.
-        match inner.store.read_now(&id, |record| {
-            self.check(record, || secret.hash(), requirements)
-        }) {
+        // overlap the hashing; a store in memory lends it in place, with the cell its rate
+        // limit counts on. A cell frozen by a replacement of the record (a last use written,
+        // say) means reading the new version, a compare-and-swap away.
+        let mut moved = false;
+        let mut read = inner.store.read_counted_now(&id, |record, cell| {
+            self.check(record, cell, &mut moved, || secret.hash(), requirements)
+        });
+        if moved {
+            read = self.read_moved(&id, &mut secret, requirements);
+        }
+        match read {
             Some(Ok(checked)) => self.finish(id, checked),
             Some(Err(e)) => AtOnce::Done(Err(AuthError::Store(e))),
             None => {
@@ -181,7 +188,13 @@ impl<S: TokenStore> ApiTokens<S> {
                     let record = self.inner.store.get(&id).await;
                     self.store_waited(started.elapsed());
                     let record = record.map_err(AuthError::Store)?;
-                    let checked = self.check(record.as_deref(), || presented_hash, requirements);
+                    let checked = self.check(
+                        record.as_deref(),
+                        None,
+                        &mut false,
+                        || presented_hash,
+                        requirements,
+                    );
                     match self.finish(id, checked) {
                         AtOnce::Done(result) => result,
                         AtOnce::Wait(write) => write.await,
@@ -254,11 +267,58 @@ impl<S: TokenStore> ApiTokens<S> {
         }
     }
 
+    /// Count a checked token's request under `limit` on `cell`, the count its store keeps
+    /// for its rate limit, if the limiter counts on cells.
+    #[inline]
+    fn count_on(&self, cell: &RateCell, limit: RateLimit) -> Counted {
+        let Some(limiter) = &self.inner.rate_limiter else {
+            return Counted::ByKey;
+        };
+        match limiter.check_cell(cell, limit) {
+            None => Counted::ByKey,
+            Some(Err(CellMoved)) => Counted::Moved,
+            Some(Ok(decision)) => match super::gate::refused(Ok(decision)) {
+                Ok(()) => Counted::Passed,
+                Err(e) => Counted::Refused(e),
+            },
+        }
+    }
+
+    /// Read and check the record again, for as long as its rate count's cell is frozen by
+    /// a replacement of the record (a last use written, say): the new version is a
+    /// compare-and-swap away.
+    #[cold]
+    #[inline(never)]
+    fn read_moved(
+        &self,
+        id: &TokenId,
+        secret: &mut SecretMessage,
+        requirements: &Requirements<'_>,
+    ) -> Option<Result<Result<Checked, AuthError>, StoreError>> {
+        let mut backoff = Backoff::default();
+        loop {
+            backoff.wait();
+            let mut moved = false;
+            let read = self.inner.store.read_counted_now(id, |record, cell| {
+                self.check(record, cell, &mut moved, || secret.hash(), requirements)
+            });
+            if !moved {
+                return read;
+            }
+        }
+    }
+
     /// Every check of a record against a presented secret's hash and the requirements, in
     /// order; on success, the principal and whether its last use is due.
+    ///
+    /// Last, a token with a rate limit is counted on `cell` if its store lent one (and the
+    /// limiter counts on cells); a frozen cell sets `moved` (the answer is then to be thrown
+    /// away, and the record read again).
     fn check(
         &self,
         record: Option<&TokenRecord>,
+        cell: Option<&RateCell>,
+        moved: &mut bool,
         presented_hash: impl FnOnce() -> TokenHash,
         requirements: &Requirements<'_>,
     ) -> Result<Checked, AuthError> {
@@ -331,13 +391,26 @@ impl<S: TokenStore> ApiTokens<S> {
         let last_use_due = record.last_used_at.is_none_or(|last| {
             recent - last.unix_timestamp_nanos() >= inner.last_use_interval.whole_nanoseconds()
         });
+        // Ending the token (`revoke_presented`) is never limited.
+        let gated = !requirements.any_address;
+        let mut rate_limit = record.rate_limit;
+        if let (Some(cell), Some(limit), true) = (cell, rate_limit, gated) {
+            match self.count_on(cell, limit) {
+                Counted::ByKey => {}
+                Counted::Passed => rate_limit = None,
+                Counted::Refused(e) => return Err(e),
+                Counted::Moved => {
+                    *moved = true;
+                    return Err(AuthError::Invalid);
+                }
+            }
+        }
         Ok(Checked {
             principal: Principal::of(record),
             last_use_due,
             counts_uses: record.usage.is_some(),
-            rate_limit: record.rate_limit,
-            // Ending the token (`revoke_presented`) is never limited.
-            gated: !requirements.any_address,
+            rate_limit,
+            gated,
         })
     }
 }
@@ -351,6 +424,18 @@ enum AtOnce<'a> {
     Done(Result<Principal, AuthError>),
     /// The rest waits for the store.
     Wait(Waiting<'a>),
+}
+
+/// What counting a request on a record's cell came to.
+enum Counted {
+    /// The limiter counts by key: the limit is left for it.
+    ByKey,
+    /// Counted, within the limit.
+    Passed,
+    /// Refused (over the limit).
+    Refused(AuthError),
+    /// The cell is frozen by a replacement of the record: read it again.
+    Moved,
 }
 
 /// A token that passed every check: who it acts for, whether its last use is due, and the

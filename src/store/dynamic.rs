@@ -13,7 +13,7 @@ use super::{
     UseOutcome,
 };
 use crate::error::StoreError;
-use crate::record::TokenRecord;
+use crate::record::{RateCell, TokenRecord};
 use crate::token::TokenId;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -73,10 +73,10 @@ trait ErasedStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, ChildInsert>;
     fn get(&self, id: TokenId) -> BoxFuture<'_, Option<Arc<TokenRecord>>>;
     fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>>;
-    fn read_now(
+    fn read_counted_now(
         &self,
         id: &TokenId,
-        read: &mut dyn FnMut(Option<&TokenRecord>),
+        read: &mut dyn FnMut(Option<&TokenRecord>, Option<&RateCell>),
     ) -> Option<Result<(), StoreError>>;
     fn list<'a>(&'a self, filter: &'a ListFilter<'a>) -> BoxFuture<'a, ListPage>;
     fn list_expiring<'a>(&'a self, filter: &'a ExpiringFilter<'a>) -> BoxFuture<'a, ListPage>;
@@ -142,12 +142,12 @@ impl<S: TokenStore> ErasedStore for S {
     fn get_now(&self, id: &TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
         TokenStore::get_now(self, id)
     }
-    fn read_now(
+    fn read_counted_now(
         &self,
         id: &TokenId,
-        read: &mut dyn FnMut(Option<&TokenRecord>),
+        read: &mut dyn FnMut(Option<&TokenRecord>, Option<&RateCell>),
     ) -> Option<Result<(), StoreError>> {
-        TokenStore::read_now(self, id, read)
+        TokenStore::read_counted_now(self, id, read)
     }
     fn list<'a>(&'a self, filter: &'a ListFilter<'a>) -> BoxFuture<'a, ListPage> {
         Box::pin(TokenStore::list(self, filter))
@@ -257,11 +257,19 @@ impl TokenStore for DynTokenStore {
         id: &TokenId,
         read: impl FnOnce(Option<&TokenRecord>) -> R,
     ) -> Option<Result<R, StoreError>> {
+        TokenStore::read_counted_now(self, id, |record, _| read(record))
+    }
+
+    fn read_counted_now<R>(
+        &self,
+        id: &TokenId,
+        read: impl FnOnce(Option<&TokenRecord>, Option<&RateCell>) -> R,
+    ) -> Option<Result<R, StoreError>> {
         // The erased store takes a `FnMut` that it calls at most once.
         let (mut read, mut out) = (Some(read), None);
-        let answer = self.0.read_now(id, &mut |record| {
+        let answer = self.0.read_counted_now(id, &mut |record, cell| {
             if let Some(read) = read.take() {
-                out = Some(read(record));
+                out = Some(read(record, cell));
             }
         });
         match answer? {

@@ -10,7 +10,7 @@ use super::{
     UseOutcome,
 };
 use crate::error::{StoreError, StoreErrorKind};
-use crate::record::TokenRecord;
+use crate::record::{RateCell, TokenRecord};
 use crate::token::TokenId;
 
 /// Storage for token records.
@@ -109,6 +109,23 @@ pub trait TokenStore: Send + Sync + 'static {
     ) -> Option<Result<R, StoreError>> {
         self.get_now(id)
             .map(|answer| answer.map(|record| read(record.as_deref())))
+    }
+
+    /// [`read_now`](Self::read_now), also lending the [`RateCell`] the store keeps with the
+    /// record for its rate limit, if it keeps one: verification calls this one, and an
+    /// in-process limiter then counts on the cell rather than in a table of its own.
+    ///
+    /// Optional: the default lends no cell (the limiter counts by key). A store that keeps
+    /// cells lends the one that counts for the token's bucket: a rotated token counts on its
+    /// successor's cell (a successor inherits its predecessor's count), and it lends none
+    /// where it has no such cell. It must keep each count across replacements of the record
+    /// (see [`RateCell`]).
+    fn read_counted_now<R>(
+        &self,
+        id: &TokenId,
+        read: impl FnOnce(Option<&TokenRecord>, Option<&RateCell>) -> R,
+    ) -> Option<Result<R, StoreError>> {
+        self.read_now(id, |record| read(record, None))
     }
 
     /// One page of an owner's records, newest first, and the total that match.
@@ -315,6 +332,14 @@ impl<T: TokenStore> TokenStore for Arc<T> {
         read: impl FnOnce(Option<&TokenRecord>) -> R,
     ) -> Option<Result<R, StoreError>> {
         (**self).read_now(id, read)
+    }
+
+    fn read_counted_now<R>(
+        &self,
+        id: &TokenId,
+        read: impl FnOnce(Option<&TokenRecord>, Option<&RateCell>) -> R,
+    ) -> Option<Result<R, StoreError>> {
+        (**self).read_counted_now(id, read)
     }
 
     fn list(

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use papaya::{Compute, Operation};
 use time::OffsetDateTime;
 
 use super::token_store::TokenStore;
@@ -13,12 +12,14 @@ use super::{
     UseOutcome,
 };
 use crate::error::StoreError;
-use crate::record::TokenRecord;
+use crate::record::{MovedCount, RateCell, TokenRecord};
 use crate::token::TokenId;
 
 mod index;
+mod stored;
 
 use index::Index;
+use stored::{Count, Replaced, Stored, cell_of, replace};
 
 /// A thread-safe store in process memory: for single-instance services, tests and examples.
 /// Tokens are lost when the process exits.
@@ -60,8 +61,9 @@ impl Default for MemoryStore {
     }
 }
 
-/// The records by id, each stored in its table entry right after its key.
-type Records = papaya::HashMap<TokenId, TokenRecord, BuildHasherDefault<IdHasher>>;
+/// The records by id, each stored (with its rate count) in its table entry right after its
+/// key.
+type Records = papaya::HashMap<TokenId, Stored, BuildHasherDefault<IdHasher>>;
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,7 +107,7 @@ impl MemoryStore {
 
     /// A copy of the record `id`.
     fn lookup(&self, id: &TokenId) -> Option<TokenRecord> {
-        self.records.pin().get(id).cloned()
+        self.records.pin().get(id).map(|s| s.record.clone())
     }
 
     /// Apply `change` to every descendant of `of` (walking through revoked ones too: their
@@ -163,12 +165,39 @@ impl MemoryStore {
             }
             !capped
         };
-        match self.update_locked(&mut index, id, &mut Change::new(&mut decide)) {
-            None => Ok(None),
-            Some(true) => self
-                .insert_locked(&mut index, successor)
-                .map(|()| Some(true)),
-            Some(false) => Ok(Some(!capped)),
+        // The successor goes in first, its count frozen: once the old token names it, a
+        // check of the old token counts on the successor's cell, which must exist, and which
+        // takes the old token's count once the old version is frozen and replaced.
+        self.insert_stored(&mut index, successor, RateCell::frozen())?;
+        let records = self.records.pin();
+        let changed = self.change_locked(
+            &records,
+            &mut index,
+            id,
+            Count::Handed,
+            &mut Change::new(&mut decide),
+        );
+        let successor_cell = records.get(&successor.id).map(|s| &s.rate);
+        match changed {
+            Some(Some(Written { moved, old_rate })) => {
+                // A successor with another limit than its predecessor's starts afresh.
+                let moved = if stored::rate_of(successor) == old_rate {
+                    moved
+                } else {
+                    MovedCount::FRESH
+                };
+                if let Some(cell) = successor_cell {
+                    cell.thaw(moved);
+                }
+                Ok(Some(true))
+            }
+            declined => {
+                // Nobody holds the successor's plaintext yet: it goes as if never inserted.
+                if let Some(removed) = records.remove(&successor.id) {
+                    index.remove(&removed.record);
+                }
+                Ok(declined.map(|_| !capped))
+            }
         }
     }
 
@@ -179,14 +208,24 @@ impl MemoryStore {
 
     /// Insert `record` (interned), holding `index`.
     fn insert_locked(&self, index: &mut Index, record: &TokenRecord) -> Result<(), StoreError> {
+        self.insert_stored(index, record, RateCell::default())
+    }
+
+    /// Insert `record` (interned) with the count `rate`, holding `index`.
+    fn insert_stored(
+        &self,
+        index: &mut Index,
+        record: &TokenRecord,
+        rate: RateCell,
+    ) -> Result<(), StoreError> {
         let records = self.records.pin();
         // Inserts all hold the writes lock, so the id cannot be taken between the two.
         if records.contains_key(&record.id) {
             return Err(StoreError::duplicate_id());
         }
-        let stored = index.intern(record.clone());
-        index.add(&stored);
-        records.insert(stored.id, stored);
+        let record = index.intern(record.clone());
+        index.add(&record);
+        records.insert(record.id, Stored { rate, record });
         Ok(())
     }
 
@@ -199,32 +238,42 @@ impl MemoryStore {
         change: &mut Change<'_>,
     ) -> Option<bool> {
         let records = self.records.pin();
+        self.change_locked(&records, index, id, Count::Kept, change)
+            .map(|written| written.is_some())
+    }
+
+    /// [`update_locked`](Self::update_locked) on a pinned table, answering (when the copy
+    /// was stored) the count the old version held and the rate it counted for.
+    fn change_locked<G: papaya::Guard>(
+        &self,
+        records: &stored::Pinned<'_, G>,
+        index: &mut Index,
+        id: &TokenId,
+        count: Count,
+        change: &mut Change<'_>,
+    ) -> Option<Option<Written>> {
         // A compare-and-swap on the latest version: if a last-use write lands between the
         // read and the swap, the change is decided again on the version that has it (the
         // changes the service makes decide the same way twice).
-        let outcome = records.compute(*id, |current| {
-            let Some((_, current)) = current else {
-                return Operation::Abort(None);
-            };
+        let outcome = replace(records, id, count, |current| {
             let mut copy = current.clone();
             if !change.apply(&mut copy) {
-                return Operation::Abort(Some(false));
+                return Err(());
             }
             copy.id = current.id; // the id is the key; a change cannot move a record
-            Operation::Insert(index.intern(copy))
+            Ok(index.intern(copy))
         });
         match outcome {
-            Compute::Updated {
-                old: (_, old),
-                new: (_, new),
-            } => {
+            Replaced::Updated { old, new, moved } => {
                 index.remove(old);
                 index.add(new);
-                Some(true)
+                Some(Some(Written {
+                    moved,
+                    old_rate: stored::rate_of(old),
+                }))
             }
-            Compute::Aborted(outcome) => outcome,
-            // `compute` only inserts over an existing record and never removes.
-            Compute::Inserted(..) | Compute::Removed(..) => None,
+            Replaced::Declined(()) => Some(None),
+            Replaced::Missing => None,
         }
     }
 }
@@ -259,7 +308,7 @@ impl TokenStore for MemoryStore {
             self.records
                 .pin()
                 .get(&creator)
-                .is_some_and(|c| rules.creator_allows(c, record))
+                .is_some_and(|c| rules.creator_allows(&c.record, record))
         });
         if !creator_allows {
             return Ok(ChildInsert::CreatorNotActive);
@@ -289,7 +338,20 @@ impl TokenStore for MemoryStore {
         id: &TokenId,
         read: impl FnOnce(Option<&TokenRecord>) -> R,
     ) -> Option<Result<R, StoreError>> {
-        Some(Ok(read(self.records.pin().get(id))))
+        Some(Ok(read(self.records.pin().get(id).map(|s| &s.record))))
+    }
+
+    /// The record and the cell its rate limit counts on, lent in place.
+    fn read_counted_now<R>(
+        &self,
+        id: &TokenId,
+        read: impl FnOnce(Option<&TokenRecord>, Option<&RateCell>) -> R,
+    ) -> Option<Result<R, StoreError>> {
+        let records = self.records.pin();
+        Some(Ok(match records.get(id) {
+            None => read(None, None),
+            Some(stored) => read(Some(&stored.record), cell_of(&records, stored)),
+        }))
     }
 
     async fn list(&self, filter: &ListFilter<'_>) -> Result<ListPage, StoreError> {
@@ -323,16 +385,15 @@ impl TokenStore for MemoryStore {
         // Only this record changes and no index depends on last use: one compare-and-swap,
         // and verification never waits for the writes lock.
         let records = self.records.pin();
-        let outcome = records.compute(*id, |current| match current {
-            Some((_, r)) if r.last_used_at.is_none_or(|t| t < at) => {
-                let mut copy = r.clone();
-                copy.last_used_at = Some(at);
-                Operation::Insert(copy)
+        let outcome = replace(&records, id, Count::Kept, |r| {
+            if r.last_used_at.is_some_and(|t| t >= at) {
+                return Err(());
             }
-            _ => Operation::Abort(()),
+            let mut copy = r.clone();
+            copy.last_used_at = Some(at);
+            Ok(copy)
         });
-        let written = matches!(outcome, Compute::Updated { .. });
-        Ok(written)
+        Ok(matches!(outcome, Replaced::Updated { .. }))
     }
 
     async fn update(&self, id: &TokenId, change: &mut Change<'_>) -> Result<bool, StoreError> {
@@ -402,30 +463,26 @@ impl TokenStore for MemoryStore {
         now: OffsetDateTime,
     ) -> Result<UseOutcome, StoreError> {
         let records = self.records.pin();
-        let mut outcome = UseOutcome::NotCounted;
-        records.compute(*id, |current| {
-            let Some((_, current)) = current else {
-                // Gone (purged) since it was read: nothing to count, and nothing to allow.
-                outcome = UseOutcome::Exhausted;
-                return Operation::Abort(());
-            };
+        let mut remaining = 0;
+        let outcome = replace(&records, id, Count::Kept, |current| {
             let Some(usage) = &current.usage else {
-                outcome = UseOutcome::NotCounted;
-                return Operation::Abort(());
+                return Err(UseOutcome::NotCounted);
             };
             let mut usage = **usage;
             if !usage.consume(now) {
-                outcome = UseOutcome::Exhausted;
-                return Operation::Abort(());
+                return Err(UseOutcome::Exhausted);
             }
-            outcome = UseOutcome::Consumed {
-                remaining: usage.remaining,
-            };
+            remaining = usage.remaining;
             let mut copy = current.clone();
             copy.usage = Some(Box::new(usage));
-            Operation::Insert(copy)
+            Ok(copy)
         });
-        Ok(outcome)
+        Ok(match outcome {
+            Replaced::Updated { .. } => UseOutcome::Consumed { remaining },
+            Replaced::Declined(outcome) => outcome,
+            // Gone (purged) since it was read: nothing to count, and nothing to allow.
+            Replaced::Missing => UseOutcome::Exhausted,
+        })
     }
 
     async fn update_descendants(
@@ -445,7 +502,8 @@ impl TokenStore for MemoryStore {
         // `retain` decides again on a record that a last-use write replaced meanwhile, so
         // the removed records are collected by id, each once.
         let mut removed = HashMap::new();
-        records.retain(|id, r| {
+        records.retain(|id, stored| {
+            let r = &stored.record;
             let dead = r.revoked_at.is_some_and(|t| t < before)
                 || r.expires_at.is_some_and(|t| t < before);
             if dead {
@@ -464,6 +522,13 @@ impl TokenStore for MemoryStore {
         index.forget_unused();
         Ok(count)
     }
+}
+
+/// A change stored by `change_locked`: the count the old version held, and the rate it
+/// counted for.
+struct Written {
+    moved: MovedCount,
+    old_rate: Option<(u32, u32)>,
 }
 
 /// Token ids are uniformly random and chosen by the issuer, so a multiply-fold of their bytes
