@@ -345,3 +345,131 @@ async fn a_store_without_cells_is_counted_by_key() {
     burst_of_two(&tokens).await;
     assert_eq!(limiter.len(), 1, "one count, by the token's key");
 }
+
+/// A token rotated many times, each predecessor kept in its grace: the first and the
+/// newest still share one count, however long the chain.
+#[tokio::test]
+async fn every_token_of_a_long_rotation_chain_shares_one_count() {
+    let clock = clock();
+    let tokens = service(&clock);
+    let first = tokens
+        .issue(NewToken::new("u1", "bot").rate_limit(RateLimit::new(3, 3600).unwrap()))
+        .await
+        .unwrap();
+    let mut newest = tokens
+        .rotate("u1", first.record.id, Duration::days(30))
+        .await
+        .unwrap();
+    for _ in 1..20 {
+        newest = tokens
+            .rotate("u1", newest.record.id, Duration::days(30))
+            .await
+            .unwrap();
+    }
+    let (old, new) = (
+        first.plaintext.expose_secret(),
+        newest.plaintext.expose_secret(),
+    );
+    tokens.verify(old).await.unwrap();
+    tokens.verify(old).await.unwrap();
+    tokens.verify(new).await.unwrap();
+    for t in [old, new] {
+        assert!(matches!(
+            tokens.verify(t).await,
+            Err(AuthError::RateLimited { .. })
+        ));
+    }
+}
+
+/// A purge keeps the ended tokens a live limited token's chain runs through, so that the
+/// first token (in its grace) and the newest keep sharing one count.
+#[tokio::test]
+async fn a_purge_never_splits_a_chain_s_count() {
+    let clock = clock();
+    let tokens = service(&clock);
+    let first = tokens
+        .issue(NewToken::new("u1", "bot").rate_limit(RateLimit::new(2, 3600).unwrap()))
+        .await
+        .unwrap();
+    let second = tokens
+        .rotate("u1", first.record.id, Duration::days(1))
+        .await
+        .unwrap();
+    // Rotated with no grace: the second token ends at once.
+    let third = tokens
+        .rotate("u1", second.record.id, Duration::ZERO)
+        .await
+        .unwrap();
+    clock.advance(Duration::hours(1));
+    tokens.purge(Duration::minutes(1)).await.unwrap();
+    let kept = tokens.store().get(&second.record.id).await.unwrap();
+    assert!(kept.is_some_and(|r| r.revoked_at.is_some()), "ended, kept");
+    let (old, new) = (
+        first.plaintext.expose_secret(),
+        third.plaintext.expose_secret(),
+    );
+    tokens.verify(old).await.unwrap();
+    tokens.verify(new).await.unwrap();
+    for t in [old, new] {
+        assert!(matches!(
+            tokens.verify(t).await,
+            Err(AuthError::RateLimited { .. })
+        ));
+    }
+    // Once the first token ends too, the purge takes the second.
+    clock.advance(Duration::days(2));
+    tokens.purge(Duration::minutes(1)).await.unwrap();
+    assert!(
+        tokens
+            .store()
+            .get(&second.record.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        tokens
+            .store()
+            .get(&first.record.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    tokens.verify(new).await.expect("the newest still verifies");
+}
+
+/// A limiter that says every cell is moving, for ever.
+struct AlwaysMoved;
+
+impl RateLimiter for AlwaysMoved {
+    fn check_cell(
+        &self,
+        _: &api_tokens::RateCell,
+        _: RateLimit,
+    ) -> Option<Result<api_tokens::RateDecision, api_tokens::CellMoved>> {
+        Some(Err(api_tokens::CellMoved))
+    }
+
+    fn check<'a>(&'a self, _: &'a RateKey<'a>, _: RateLimit) -> api_tokens::RateFuture<'a> {
+        Box::pin(std::future::ready(Err(api_tokens::RateLimitError(
+            "unused".into(),
+        ))))
+    }
+}
+
+/// A cell that never stops moving fails the verification closed, in bounded time.
+#[tokio::test]
+async fn a_cell_that_never_settles_fails_closed() {
+    let tokens = ApiTokens::builder(MemoryStore::new(), "dz")
+        .rate_limiter(AlwaysMoved)
+        .build()
+        .unwrap();
+    let issued = tokens
+        .issue(NewToken::new("u1", "bot").rate_limit(RateLimit::new(3, 3600).unwrap()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        tokens.verify(issued.plaintext.expose_secret()).await,
+        Err(AuthError::RateLimiterUnavailable)
+    ));
+}

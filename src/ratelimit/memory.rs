@@ -21,6 +21,13 @@ use crate::token::TokenId;
 /// [`governor`], in a lock-free table, decided without waiting. For one instance; use
 /// `RedisRateLimiter` (feature `redis`) to share the counts between instances.
 ///
+/// Over a [`MemoryStore`](crate::MemoryStore) a token's count is not kept here but in the
+/// token's own table entry ([`RateCell`], through [`check_cell`](RateLimiter::check_cell)):
+/// verification finds it on a cache line it has just read, and the count lives and dies
+/// with the record. Services sharing one `MemoryStore` therefore share its tokens' counts,
+/// whichever limiter each has, and [`len`](Self::len) counts only what is kept here: owner
+/// limits, and the tokens of other stores.
+///
 /// Keys not seen for longer than their window (when their count is full again) are swept
 /// once the table has doubled since the last sweep, so memory follows the tokens in use.
 ///
@@ -248,22 +255,30 @@ impl MemoryRateLimiter {
     /// (the same arithmetic, so both answer alike): the cell holds the theoretical arrival
     /// time, in nanoseconds on this limiter's clock.
     fn decide_on(&self, cell: &RateCell, limit: RateLimit) -> Result<RateDecision, CellMoved> {
-        let now = self.clock.now().as_nanos() as u64;
-        let t = (limit.emission_interval().as_nanos() as u64).max(1);
-        let tau = t * u64::from(limit.limit() - 1);
+        // Saturating throughout, so that no clock (a manual one past the year 2554) makes it
+        // panic or wrap a count back into the past.
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let now = nanos(self.clock.now());
+        let t = nanos(limit.emission_interval()).max(1);
+        let tau = t.saturating_mul(u64::from(limit.limit() - 1));
         let decided = cell.update(|tat| {
             let tat = if tat == 0 { now } else { tat };
             let earliest = tat.saturating_sub(tau);
             if now < earliest {
                 Err(earliest - now)
             } else {
-                let next = tat.max(now) + t;
+                let next = tat.max(now).saturating_add(t);
                 Ok((next, next))
             }
         })?;
         Ok(match decided {
             Ok(next) => {
-                let left = (now + tau + t).saturating_sub(next).min(tau + t) / t;
+                let left = now
+                    .saturating_add(tau)
+                    .saturating_add(t)
+                    .saturating_sub(next)
+                    .min(tau + t)
+                    / t;
                 allowed(limit, left as u32)
             }
             Err(wait) => refused(limit, Duration::from_nanos(wait)),
@@ -524,7 +539,7 @@ mod tests {
         for (n, per) in [(1, 1), (3, 60), (5, 7), (100, 3600), (1_000_000, 1)] {
             let (l, clock) = limiter();
             let limit = RateLimit::new(n, per).unwrap();
-            let cell = RateCell::default();
+            let cell = RateCell::new();
             let key = RateKey::Token(id(n));
             let (mut step, mut refused) = (0u64, 0);
             for round in 0..200u64 {

@@ -17,8 +17,8 @@ mod usage;
 
 pub use ips::IpAllowlist;
 pub use metadata::Metadata;
-pub(crate) use rate_cell::Backoff;
-pub use rate_cell::{CellMoved, MovedCount, RateCell};
+pub(crate) use rate_cell::{Backoff, MovedCount};
+pub use rate_cell::{CellMoved, RateCell};
 pub use scopes::Scopes;
 pub use usage::{RateLimit, Refill, RefillInterval, UsageLimit};
 

@@ -2,49 +2,56 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-/// The count of a token's [rate limit](crate::RateLimit), kept by a store beside the
-/// token's record, so that an in-process limiter counts on a cache line the verification
-/// has just read rather than in a table of its own. [`MemoryStore`](crate::MemoryStore)
-/// keeps one with each record and lends it from
-/// [`TokenStore::read_counted_now`](crate::TokenStore::read_counted_now);
-/// [`MemoryRateLimiter`](crate::MemoryRateLimiter) counts on it
-/// ([`RateLimiter::check_cell`](crate::RateLimiter::check_cell)). Other stores and
-/// limiters count by [`RateKey`](crate::RateKey), as before.
+/// The count of a token's [rate limit](crate::RateLimit), kept by the
+/// [`MemoryStore`](crate::MemoryStore) in the token's own table entry, so that
+/// `MemoryRateLimiter` (feature `rate-limit`) counts on a cache line the verification
+/// has just read rather than in a table of its own. The store lends it with the record
+/// ([`TokenStore::read_counted_now`](crate::TokenStore::read_counted_now)) and the limiter
+/// counts on it ([`RateLimiter::check_cell`](crate::RateLimiter::check_cell)); other stores
+/// lend none and other limiters count by [`RateKey`](crate::RateKey).
 ///
-/// It holds one number: the limit's theoretical arrival time (GCRA), in nanoseconds since
-/// the Unix epoch on the limiter's clock, or 0 before the first check. A store that
-/// replaces a record [`freeze`](Self::freeze)s the old version's cell and gives the new
-/// version a cell [`with`](Self::with) the count it took, so that a check racing the
-/// replacement is never lost: a check that finds its cell frozen reads the record again
-/// ([`CellMoved`]), and a replacement that finds the cell frozen by another waits for that
-/// one to be published.
+/// It is opaque: it holds the limit's theoretical arrival time (GCRA), in nanoseconds since
+/// the Unix epoch on the limiter's clock, which only the crate reads and writes. When the
+/// store replaces a record (records are copy-on-write), it freezes the old version's cell
+/// just before its compare-and-swap and gives the new version the count, so that a check
+/// racing the replacement is never lost: a check that finds its cell frozen reads the record
+/// again ([`CellMoved`]), and a replacement that finds the cell frozen by another waits for
+/// that one's version.
 ///
 /// ```
-/// use api_tokens::RateCell;
+/// # #[cfg(feature = "rate-limit")] {
+/// use api_tokens::{ApiTokens, MemoryRateLimiter, MemoryStore, NewToken, RateLimit, TokenStore};
 ///
-/// let old = RateCell::default();
-/// // A store replacing a record: freeze the old version's count, then hand it over.
-/// let count = old.freeze().expect("not frozen by another replacement");
-/// let new = RateCell::with(count);
-/// assert!(old.is_frozen() && !new.is_frozen());
-/// assert_eq!(old.freeze(), None);
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let tokens = ApiTokens::builder(MemoryStore::new(), "dz")
+///     .rate_limiter(MemoryRateLimiter::new())
+///     .build()?;
+/// let limited = tokens
+///     .issue(NewToken::new("u1", "bot").rate_limit(RateLimit::new(5, 60).expect("5 a minute")))
+///     .await?;
+/// let plain = tokens.issue(NewToken::new("u1", "ci")).await?;
+/// let has_cell = |id| tokens.store().read_counted_now(id, |_, cell| cell.is_some());
+/// assert_eq!(has_cell(&limited.record.id).unwrap()?, true);
+/// assert_eq!(has_cell(&plain.record.id).unwrap()?, false, "no limit, no count");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
 /// ```
-#[derive(Default)]
 pub struct RateCell(AtomicU64);
 
-/// A count taken from a frozen [`RateCell`], to be handed to the record that replaces it
-/// ([`RateCell::with`]).
+/// A count taken from a frozen [`RateCell`], for the record that replaces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MovedCount(u64);
+pub(crate) struct MovedCount(u64);
 
 impl MovedCount {
     /// No count: for a record whose rate limit changed (a new limit starts afresh, as a
     /// limiter counting by key does).
-    pub const FRESH: Self = Self(0);
+    pub(crate) const FRESH: Self = Self(0);
 }
 
-/// A [`RateCell`] was frozen by a store replacing its record: read the record again and
+/// A [`RateCell`] was frozen by the store replacing its record: read the record again and
 /// check on the new version's cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the rate count moved to a new version of the record; read it again")]
@@ -54,10 +61,15 @@ pub struct CellMoved;
 const FROZEN: u64 = u64::MAX;
 
 impl RateCell {
+    /// A new token's cell: nothing counted yet.
+    pub(crate) fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
     /// Freeze this cell (its record is being replaced) and take its count; `None` if another
     /// replacement froze it first (wait for that one to publish its version, then replace
     /// that). Checks on a frozen cell count nothing.
-    pub fn freeze(&self) -> Option<MovedCount> {
+    pub(crate) fn freeze(&self) -> Option<MovedCount> {
         match self.0.swap(FROZEN, Ordering::AcqRel) {
             FROZEN => None,
             count => Some(MovedCount(count)),
@@ -65,23 +77,24 @@ impl RateCell {
     }
 
     /// A new version's cell, holding the count `moved` from the old version's.
-    pub fn with(moved: MovedCount) -> Self {
+    pub(crate) fn with(moved: MovedCount) -> Self {
         Self(AtomicU64::new(moved.0))
     }
 
     /// A cell that is frozen until [`thaw`](Self::thaw)ed: for a record inserted before the
     /// count it inherits is known (a rotated token's successor).
-    pub fn frozen() -> Self {
+    pub(crate) fn frozen() -> Self {
         Self(AtomicU64::new(FROZEN))
     }
 
     /// Give a frozen cell the count `moved` and let checks count on it again.
-    pub fn thaw(&self, moved: MovedCount) {
+    pub(crate) fn thaw(&self, moved: MovedCount) {
         self.0.store(moved.0, Ordering::Release);
     }
 
     /// Whether a replacement froze it.
-    pub fn is_frozen(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_frozen(&self) -> bool {
         self.0.load(Ordering::Acquire) == FROZEN
     }
 
@@ -124,19 +137,32 @@ impl fmt::Debug for RateCell {
     }
 }
 
-/// Waiting for a replacement to publish: a few spins (it is a compare-and-swap away), then
-/// yielding the thread (in case it was descheduled in between).
+/// Waiting for a replacement to publish its version: a few spins (it is a
+/// compare-and-swap away), then yielding the thread, then short sleeps (in case the writer
+/// was descheduled, or is finishing a resize of the table).
 #[derive(Default)]
 pub(crate) struct Backoff(u32);
+
+/// After this many waits (about a fifth of a second), a check stops waiting and fails
+/// closed ([`Backoff::exhausted`]).
+const PATIENCE: u32 = 64 + 256 + 2_000;
 
 impl Backoff {
     pub(crate) fn wait(&mut self) {
         self.0 = self.0.saturating_add(1);
         if self.0 <= 64 {
             std::hint::spin_loop();
-        } else {
+        } else if self.0 <= 64 + 256 {
             std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(100));
         }
+    }
+
+    /// Whether a check has waited long enough: a cell frozen for this long is not being
+    /// moved by a replacement that will finish.
+    pub(crate) fn exhausted(&self) -> bool {
+        self.0 >= PATIENCE
     }
 }
 
@@ -146,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_frozen_cell_counts_nothing_and_moves_once() {
-        let cell = RateCell::default();
+        let cell = RateCell::new();
         assert_eq!(cell.update(|c| Ok::<_, ()>((c + 5, c))), Ok(Ok(0)));
         let moved = cell.freeze().unwrap();
         assert_eq!(moved, MovedCount(5));
@@ -162,6 +188,15 @@ mod tests {
         let cell = RateCell::with(MovedCount(7));
         assert_eq!(cell.update(|_| Err::<(u64, ()), _>("no")), Ok(Err("no")));
         assert_eq!(cell.freeze(), Some(MovedCount(7)));
+    }
+
+    #[test]
+    fn waiting_gives_up_after_a_fifth_of_a_second() {
+        let (mut backoff, started) = (Backoff::default(), std::time::Instant::now());
+        while !backoff.exhausted() {
+            backoff.wait();
+        }
+        assert!(started.elapsed() >= Duration::from_millis(150));
     }
 
     #[test]

@@ -298,6 +298,11 @@ impl<S: TokenStore> ApiTokens<S> {
         let mut backoff = Backoff::default();
         loop {
             backoff.wait();
+            if backoff.exhausted() {
+                // Not a replacement that will finish (a limiter that always says so, say):
+                // fail closed rather than wait for ever, or count elsewhere.
+                return Some(Ok(Err(AuthError::RateLimiterUnavailable)));
+            }
             let mut moved = false;
             let read = self.inner.store.read_counted_now(id, |record, cell| {
                 self.check(record, cell, &mut moved, || secret.hash(), requirements)

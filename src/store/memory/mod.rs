@@ -1,6 +1,6 @@
 //! [`MemoryStore`]: the default store, in process memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -38,6 +38,13 @@ use stored::{Count, Replaced, Stored, cell_of, replace};
 /// version of the record (never losing a last use written meanwhile). Owners, tenants,
 /// prefixes and scope sets are kept once however many tokens share them, and per-owner
 /// indexes make a page of a listing cost O(page + log n).
+///
+/// Each entry also holds the [`RateCell`] its token's rate limit counts on (lent by
+/// [`read_counted_now`](TokenStore::read_counted_now), counted by
+/// `MemoryRateLimiter`, feature `rate-limit`), moved to every new version of the
+/// record; a rotated token counts on its latest successor's. So that such a chain never
+/// splits, a purge keeps an ended record while a live rate-limited token's chain of
+/// rotations runs through it.
 ///
 /// ```
 /// use api_tokens::{ApiTokens, MemoryStore, NewToken};
@@ -116,7 +123,7 @@ impl MemoryStore {
         let mut index = self.writes();
         let mut count = 0;
         let mut frontier = vec![*of];
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         while let Some(parent) = frontier.pop() {
             for id in index.children(&parent) {
                 if !seen.insert(id) {
@@ -170,6 +177,8 @@ impl MemoryStore {
         // takes the old token's count once the old version is frozen and replaced.
         self.insert_stored(&mut index, successor, RateCell::frozen())?;
         let records = self.records.pin();
+        // Thawed afresh if the change panics: never left frozen.
+        let successor_cell = stored::ThawOnDrop(records.get(&successor.id).map(|s| &s.rate));
         let changed = self.change_locked(
             &records,
             &mut index,
@@ -177,7 +186,7 @@ impl MemoryStore {
             Count::Handed,
             &mut Change::new(&mut decide),
         );
-        let successor_cell = records.get(&successor.id).map(|s| &s.rate);
+        let successor_cell = successor_cell.disarm();
         match changed {
             Some(Some(Written { moved, old_rate })) => {
                 // A successor with another limit than its predecessor's starts afresh.
@@ -208,7 +217,7 @@ impl MemoryStore {
 
     /// Insert `record` (interned), holding `index`.
     fn insert_locked(&self, index: &mut Index, record: &TokenRecord) -> Result<(), StoreError> {
-        self.insert_stored(index, record, RateCell::default())
+        self.insert_stored(index, record, RateCell::new())
     }
 
     /// Insert `record` (interned) with the count `rate`, holding `index`.
@@ -502,10 +511,25 @@ impl TokenStore for MemoryStore {
         // `retain` decides again on a record that a last-use write replaced meanwhile, so
         // the removed records are collected by id, each once.
         let mut removed = HashMap::new();
+        let ended = |r: &TokenRecord| {
+            r.revoked_at.is_some_and(|t| t < before) || r.expires_at.is_some_and(|t| t < before)
+        };
+        // A live rate-limited token counts on its latest successor's cell: the records its
+        // chain of rotations runs through stay until it ends too (rotations hold the writes
+        // lock, so no chain changes meanwhile).
+        let mut chained = HashSet::new();
+        for (_, stored) in records.iter() {
+            if stored.record.rate_limit.is_none() || ended(&stored.record) {
+                continue;
+            }
+            let mut next = stored.record.successor;
+            while let Some(id) = next.filter(|id| chained.insert(*id)) {
+                next = records.get(&id).and_then(|s| s.record.successor);
+            }
+        }
         records.retain(|id, stored| {
             let r = &stored.record;
-            let dead = r.revoked_at.is_some_and(|t| t < before)
-                || r.expires_at.is_some_and(|t| t < before);
+            let dead = ended(r) && !chained.contains(id);
             if dead {
                 removed.insert(*id, r.clone());
             }

@@ -20,12 +20,16 @@ pub(super) struct Stored {
 /// The table, pinned.
 pub(super) type Pinned<'m, G> = HashMapRef<'m, TokenId, Stored, BuildHasherDefault<IdHasher>, G>;
 
-/// How far a rotated token's count is followed down its successors.
-const MAX_HOPS: usize = 16;
+/// How far a rotated token's count is followed down its successors: further than any
+/// rotation makes it (each successor is a new token, so a chain has no loop), but not for
+/// ever through hand-made records that name each other.
+const MAX_HOPS: usize = 1_024;
 
 /// The cell a check of `stored` counts on: a token with a rate limit counts on its own, a
-/// rotated one on its latest successor's (which inherited the count); none if the token has
-/// no limit or its chain of successors is broken (the limiter then counts by key).
+/// rotated one on its latest successor's (which inherited the count). A chain that ends in
+/// a record no longer there (the store keeps those a live limited token's chain runs
+/// through, see `purge`) or runs on too long ends on the last record reached. None if the
+/// token has no limit.
 pub(super) fn cell_of<'g, G: Guard>(
     records: &'g Pinned<'_, G>,
     stored: &'g Stored,
@@ -33,17 +37,36 @@ pub(super) fn cell_of<'g, G: Guard>(
     stored.record.rate_limit?;
     let mut at = stored;
     for _ in 0..MAX_HOPS {
-        match at.record.successor {
-            None => return Some(&at.rate),
-            Some(next) => at = records.get(&next)?,
+        match at.record.successor.and_then(|next| records.get(&next)) {
+            None => break,
+            Some(next) => at = next,
         }
     }
-    None
+    Some(&at.rate)
 }
 
 /// The rate a record's count is kept for (not which bucket: the cell says that).
 pub(super) fn rate_of(record: &TokenRecord) -> Option<(u32, u32)> {
     record.rate_limit.map(|l| (l.limit(), l.per_seconds()))
+}
+
+/// A frozen cell that is thawed with a fresh count if dropped before
+/// [`disarm`](Self::disarm) (a rotation that panicked halfway).
+pub(super) struct ThawOnDrop<'g>(pub(super) Option<&'g RateCell>);
+
+impl<'g> ThawOnDrop<'g> {
+    /// The cell, no longer thawed on drop.
+    pub(super) fn disarm(mut self) -> Option<&'g RateCell> {
+        self.0.take()
+    }
+}
+
+impl Drop for ThawOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(cell) = self.0 {
+            cell.thaw(MovedCount::FRESH);
+        }
+    }
 }
 
 /// What [`replace`] did.
@@ -74,17 +97,18 @@ pub(super) enum Count {
 /// frozen just before the swap, so a check racing it either counted before the freeze (and
 /// is moved) or finds the cell frozen and reads the record again. A replacement that finds
 /// the cell frozen by another waits until that one's version is published (the freeze is
-/// the last thing before its swap, and nothing else can replace a frozen entry), then
-/// decides again on it.
+/// the last thing before its swap, and no other write replaces a frozen entry: a purge may
+/// only remove it, and this one then finds the record missing), then decides again on it.
 pub(super) fn replace<'g, T, G: Guard>(
     records: &'g Pinned<'_, G>,
     id: &TokenId,
     count: Count,
     mut change: impl FnMut(&TokenRecord) -> Result<TokenRecord, T>,
 ) -> Replaced<'g, T> {
-    // The entry this replacement froze and what it took: `compute` may ask again about the
-    // same entry (a table resize moved it), and the count must not be taken twice. Entries
-    // are not freed while the table is pinned, so an address names one entry.
+    // The entry this replacement froze and what it took, in case `compute` asks again about
+    // the same entry (papaya keeps a closure's answer for an entry it retries on, so this is
+    // a guard, not a path it takes), so that the count is never taken twice. Entries are
+    // not freed while the table is pinned, so an address names one entry.
     let mut frozen: Option<(*const Stored, MovedCount)> = None;
     let mut waited = Backoff::default();
     loop {
