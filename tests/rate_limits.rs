@@ -290,8 +290,12 @@ fn counts_kept_with_the_record_survive_its_replacements_under_contention() {
     assert_eq!(record.usage.as_ref().unwrap().remaining, 100_000 - 300);
 }
 
-/// A limit counted three times through `service`, whose store is `store`: two allowed, the
-/// third refused.
+/// Whether `t` is refused for its rate limit.
+async fn limited<S: TokenStore>(tokens: &ApiTokens<S>, t: &str) -> bool {
+    matches!(tokens.verify(t).await, Err(AuthError::RateLimited { .. }))
+}
+
+/// A limit of two counted three times through `tokens`: two allowed, the third refused.
 async fn burst_of_two<S: TokenStore>(tokens: &ApiTokens<S>) {
     let issued = tokens
         .issue(NewToken::new("u1", "bot").rate_limit(RateLimit::new(2, 3600).unwrap()))
@@ -300,10 +304,7 @@ async fn burst_of_two<S: TokenStore>(tokens: &ApiTokens<S>) {
     let t = issued.plaintext.expose_secret();
     tokens.verify(t).await.unwrap();
     tokens.verify(t).await.unwrap();
-    assert!(matches!(
-        tokens.verify(t).await,
-        Err(AuthError::RateLimited { .. })
-    ));
+    assert!(limited(tokens, t).await);
 }
 
 /// The memory store lends each record's cell (also through `DynTokenStore`): the limiter
@@ -374,10 +375,7 @@ async fn every_token_of_a_long_rotation_chain_shares_one_count() {
     tokens.verify(old).await.unwrap();
     tokens.verify(new).await.unwrap();
     for t in [old, new] {
-        assert!(matches!(
-            tokens.verify(t).await,
-            Err(AuthError::RateLimited { .. })
-        ));
+        assert!(limited(&tokens, t).await);
     }
 }
 
@@ -411,10 +409,7 @@ async fn a_purge_never_splits_a_chain_s_count() {
     tokens.verify(old).await.unwrap();
     tokens.verify(new).await.unwrap();
     for t in [old, new] {
-        assert!(matches!(
-            tokens.verify(t).await,
-            Err(AuthError::RateLimited { .. })
-        ));
+        assert!(limited(&tokens, t).await);
     }
     // Once the first token ends too, the purge takes the second.
     clock.advance(Duration::days(2));
@@ -472,4 +467,28 @@ async fn a_cell_that_never_settles_fails_closed() {
         tokens.verify(issued.plaintext.expose_secret()).await,
         Err(AuthError::RateLimiterUnavailable)
     ));
+}
+
+/// Two services over one `MemoryStore`, each with a limiter of its own, share the counts
+/// the store keeps.
+#[tokio::test]
+async fn services_sharing_a_memory_store_share_its_counts() {
+    let clock = clock();
+    let store = Arc::new(MemoryStore::new());
+    let make = || {
+        ApiTokens::builder(Arc::clone(&store), "dz")
+            .clock(clock.clone())
+            .rate_limiter(MemoryRateLimiter::with_clock(clock.clone()))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (make(), make());
+    let issued = a
+        .issue(NewToken::new("u1", "bot").rate_limit(RateLimit::new(2, 3600).unwrap()))
+        .await
+        .unwrap();
+    let t = issued.plaintext.expose_secret();
+    a.verify(t).await.unwrap();
+    b.verify(t).await.unwrap();
+    assert!(limited(&a, t).await && limited(&b, t).await);
 }

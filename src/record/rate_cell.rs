@@ -101,6 +101,7 @@ impl RateCell {
     /// Replace the count by what `decide` makes of it (0 before the first check), in a
     /// compare-and-swap loop; `decide` answers the new count and what to return, or `Err`
     /// to leave the count as it is. Never counts on a frozen cell.
+    #[cfg(any(test, feature = "rate-limit"))]
     pub(crate) fn update<T, E>(
         &self,
         mut decide: impl FnMut(u64) -> Result<(u64, T), E>,
