@@ -2,8 +2,10 @@
 //!
 //! A token's [`RateLimit`](crate::RateLimit) is stored on it; the service's
 //! [`RateLimiter`] keeps the counts. `MemoryRateLimiter` (feature `rate-limit`, on
-//! `governor`) counts in the process; `RedisRateLimiter` (feature `redis`) counts on a Redis server
-//! shared by every instance, in one atomic script call per check. A rejection is
+//! `governor`'s GCRA) counts in the process: over the memory store on each token's
+//! [`RateCell`], beside its record ([`RateLimiter::check_cell`]), otherwise in a table of its
+//! own; `RedisRateLimiter` (feature `redis`) counts on a Redis server shared by every
+//! instance, in one atomic script call per check. A rejection is
 //! [`AuthError::RateLimited`](crate::AuthError::RateLimited): 429 with `Retry-After` and
 //! the `RateLimit-*` headers of the IETF draft.
 
