@@ -119,7 +119,7 @@ pub(super) fn replace<'g, T, G: Guard>(
             let next = match change(&current.record) {
                 Ok(next) => next,
                 Err(said) => {
-                    // Asked again after freezing this entry (a resize moved it) and deciding
+                    // Asked again about an entry this replacement froze, and deciding
                     // otherwise: its count goes back, or it would stay frozen.
                     if let Some((at, moved)) = frozen.take()
                         && std::ptr::eq(at, current)
@@ -251,6 +251,15 @@ mod tests {
             .unwrap()
     }
 
+    /// Rotate `old` to `next` as the service would (naming the successor); whether it was.
+    fn rotate(store: &MemoryStore, old: &TokenRecord, next: &TokenRecord) -> bool {
+        let mut retire = |r: &mut TokenRecord| {
+            r.successor = Some(next.id);
+            true
+        };
+        ready(store.rotate(&old.id, &mut Change::new(&mut retire), next)).unwrap()
+    }
+
     fn ready<T>(f: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
             .build()
@@ -311,11 +320,7 @@ mod tests {
         let (old, next) = (limited(1, 5), limited(2, 5));
         ready(store.insert(&old)).unwrap();
         assert!(bump(&store, &old.id) && bump(&store, &old.id));
-        let mut retire = |r: &mut TokenRecord| {
-            r.successor = Some(TokenId::from_bytes([2; 16]));
-            true
-        };
-        assert!(ready(store.rotate(&old.id, &mut Change::new(&mut retire), &next)).unwrap());
+        assert!(rotate(&store, &old, &next));
         assert_eq!(count(&store, &next.id), Some(2));
         assert!(
             bump(&store, &old.id),
@@ -332,11 +337,7 @@ mod tests {
         let (old, next) = (limited(1, 5), limited(2, 9));
         ready(store.insert(&old)).unwrap();
         assert!(bump(&store, &old.id));
-        let mut retire = |r: &mut TokenRecord| {
-            r.successor = Some(TokenId::from_bytes([2; 16]));
-            true
-        };
-        assert!(ready(store.rotate(&old.id, &mut Change::new(&mut retire), &next)).unwrap());
+        assert!(rotate(&store, &old, &next));
         assert_eq!(count(&store, &next.id), Some(0));
     }
 
