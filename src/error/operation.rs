@@ -15,6 +15,7 @@ use crate::clock::Rfc3339;
 ///
 /// let e = FieldError::new("page", "must be 1 or more");
 /// assert_eq!((e.field.as_str(), e.reason.as_str()), ("page", "must be 1 or more"));
+/// assert_eq!(e.to_string(), "`page` must be 1 or more");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {
@@ -33,6 +34,14 @@ impl FieldError {
         }
     }
 }
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for FieldError {}
 
 /// Every rejected field of one request.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -65,7 +74,7 @@ impl fmt::Display for ValidationErrors {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            write!(f, "`{}` {}", e.field, e.reason)?;
+            fmt::Display::fmt(e, f)?;
         }
         Ok(())
     }

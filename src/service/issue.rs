@@ -315,18 +315,67 @@ impl<S: TokenStore> ApiTokens<S> {
     /// CSPRNG, and insert its record. Every rejected field is reported at once in
     /// [`Error::Invalid`]; nothing is written then.
     pub async fn issue(&self, new: NewToken) -> Result<Issued, Error> {
-        self.observe_op("issue", None, self.issue_unobserved(new), |issued| {
-            vec![
-                AuditEvent::new(issued.record.created_at, AuditKind::Issued)
-                    .token(issued.record.id)
-                    .owner(issued.record.owner.clone()),
-            ]
-        })
+        if !self.observed() {
+            return self.issue_unobserved(new).await;
+        }
+        // Boxed: what observing adds stays out of the future of a service that observes
+        // nothing (the future is moved on every call; smaller is cheaper).
+        Box::pin(
+            self.observe_op("issue", None, self.issue_unobserved(new), |issued| {
+                vec![
+                    AuditEvent::new(issued.record.created_at, AuditKind::Issued)
+                        .token(issued.record.id)
+                        .owner(issued.record.owner.clone()),
+                ]
+            }),
+        )
         .await
     }
 
     async fn issue_unobserved(&self, new: NewToken) -> Result<Issued, Error> {
         let now = self.now();
+        // Checked without waiting: the request is dropped before the first wait, so the
+        // future keeps only what lives across it (and stays small to move).
+        let (mut draft, creator) = self.draft(new, now)?;
+        if let Some(creator) = creator {
+            // Rare, and waits for the store: boxed, so that its state does not enlarge
+            // every issue's future.
+            Box::pin(self.confine_to_creator(&mut draft, &creator)).await?;
+        }
+        let (plaintext, record) = self.generate(draft, now)?;
+        let cap = self.inner.policy.get_max_active_per_owner();
+        let store = &self.inner.store;
+        if record.created_by.is_some() {
+            let rules = ChildRules::new(
+                cap,
+                now,
+                self.inner.policy.get_children_may_outlive_creators(),
+            );
+            match store.insert_child(&record, &rules).await? {
+                ChildInsert::Inserted => {}
+                ChildInsert::CapReached => {
+                    return Err(Error::TooManyTokens {
+                        limit: cap.unwrap_or_default(),
+                    });
+                }
+                ChildInsert::CreatorNotActive => return Err(AuthError::Invalid.into()),
+            }
+        } else {
+            match cap {
+                None => store.insert(&record).await?,
+                Some(limit) => {
+                    if !store.insert_capped(&record, limit, now).await? {
+                        return Err(Error::TooManyTokens { limit });
+                    }
+                }
+            }
+        }
+        Ok(Issued { plaintext, record })
+    }
+
+    /// The request validated into the fields of a record (every rejected field at once),
+    /// and the creator it names, if any.
+    fn draft(&self, new: NewToken, now: OffsetDateTime) -> Result<(Draft, Option<Creator>), Error> {
         let mut errors = Vec::new();
         check_identifier("owner", &new.owner, &mut errors);
         if let Some(tenant) = &new.tenant {
@@ -355,7 +404,7 @@ impl<S: TokenStore> ApiTokens<S> {
                 None
             }
         };
-        let mut allowed_ips = match new.allowed_ips.as_ref().map(IpAllowlist::parse).transpose() {
+        let allowed_ips = match new.allowed_ips.as_ref().map(IpAllowlist::parse).transpose() {
             Ok(list) => list,
             Err(e) => {
                 errors.extend(e.0);
@@ -388,59 +437,13 @@ impl<S: TokenStore> ApiTokens<S> {
         let scopes = Scopes::parse(&new.scopes)
             .map_err(|e| errors.extend(e.0))
             .unwrap_or_default();
-        let mut expires_at = new
+        let expires_at = new
             .expires
             .resolve(&self.inner.policy, now)
             .map_err(|e| errors.push(e))
             .unwrap_or_default();
         if !errors.is_empty() {
             return Err(Error::Invalid(ValidationErrors(errors)));
-        }
-        if let Some(creator) = &new.creator {
-            if new.tenant != creator.tenant {
-                return Err(AuthError::WrongTenant.into());
-            }
-            let missing: Vec<String> = scopes
-                .iter()
-                .filter(|s| !creator.scopes.contains(s))
-                .map(str::to_owned)
-                .collect();
-            if !missing.is_empty() {
-                return Err(AuthError::InsufficientScope { missing }.into());
-            }
-            if let Some(limit) = creator.expires_at
-                && !self.inner.policy.get_children_may_outlive_creators()
-            {
-                expires_at = Some(expires_at.map_or(limit, |at| at.min(limit)));
-            }
-            let creator_record = self.inner.store.get(&creator.id).await?;
-            if creator_record
-                .as_ref()
-                .is_some_and(|c| c.usage.is_some() || c.rate_limit.is_some())
-            {
-                return Err(FieldError::new(
-                    "creator",
-                    "a token with a usage or rate limit cannot create tokens (their uses and \
-                     requests would not count against it); create them with a token without \
-                     limits",
-                )
-                .into());
-            }
-            // The creator's address restriction holds for what it creates.
-            let creator_ips = creator_record.and_then(|r| r.allowed_ips.clone());
-            if let Some(outer) = creator_ips {
-                match &allowed_ips {
-                    None => allowed_ips = Some(outer),
-                    Some(inner) if outer.covers(inner) => {}
-                    Some(_) => {
-                        return Err(FieldError::new(
-                            "allowed_ips",
-                            "must lie within the addresses the creating token is allowed from",
-                        )
-                        .into());
-                    }
-                }
-            }
         }
         let draft = Draft {
             owner: Arc::from(new.owner.as_str()),
@@ -455,35 +458,58 @@ impl<S: TokenStore> ApiTokens<S> {
             usage,
             rate_limit,
         };
-        let (plaintext, record) = self.generate(draft, now)?;
-        let cap = self.inner.policy.get_max_active_per_owner();
-        let store = &self.inner.store;
-        if record.created_by.is_some() {
-            let rules = ChildRules::new(
-                cap,
-                now,
-                self.inner.policy.get_children_may_outlive_creators(),
-            );
-            match store.insert_child(&record, &rules).await? {
-                ChildInsert::Inserted => {}
-                ChildInsert::CapReached => {
-                    return Err(Error::TooManyTokens {
-                        limit: cap.unwrap_or_default(),
-                    });
-                }
-                ChildInsert::CreatorNotActive => return Err(AuthError::Invalid.into()),
-            }
-        } else {
-            match cap {
-                None => store.insert(&record).await?,
-                Some(limit) => {
-                    if !store.insert_capped(&record, limit, now).await? {
-                        return Err(Error::TooManyTokens { limit });
-                    }
+        Ok((draft, new.creator))
+    }
+
+    /// What a token created by another may be: the creator's tenant, scopes, expiry and
+    /// addresses bound the draft; a creator with usage or rate limits creates nothing.
+    async fn confine_to_creator(&self, draft: &mut Draft, creator: &Creator) -> Result<(), Error> {
+        if draft.tenant.as_deref() != creator.tenant.as_deref() {
+            return Err(AuthError::WrongTenant.into());
+        }
+        let missing: Vec<String> = draft
+            .scopes
+            .iter()
+            .filter(|s| !creator.scopes.contains(s))
+            .map(str::to_owned)
+            .collect();
+        if !missing.is_empty() {
+            return Err(AuthError::InsufficientScope { missing }.into());
+        }
+        if let Some(limit) = creator.expires_at
+            && !self.inner.policy.get_children_may_outlive_creators()
+        {
+            draft.expires_at = Some(draft.expires_at.map_or(limit, |at| at.min(limit)));
+        }
+        let creator_record = self.inner.store.get(&creator.id).await?;
+        if creator_record
+            .as_ref()
+            .is_some_and(|c| c.usage.is_some() || c.rate_limit.is_some())
+        {
+            return Err(FieldError::new(
+                "creator",
+                "a token with a usage or rate limit cannot create tokens (their uses and \
+                 requests would not count against it); create them with a token without \
+                 limits",
+            )
+            .into());
+        }
+        // The creator's address restriction holds for what it creates.
+        let creator_ips = creator_record.and_then(|r| r.allowed_ips.clone());
+        if let Some(outer) = creator_ips {
+            match &draft.allowed_ips {
+                None => draft.allowed_ips = Some(outer),
+                Some(inner) if outer.covers(inner) => {}
+                Some(_) => {
+                    return Err(FieldError::new(
+                        "allowed_ips",
+                        "must lie within the addresses the creating token is allowed from",
+                    )
+                    .into());
                 }
             }
         }
-        Ok(Issued { plaintext, record })
+        Ok(())
     }
 
     /// A fresh token with these fields: its plaintext and the record to store.

@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::TokenId;
 use super::encoding::{
-    CHECKSUM_HEX, DISPLAY_ID_HEX, ID_HEX, decode_hex, in_alphabet, push_ascii, push_hex,
+    CHECKSUM_HEX, DISPLAY_ID_HEX, ID_HEX, ascii_string, decode_hex, in_alphabet, write_hex,
 };
 use super::id::display_prefix;
 use super::secret::{PlaintextToken, Token};
@@ -202,19 +202,18 @@ impl TokenFormat {
         let id = TokenId::from_bytes(id);
         let hash = TokenHash::of_secret(secret);
 
-        // Built in place at its final capacity so no reallocation leaves a copy behind.
-        let mut text = Zeroizing::new(String::with_capacity(self.token_len()));
-        text.push_str(&self.prefix);
-        text.push('_');
-        let mut id_hex = [0u8; ID_HEX];
-        id.encode_hex(&mut id_hex);
-        push_ascii(&mut text, &id_hex);
-        // One byte at a time, straight into the zeroizing text: a vectorised encoder would
-        // spill the secret into its own stack frame, which nothing wipes.
-        push_hex(&mut text, secret);
-        let mut crc_hex = [0u8; CHECKSUM_HEX];
-        let _ = hex::encode_to_slice(crc32fast::hash(text.as_bytes()).to_be_bytes(), &mut crc_hex);
-        push_ascii(&mut text, &crc_hex);
+        // Built in place at its final length, so no reallocation leaves a copy behind.
+        let len = self.token_len();
+        let mut text = Zeroizing::new(vec![0u8; len]);
+        let (id_at, checksum_at) = (self.prefix.len() + 1, len - CHECKSUM_HEX);
+        let secret_at = id_at + ID_HEX;
+        text[..id_at - 1].copy_from_slice(self.prefix.as_bytes());
+        text[id_at - 1] = b'_';
+        write_hex(&mut text[id_at..secret_at], id.as_bytes());
+        write_hex(&mut text[secret_at..checksum_at], secret);
+        let checksum = crc32fast::hash(&text[..checksum_at]);
+        write_hex(&mut text[checksum_at..], &checksum.to_be_bytes());
+        let text = Zeroizing::new(ascii_string(std::mem::take(&mut *text)));
         debug_assert_eq!(text.len(), self.token_len());
 
         let display_len = self.prefix.len() + 1 + DISPLAY_ID_HEX;
