@@ -334,8 +334,8 @@ impl<S: TokenStore> ApiTokens<S> {
 
     async fn issue_unobserved(&self, new: NewToken) -> Result<Issued, Error> {
         let now = self.now();
-        // Checked without waiting: the request is dropped before the first wait, so the
-        // future keeps only what lives across it (and stays small to move).
+        // Checked without waiting, so that none of validation's temporaries is kept across
+        // a wait in the future (which is moved on every call: smaller is cheaper).
         let (mut draft, creator) = self.draft(new, now)?;
         if let Some(creator) = creator {
             // Rare, and waits for the store: boxed, so that its state does not enlarge
