@@ -72,8 +72,10 @@ pub(crate) fn in_alphabet(b: u8) -> bool {
 
 /// Write `bytes` as lowercase hex into `out` (twice as long), four bytes at a time in one
 /// 64-bit register, with no table (nothing indexed by a secret) and no branch on a digit.
-/// Each eight digits are written straight into `out`, which may be a secret's wiped buffer
-/// (the last, shorter group passes through a stack word, which is wiped at once).
+/// Each eight digits are written straight into `out`, which may be a secret's wiped buffer:
+/// in an optimised build a full group stays in registers between its load and its store
+/// (`tests/residue.rs` checks that build); the last, shorter group passes through a stack
+/// word, which is wiped at once.
 pub(crate) fn write_hex(out: &mut [u8], bytes: &[u8]) {
     debug_assert_eq!(out.len(), bytes.len() * 2);
     let mut chunks = bytes.chunks_exact(4);
@@ -103,7 +105,9 @@ pub(crate) fn ascii_string(bytes: Vec<u8>) -> String {
         Ok(text) => text,
         Err(e) => {
             let mut bytes = e.into_bytes();
-            let text = bytes.iter().map(|&b| char::from(b)).collect();
+            // A byte becomes at most two in UTF-8: room for all, so nothing reallocates.
+            let mut text = String::with_capacity(bytes.len() * 2);
+            text.extend(bytes.iter().map(|&b| char::from(b)));
             bytes.zeroize();
             text
         }
