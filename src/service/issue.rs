@@ -562,3 +562,19 @@ pub(super) struct Draft {
     pub(super) usage: Option<Box<UsageLimit>>,
     pub(super) rate_limit: Option<RateLimit>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    #[test]
+    fn the_future_of_an_issue_keeps_observation_and_creators_boxed() {
+        // It is moved on every call: observation (tracing, metrics, audit) and the creator
+        // checks live in boxes, so what stays is the request, the draft and the record.
+        let tokens = ApiTokens::new(MemoryStore::new(), "dz").expect("a valid prefix");
+        let future = tokens.issue(NewToken::new("user_1", "ci"));
+        let size = std::mem::size_of_val(&future);
+        assert!(size <= 1_536, "the issue future is {size} bytes");
+    }
+}

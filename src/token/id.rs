@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::encoding::{DISPLAY_ID_HEX, ID_HEX, decode_hex, push_ascii};
+use super::encoding::{DISPLAY_ID_HEX, ID_HEX, decode_hex, push_ascii, write_hex};
 use crate::error::ParseError;
 use crate::limits::TOKEN_ID_BYTES;
 
@@ -38,8 +38,7 @@ impl TokenId {
 
     /// Write the 32 hex characters into `out`.
     pub(crate) fn encode_hex(&self, out: &mut [u8; ID_HEX]) {
-        // The output length is right by construction, so this cannot fail.
-        let _ = hex::encode_to_slice(self.0, out);
+        write_hex(out, &self.0);
     }
 }
 
