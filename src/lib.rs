@@ -68,8 +68,8 @@ pub use ratelimit::memory::MemoryRateLimiter;
 pub use ratelimit::redis::{RedisFailure, RedisRateLimiter};
 pub use ratelimit::{RateDecision, RateFuture, RateKey, RateLimitError, RateLimiter};
 pub use record::{
-    CellMoved, IpAllowlist, Metadata, RateCell, RateLimit, Refill, RefillInterval, Scopes,
-    TokenInfo, TokenRecord, UsageLimit,
+    CellMoved, IpAllowlist, Metadata, RateCell, RateLimit, RecordRef, Refill, RefillInterval,
+    Scopes, TokenInfo, TokenRecord, UsageLimit,
 };
 #[cfg(feature = "audit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "audit")))]

@@ -9,12 +9,15 @@ use time::OffsetDateTime;
 use crate::hash::TokenHash;
 use crate::token::TokenId;
 
+mod compact;
 mod ips;
 mod metadata;
 mod rate_cell;
 mod scopes;
 mod usage;
 
+pub use compact::RecordRef;
+pub(crate) use compact::{CompactRecord, Lent, Micros, Verifiable, unix_micros};
 pub use ips::IpAllowlist;
 pub use metadata::Metadata;
 pub(crate) use rate_cell::{Backoff, MovedCount};

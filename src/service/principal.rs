@@ -5,7 +5,7 @@ use std::fmt;
 use smallvec::SmallVec;
 use time::OffsetDateTime;
 
-use crate::record::{Scopes, TokenRecord};
+use crate::record::{Micros, Scopes, Verifiable};
 use crate::token::TokenId;
 
 /// Bytes of owner, tenant, name and scopes (with their lengths) a principal holds without
@@ -43,7 +43,8 @@ const NO_TENANT: u32 = u32::MAX;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Principal {
     id: TokenId,
-    expires_at: Option<OffsetDateTime>,
+    /// Kept to the microsecond, as stores keep times (8 bytes, no conversion per verify).
+    expires_at: Micros,
     /// Owner, tenant, name, metadata, then each scope, each after its length in bytes
     /// (`u32`, little-endian; [`NO_TENANT`] for no tenant or no metadata).
     text: SmallVec<[u8; INLINE]>,
@@ -51,16 +52,16 @@ pub struct Principal {
 
 impl Principal {
     /// A copy of what a route needs of `record`.
-    pub(crate) fn of(record: &TokenRecord) -> Self {
+    pub(crate) fn of(record: &impl Verifiable) -> Self {
         let parts = || {
             [
-                Some(&*record.owner),
-                record.tenant.as_deref(),
-                Some(&*record.name),
-                record.metadata.as_ref().map(|m| m.as_str()),
+                Some(record.owner()),
+                record.tenant(),
+                Some(record.name()),
+                record.metadata().map(|m| m.as_str()),
             ]
             .into_iter()
-            .chain(record.scopes.iter().map(Some))
+            .chain(record.scopes().iter().map(Some))
         };
         // Sized once and filled in place: one copy per string, no growth.
         let len = parts().map(|s| 4 + s.map_or(0, str::len)).sum();
@@ -71,8 +72,8 @@ impl Principal {
         }
         text.truncate(at);
         Self {
-            id: record.id,
-            expires_at: record.expires_at,
+            id: record.id(),
+            expires_at: record.expires_at_micros(),
             text,
         }
     }
@@ -120,9 +121,9 @@ impl Principal {
         self.scopes().contains(scope)
     }
 
-    /// When the token expires, if ever.
+    /// When the token expires, if ever (to the microsecond, in UTC, as stores keep it).
     pub fn expires_at(&self) -> Option<OffsetDateTime> {
-        self.expires_at
+        self.expires_at.time()
     }
 }
 
@@ -135,7 +136,7 @@ impl fmt::Debug for Principal {
             .field("name", &self.name())
             .field("scopes", &self.scopes())
             .field("metadata", &self.metadata_json())
-            .field("expires_at", &self.expires_at)
+            .field("expires_at", &self.expires_at())
             .finish()
     }
 }
@@ -245,7 +246,7 @@ impl PartialEq<Scopes> for PrincipalScopes<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Scopes;
+    use crate::record::{Scopes, TokenRecord};
 
     fn record(owner: &str, tenant: Option<&str>, name: &str, scopes: &[&str]) -> TokenRecord {
         let now = OffsetDateTime::UNIX_EPOCH;

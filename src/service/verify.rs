@@ -23,7 +23,9 @@ use crate::clock::to_stored_precision;
 use crate::error::{AuthError, StoreError};
 use crate::hash::{SecretMessage, TokenHash};
 use crate::limits::PRECISE_CLOCK_WITHIN;
-use crate::record::{Backoff, CellMoved, RateCell, RateLimit, TokenRecord};
+use crate::record::{
+    Backoff, CellMoved, Lent, RateCell, RateLimit, RecordRef, TokenRecord, Verifiable,
+};
 use crate::store::token_store::TokenStore;
 use crate::token::TokenId;
 
@@ -172,7 +174,7 @@ impl<S: TokenStore> ApiTokens<S> {
         // say) means reading the new version, a compare-and-swap away.
         let mut moved = false;
         let mut read = inner.store.read_counted_now(&id, |record, cell| {
-            self.check(record, cell, &mut moved, || secret.hash(), requirements)
+            self.check_lent(record, cell, &mut moved, || secret.hash(), requirements)
         });
         if moved {
             read = self.read_moved(&id, &mut secret, requirements);
@@ -305,11 +307,31 @@ impl<S: TokenStore> ApiTokens<S> {
             }
             let mut moved = false;
             let read = self.inner.store.read_counted_now(id, |record, cell| {
-                self.check(record, cell, &mut moved, || secret.hash(), requirements)
+                self.check_lent(record, cell, &mut moved, || secret.hash(), requirements)
             });
             if !moved {
                 return read;
             }
+        }
+    }
+
+    /// [`check`](Self::check) on a record in whichever form its store lent it (one copy
+    /// of the checks for each form, so no check branches on it).
+    #[inline]
+    fn check_lent(
+        &self,
+        record: Option<RecordRef<'_>>,
+        cell: Option<&RateCell>,
+        moved: &mut bool,
+        presented_hash: impl FnOnce() -> TokenHash,
+        requirements: &Requirements<'_>,
+    ) -> Result<Checked, AuthError> {
+        match record.map(RecordRef::lent) {
+            Some(Lent::Compact(r)) => {
+                self.check(Some(r), cell, moved, presented_hash, requirements)
+            }
+            Some(Lent::Full(r)) => self.check(Some(r), cell, moved, presented_hash, requirements),
+            None => self.check::<TokenRecord>(None, cell, moved, presented_hash, requirements),
         }
     }
 
@@ -319,9 +341,9 @@ impl<S: TokenStore> ApiTokens<S> {
     /// Last, a token with a rate limit is counted on `cell` if its store lent one (and the
     /// limiter counts on cells); a frozen cell sets `moved` (the answer is then to be thrown
     /// away, and the record read again).
-    fn check(
+    fn check<V: Verifiable>(
         &self,
-        record: Option<&TokenRecord>,
+        record: Option<&V>,
         cell: Option<&RateCell>,
         moved: &mut bool,
         presented_hash: impl FnOnce() -> TokenHash,
@@ -336,13 +358,13 @@ impl<S: TokenStore> ApiTokens<S> {
         };
         // A record of another issuer sharing the store is not this issuer's token, even with
         // a valid checksum and secret.
-        if !(record.hash.ct_eq(&presented_hash()) && inner.format.issued(&record.prefix)) {
+        if !(record.hash().ct_eq(&presented_hash()) && inner.format.issued(record.prefix())) {
             return Err(AuthError::Invalid);
         }
-        if let Some(revoked_at) = record.revoked_at {
+        if let Some(revoked_at) = record.revoked_at() {
             return Err(AuthError::Revoked { revoked_at });
         }
-        if let Some(suspended_at) = record.suspended_at {
+        if let Some(suspended_at) = record.suspended_at() {
             return Err(AuthError::Suspended { suspended_at });
         }
         // Compared in integer nanoseconds (cheaper than date arithmetic on every request),
@@ -350,23 +372,24 @@ impl<S: TokenStore> ApiTokens<S> {
         // precise time when the token expires within a second of it.
         let clock = &*inner.clock;
         let recent = clock.recent_unix_nanos();
-        if let Some(expired_at) = record.expires_at.filter(|at| {
-            let at = at.unix_timestamp_nanos();
+        if record.expires_at_nanos().is_some_and(|at| {
             at <= recent
                 || (at - recent <= PRECISE_CLOCK_WITHIN.whole_nanoseconds()
                     && at <= clock.now_unix_nanos())
-        }) {
+        }) && let Some(expired_at) = record.expires_at()
+        {
             return Err(AuthError::Expired { expired_at });
         }
-        if let Some(idle) = inner.policy.get_idle_timeout() {
-            let since = record.last_used_at.unwrap_or(record.created_at);
-            if recent - since.unix_timestamp_nanos() > idle.whole_nanoseconds() {
-                return Err(AuthError::Idle { idle_since: since });
-            }
+        if let Some(idle) = inner.policy.get_idle_timeout()
+            && recent - record.idle_since_nanos() > idle.whole_nanoseconds()
+        {
+            return Err(AuthError::Idle {
+                idle_since: record.idle_since(),
+            });
         }
         // Before scopes and tenant: from a refused address, nothing more about the token is
         // told.
-        if let Some(allowed) = &record.allowed_ips
+        if let Some(allowed) = record.allowed_ips()
             && !requirements.any_address
             && !requirements.client_ip.is_some_and(|ip| allowed.allows(ip))
         {
@@ -375,30 +398,30 @@ impl<S: TokenStore> ApiTokens<S> {
         if !requirements
             .scopes
             .iter()
-            .all(|s| record.scopes.contains(s))
+            .all(|s| record.scopes().contains(s))
         {
             let missing = requirements
                 .scopes
                 .iter()
-                .filter(|s| !record.scopes.contains(s))
+                .filter(|s| !record.scopes().contains(s))
                 .map(|s| (*s).to_owned())
                 .collect();
             return Err(AuthError::InsufficientScope { missing });
         }
         // Stored tenants are valid identifiers, so an invalid one never matches.
         if let Some(tenant) = requirements.tenant
-            && record.tenant.as_deref() != Some(tenant)
+            && record.tenant() != Some(tenant)
         {
             return Err(AuthError::WrongTenant);
         }
         // Due once the interval has passed by the cheap reading (which can only make the
         // write come a tick later); written at the precise time.
-        let last_use_due = record.last_used_at.is_none_or(|last| {
-            recent - last.unix_timestamp_nanos() >= inner.last_use_interval.whole_nanoseconds()
-        });
+        let last_use_due = record
+            .last_used_at_nanos()
+            .is_none_or(|last| recent - last >= inner.last_use_interval.whole_nanoseconds());
         // Ending the token (`revoke_presented`) is never limited.
         let gated = !requirements.any_address;
-        let mut rate_limit = record.rate_limit;
+        let mut rate_limit = record.rate_limit();
         if let (Some(cell), Some(limit), true) = (cell, rate_limit, gated) {
             match self.count_on(cell, limit) {
                 Counted::ByKey => {}
@@ -413,7 +436,7 @@ impl<S: TokenStore> ApiTokens<S> {
         Ok(Checked {
             principal: Principal::of(record),
             last_use_due,
-            counts_uses: record.usage.is_some(),
+            counts_uses: record.counts_uses(),
             rate_limit,
             gated,
         })

@@ -13,7 +13,7 @@ use super::{
     UseOutcome,
 };
 use crate::error::StoreError;
-use crate::record::{RateCell, TokenRecord};
+use crate::record::{RateCell, RecordRef, TokenRecord};
 use crate::token::TokenId;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -76,7 +76,7 @@ trait ErasedStore: Send + Sync + 'static {
     fn read_counted_now(
         &self,
         id: &TokenId,
-        read: &mut dyn FnMut(Option<&TokenRecord>, Option<&RateCell>),
+        read: &mut dyn FnMut(Option<RecordRef<'_>>, Option<&RateCell>),
     ) -> Option<Result<(), StoreError>>;
     fn list<'a>(&'a self, filter: &'a ListFilter<'a>) -> BoxFuture<'a, ListPage>;
     fn list_expiring<'a>(&'a self, filter: &'a ExpiringFilter<'a>) -> BoxFuture<'a, ListPage>;
@@ -145,7 +145,7 @@ impl<S: TokenStore> ErasedStore for S {
     fn read_counted_now(
         &self,
         id: &TokenId,
-        read: &mut dyn FnMut(Option<&TokenRecord>, Option<&RateCell>),
+        read: &mut dyn FnMut(Option<RecordRef<'_>>, Option<&RateCell>),
     ) -> Option<Result<(), StoreError>> {
         TokenStore::read_counted_now(self, id, read)
     }
@@ -257,13 +257,15 @@ impl TokenStore for DynTokenStore {
         id: &TokenId,
         read: impl FnOnce(Option<&TokenRecord>) -> R,
     ) -> Option<Result<R, StoreError>> {
-        TokenStore::read_counted_now(self, id, |record, _| read(record))
+        TokenStore::read_counted_now(self, id, |record, _| {
+            read(record.map(|r| r.to_record()).as_ref())
+        })
     }
 
     fn read_counted_now<R>(
         &self,
         id: &TokenId,
-        read: impl FnOnce(Option<&TokenRecord>, Option<&RateCell>) -> R,
+        read: impl FnOnce(Option<RecordRef<'_>>, Option<&RateCell>) -> R,
     ) -> Option<Result<R, StoreError>> {
         // The erased store takes a `FnMut` that it calls at most once.
         let (mut read, mut out) = (Some(read), None);

@@ -10,7 +10,7 @@ use super::{
     UseOutcome,
 };
 use crate::error::{StoreError, StoreErrorKind};
-use crate::record::{RateCell, TokenRecord};
+use crate::record::{RateCell, RecordRef, TokenRecord};
 use crate::token::TokenId;
 
 /// Storage for token records.
@@ -96,12 +96,15 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Lend the record with this id to `read` **if the store can answer at once**, and
     /// return what `read` returns; `None` (without calling `read`) if it would have to wait.
-    /// This is what verification calls first.
+    /// Verification calls [`read_counted_now`](Self::read_counted_now), which by default
+    /// lends what this lends.
     ///
     /// Optional: the default lends what [`get_now`](Self::get_now) answers. A store that
-    /// keeps records in memory implements it to lend a record in place, without cloning it
-    /// or counting a reference, so that verifications of one token on many threads write
-    /// nothing they share. It must lend exactly what `get` would answer.
+    /// keeps records in memory implements it (or
+    /// [`read_counted_now`](Self::read_counted_now), which verification calls) to lend a
+    /// record in place, without cloning it or counting a reference, so that verifications
+    /// of one token on many threads write nothing they share. It must lend exactly what
+    /// `get` would answer.
     fn read_now<R>(
         &self,
         id: &TokenId,
@@ -111,21 +114,24 @@ pub trait TokenStore: Send + Sync + 'static {
             .map(|answer| answer.map(|record| read(record.as_deref())))
     }
 
-    /// [`read_now`](Self::read_now), also lending the [`RateCell`] the store keeps with the
-    /// record for its rate limit, if it keeps one: verification calls this one, and an
-    /// in-process limiter then counts on the cell rather than in a table of its own.
+    /// [`read_now`](Self::read_now), lending the record as a [`RecordRef`] (which a store
+    /// may keep in a form of its own: the memory store's is compact) and also the
+    /// [`RateCell`] the store keeps with the record for its rate limit, if it keeps one:
+    /// verification calls this one, and an in-process limiter then counts on the cell rather
+    /// than in a table of its own.
     ///
-    /// Optional: the default lends no cell (the limiter counts by key). A store that keeps
-    /// cells lends the one that counts for the token's bucket: a rotated token counts on its
-    /// successor's cell (a successor inherits its predecessor's count), and it lends none
-    /// where it has no such cell. It must keep each count across replacements of the record
-    /// (see [`RateCell`]).
+    /// Optional: the default lends what [`read_now`](Self::read_now) lends
+    /// (`RecordRef::from(record)`) and no cell (the limiter counts by key). A store that
+    /// keeps cells lends the one that counts for the token's bucket: a rotated token counts
+    /// on its successor's cell (a successor inherits its predecessor's count), and it lends
+    /// none where it has no such cell. It must keep each count across replacements of the
+    /// record (see [`RateCell`]).
     fn read_counted_now<R>(
         &self,
         id: &TokenId,
-        read: impl FnOnce(Option<&TokenRecord>, Option<&RateCell>) -> R,
+        read: impl FnOnce(Option<RecordRef<'_>>, Option<&RateCell>) -> R,
     ) -> Option<Result<R, StoreError>> {
-        self.read_now(id, |record| read(record, None))
+        self.read_now(id, |record| read(record.map(RecordRef::from), None))
     }
 
     /// One page of an owner's records, newest first, and the total that match.
@@ -337,7 +343,7 @@ impl<T: TokenStore> TokenStore for Arc<T> {
     fn read_counted_now<R>(
         &self,
         id: &TokenId,
-        read: impl FnOnce(Option<&TokenRecord>, Option<&RateCell>) -> R,
+        read: impl FnOnce(Option<RecordRef<'_>>, Option<&RateCell>) -> R,
     ) -> Option<Result<R, StoreError>> {
         (**self).read_counted_now(id, read)
     }

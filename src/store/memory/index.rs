@@ -10,16 +10,11 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::record::{Scopes, TokenRecord};
+use crate::record::{CompactRecord, Scopes, TokenRecord, unix_micros as micros};
 use crate::token::TokenId;
 
 /// Where a token stands in a listing: creation time (microseconds), then id, ascending.
 type Position = (i64, TokenId);
-
-fn micros(t: OffsetDateTime) -> i64 {
-    // Seconds and microseconds apart: no 128-bit division. Years ±9999 fit in i64 micros.
-    t.unix_timestamp() * 1_000_000 + i64::from(t.microsecond())
-}
 
 /// What the indexes need to know of a record.
 struct Facts {
@@ -29,11 +24,11 @@ struct Facts {
 }
 
 impl Facts {
-    fn of(r: &TokenRecord) -> Self {
+    fn of(r: &CompactRecord) -> Self {
         Self {
-            position: (micros(r.created_at), r.id),
-            revoked: r.revoked_at.is_some(),
-            expires: r.expires_at.map(micros),
+            position: (r.created_at.get().unwrap_or(i64::MIN), r.id),
+            revoked: r.revoked_at.get().is_some(),
+            expires: r.expires_at.get(),
         }
     }
 }
@@ -154,14 +149,14 @@ impl Index {
         self.scope_sets.retain(|s| s.ref_count() > 1);
     }
 
-    pub(super) fn add(&mut self, r: &TokenRecord) {
-        if let (None, Some(at)) = (r.revoked_at, r.expires_at) {
+    pub(super) fn add(&mut self, r: &CompactRecord) {
+        if let (None, Some(at)) = (r.revoked_at.get(), r.expires_at.get()) {
             self.expiring
                 .entry(Arc::clone(&r.prefix))
                 .or_default()
-                .insert((micros(at), r.id));
+                .insert((at, r.id));
         }
-        if let Some(creator) = r.created_by {
+        if let Some(creator) = r.created_by() {
             let children = self.children.entry(creator).or_default();
             if !children.contains(&r.id) {
                 children.push(r.id);
@@ -180,16 +175,16 @@ impl Index {
         }
     }
 
-    pub(super) fn remove(&mut self, r: &TokenRecord) {
-        if let (None, Some(at)) = (r.revoked_at, r.expires_at)
+    pub(super) fn remove(&mut self, r: &CompactRecord) {
+        if let (None, Some(at)) = (r.revoked_at.get(), r.expires_at.get())
             && let Some(set) = self.expiring.get_mut(&*r.prefix)
         {
-            set.remove(&(micros(at), r.id));
+            set.remove(&(at, r.id));
             if set.is_empty() {
                 self.expiring.remove(&*r.prefix);
             }
         }
-        if let Some(creator) = r.created_by
+        if let Some(creator) = r.created_by()
             && let Some(children) = self.children.get_mut(&creator)
         {
             children.retain(|id| *id != r.id);

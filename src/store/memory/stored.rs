@@ -6,15 +6,16 @@ use std::hash::BuildHasherDefault;
 use papaya::{Compute, Guard, HashMapRef, Operation};
 
 use super::IdHasher;
-use crate::record::{Backoff, MovedCount, RateCell, TokenRecord};
+use crate::record::{Backoff, CompactRecord, MovedCount, RateCell, RateLimit};
 use crate::token::TokenId;
 
-/// A record and the count of its rate limit. The count comes first, on the cache line of
-/// the entry's key and the record's hash, which verification reads anyway.
+/// A record (compact: 208 bytes) and the count of its rate limit. The count comes first,
+/// on the cache line of the entry's key and the record's hash, which verification reads
+/// anyway.
 #[repr(C)]
 pub(super) struct Stored {
     pub(super) rate: RateCell,
-    pub(super) record: TokenRecord,
+    pub(super) record: CompactRecord,
 }
 
 /// The table, pinned.
@@ -37,7 +38,7 @@ pub(super) fn cell_of<'g, G: Guard>(
     stored.record.rate_limit?;
     let mut at = stored;
     for _ in 0..MAX_HOPS {
-        match at.record.successor.and_then(|next| records.get(&next)) {
+        match at.record.successor().and_then(|next| records.get(&next)) {
             None => break,
             Some(next) => at = next,
         }
@@ -46,8 +47,8 @@ pub(super) fn cell_of<'g, G: Guard>(
 }
 
 /// The rate a record's count is kept for (not which bucket: the cell says that).
-pub(super) fn rate_of(record: &TokenRecord) -> Option<(u32, u32)> {
-    record.rate_limit.map(|l| (l.limit(), l.per_seconds()))
+pub(super) fn rate_of(limit: Option<RateLimit>) -> Option<(u32, u32)> {
+    limit.map(|l| (l.limit(), l.per_seconds()))
 }
 
 /// A frozen cell that is thawed with a fresh count if dropped before
@@ -73,8 +74,8 @@ impl Drop for ThawOnDrop<'_> {
 pub(super) enum Replaced<'g, T> {
     /// Written: the version replaced, the new one, and the count the old one held.
     Updated {
-        old: &'g TokenRecord,
-        new: &'g TokenRecord,
+        old: &'g CompactRecord,
+        new: &'g CompactRecord,
         moved: MovedCount,
     },
     /// `change` declined, with what it said.
@@ -103,7 +104,7 @@ pub(super) fn replace<'g, T, G: Guard>(
     records: &'g Pinned<'_, G>,
     id: &TokenId,
     count: Count,
-    mut change: impl FnMut(&TokenRecord) -> Result<TokenRecord, T>,
+    mut change: impl FnMut(&CompactRecord) -> Result<CompactRecord, T>,
 ) -> Replaced<'g, T> {
     // The entry this replacement froze and what it took, in case `compute` asks again about
     // the same entry (papaya keeps a closure's answer for an entry it retries on, so this is
@@ -139,7 +140,9 @@ pub(super) fn replace<'g, T, G: Guard>(
                     None => return Operation::Abort(Outcome::Busy),
                 },
             };
-            let kept = if count == Count::Kept && rate_of(&current.record) == rate_of(&next) {
+            let kept = if count == Count::Kept
+                && rate_of(current.record.rate_limit) == rate_of(next.rate_limit)
+            {
                 moved
             } else {
                 MovedCount::FRESH

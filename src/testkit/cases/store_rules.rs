@@ -256,14 +256,36 @@ pub async fn rotate_writes_both_records_or_neither<S: TokenStore>(store: S) {
     assert!(store.get(&unknown.id).await.expect("get").is_none());
 }
 
-/// `read_now`, where a store answers it, lends exactly what `get` answers (for a known and
-/// an unknown id, before and after a change), and calls its reader exactly once.
+/// `read_now` and `read_counted_now`, where a store answers them, lend exactly what `get`
+/// answers (for a known and an unknown id, before and after a change; for a record with
+/// and without the fields most tokens leave unset), and call their reader exactly once.
 pub async fn read_now_agrees_with_get<S: TokenStore>(store: S) {
-    let r = record("alice", epoch());
+    let plain = record("alice", epoch());
+    store.insert(&plain).await.expect("insert");
+    let mut r = record("alice", epoch());
+    r.description = Some("the nightly deploy".into());
+    r.created_by = Some(plain.id);
     store.insert(&r).await.expect("insert");
     let check = || async {
-        for id in [r.id, record("x", epoch()).id] {
+        for id in [plain.id, r.id, record("x", epoch()).id] {
             let awaited = store.get(&id).await.expect("get");
+            let mut calls = 0;
+            let counted = store.read_counted_now(&id, |lent, _| {
+                calls += 1;
+                lent.map(|l| (l.id(), l.to_record()))
+            });
+            if let Some(counted) = counted {
+                assert_eq!(calls, 1, "read_counted_now calls its reader once");
+                let counted = counted.expect("read_counted_now");
+                assert_eq!(
+                    counted.as_ref().map(|(_, r)| r),
+                    awaited.as_deref(),
+                    "read_counted_now and get disagree"
+                );
+                assert!(counted.is_none_or(|(lent_id, _)| lent_id == id));
+            } else {
+                assert_eq!(calls, 0, "a store that cannot answer at once does not read");
+            }
             let mut calls = 0;
             let lent = store.read_now(&id, |lent| {
                 calls += 1;
