@@ -161,8 +161,10 @@
 //! The other methods are optional. `read_now` lends a record to verification without
 //! waiting or copying, and `get_now` answers a read without waiting, for stores that can (the
 //! first spares verification a copy and a shared reference count, both spare it a future;
-//! the default `read_now` lends what `get_now` answers). `read_counted_now` also lends the
-//! [`RateCell`](crate::RateCell) a store in memory keeps beside each record, so that an
+//! the default `read_now` lends what `get_now` answers). `read_counted_now`, which
+//! verification calls, lends the record as a [`RecordRef`](crate::RecordRef) (by default
+//! `RecordRef::from` what `read_now` lends; the memory store lends its compact form) and
+//! also the [`RateCell`](crate::RateCell) a store in memory keeps beside each record, so that an
 //! in-process limiter counts a rate-limited token on a cache line verification has just
 //! read (the default lends none, and the limiter counts by key; a store that keeps cells
 //! must move each one across every replacement of its record, as the cell's documentation

@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
             listing_is_paged_newest_first,
             listing_is_private_to_the_owner_and_tenant,
             listing_hides_inactive_tokens_unless_asked,
+            active_listing_follows_the_clock_either_way,
             listing_rejects_bad_paging,
             get_is_private_to_the_owner,
             rotation_issues_a_like_for_like_replacement,

@@ -2,8 +2,6 @@
 //! creation order, so that a page costs O(page + log n) and a total O(1), however many
 //! tokens an owner has.
 
-use std::collections::BTreeSet;
-
 use foldhash::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Arc;
@@ -16,79 +14,39 @@ use crate::token::TokenId;
 /// Where a token stands in a listing: creation time (microseconds), then id, ascending.
 type Position = (i64, TokenId);
 
-/// What the indexes need to know of a record.
-struct Facts {
-    position: Position,
-    revoked: bool,
-    expires: Option<i64>,
+/// Where `r` stands in its listings.
+fn position(r: &CompactRecord) -> Position {
+    (r.created_at.get().unwrap_or(i64::MIN), r.id)
 }
 
-impl Facts {
-    fn of(r: &CompactRecord) -> Self {
-        Self {
-            position: (r.created_at.get().unwrap_or(i64::MIN), r.id),
-            revoked: r.revoked_at.get().is_some(),
-            expires: r.expires_at.get(),
-        }
-    }
-}
-
-/// The tokens of one issuer, owner and (optionally) tenant.
-///
-/// `live` holds the tokens neither revoked nor expired as of `swept_to`; `expired` the ones
-/// not revoked but expired by then. Listing at `now` first moves tokens between the two so
-/// that `swept_to == now` (each token moves once as time goes forward, so this costs
-/// O(log n) per token over its life, and time may also go backwards).
+/// The tokens of one issuer, owner and (optionally) tenant, in creation order: all of
+/// them, and the live ones (neither revoked nor expired as of the issuer's
+/// [`Expiring::swept_to`]).
 #[derive(Default)]
 struct ListIndex {
     all: indexset::BTreeSet<Position>,
     live: indexset::BTreeSet<Position>,
-    expiring: BTreeSet<(i64, Position)>,
-    expired: BTreeSet<(i64, Position)>,
-    swept_to: Option<i64>,
 }
 
 impl ListIndex {
-    fn add(&mut self, f: &Facts) {
-        self.all.insert(f.position);
-        if f.revoked {
-            return;
-        }
-        match f.expires {
-            Some(e) if self.swept_to.is_some_and(|t| e <= t) => {
-                self.expired.insert((e, f.position));
-            }
-            Some(e) => {
-                self.expiring.insert((e, f.position));
-                self.live.insert(f.position);
-            }
-            None => {
-                self.live.insert(f.position);
-            }
+    fn add(&mut self, at: Position, live: bool) {
+        self.all.insert(at);
+        if live {
+            self.live.insert(at);
         }
     }
 
-    fn remove(&mut self, f: &Facts) {
-        self.all.remove(&f.position);
-        self.live.remove(&f.position);
-        if let Some(e) = f.expires {
-            self.expiring.remove(&(e, f.position));
-            self.expired.remove(&(e, f.position));
-        }
+    fn remove(&mut self, at: &Position) {
+        self.all.remove(at);
+        self.live.remove(at);
     }
 
-    fn sweep(&mut self, now: i64) {
-        while let Some(&(e, p)) = self.expiring.first().filter(|(e, _)| *e <= now) {
-            self.expiring.pop_first();
-            self.live.remove(&p);
-            self.expired.insert((e, p));
+    fn set_live(&mut self, at: Position, live: bool) {
+        if live {
+            self.live.insert(at);
+        } else {
+            self.live.remove(&at);
         }
-        while let Some(&(e, p)) = self.expired.last().filter(|(e, _)| *e > now) {
-            self.expired.pop_last();
-            self.live.insert(p);
-            self.expiring.insert((e, p));
-        }
-        self.swept_to = Some(now);
     }
 
     /// The ids on one page, newest first, and the total.
@@ -103,14 +61,34 @@ impl ListIndex {
         (ids, len as u64)
     }
 
-    /// The tokens not yet revoked.
-    fn unrevoked(&self) -> Vec<TokenId> {
-        let expired = self.expired.iter().map(|(_, p)| p);
-        self.live.iter().chain(expired).map(|(_, id)| *id).collect()
-    }
-
     fn is_empty(&self) -> bool {
         self.all.is_empty()
+    }
+}
+
+/// An issuer's tokens not revoked that expire, by expiry then id (for expiry notices, and
+/// to move tokens out of the listings' live sets as time passes), and the time the live
+/// sets are up to.
+///
+/// Listing at `now` first moves the tokens that expired since `swept_to` out of their
+/// owners' live sets (or back, if time went backwards), so that `swept_to == now`: each
+/// token moves once as time goes forward, O(log n) over its life, whichever owner lists.
+#[derive(Default)]
+struct Expiring {
+    by_expiry: indexset::BTreeSet<(i64, TokenId)>,
+    swept_to: Option<i64>,
+}
+
+impl Expiring {
+    /// How many tokens expire at or before `t`.
+    fn up_to(&self, t: i64) -> usize {
+        self.by_expiry
+            .rank(&(t.saturating_add(1), TokenId::from_bytes([0; 16])))
+    }
+
+    /// Whether a token expiring at `at` is live as of `swept_to`.
+    fn live(&self, at: Option<i64>) -> bool {
+        at.is_none_or(|e| self.swept_to.is_none_or(|t| e > t))
     }
 }
 
@@ -127,8 +105,8 @@ pub(super) struct Index {
     lists: HashMap<Arc<str>, HashMap<Arc<str>, OwnerLists>>,
     /// The tokens each token created (`created_by`), for revoking descendants.
     children: HashMap<TokenId, Vec<TokenId>>,
-    /// For each issuer, its tokens not revoked that expire, by expiry: for expiry notices.
-    expiring: HashMap<Arc<str>, indexset::BTreeSet<Position>>,
+    /// For each issuer, its tokens not revoked that expire.
+    expiring: HashMap<Arc<str>, Expiring>,
     strings: HashSet<Arc<str>>,
     scope_sets: HashSet<Scopes>,
 }
@@ -150,11 +128,14 @@ impl Index {
     }
 
     pub(super) fn add(&mut self, r: &CompactRecord) {
-        if let (None, Some(at)) = (r.revoked_at.get(), r.expires_at.get()) {
-            self.expiring
-                .entry(Arc::clone(&r.prefix))
-                .or_default()
-                .insert((at, r.id));
+        let revoked = r.revoked_at.get().is_some();
+        let expires = r.expires_at.get();
+        let expiring = self.expiring.entry(Arc::clone(&r.prefix)).or_default();
+        let live = !revoked && expiring.live(expires);
+        if let (false, Some(at)) = (revoked, expires) {
+            expiring.by_expiry.insert((at, r.id));
+        } else if expiring.by_expiry.is_empty() {
+            self.expiring.remove(&*r.prefix);
         }
         if let Some(creator) = r.created_by() {
             let children = self.children.entry(creator).or_default();
@@ -162,25 +143,30 @@ impl Index {
                 children.push(r.id);
             }
         }
-        let facts = Facts::of(r);
+        let at = position(r);
         let owner = self
             .lists
             .entry(Arc::clone(&r.prefix))
             .or_default()
             .entry(Arc::clone(&r.owner))
             .or_default();
-        owner.any_tenant.add(&facts);
+        owner.any_tenant.add(at, live);
         if let Some(t) = &r.tenant {
-            owner.tenants.entry(Arc::clone(t)).or_default().add(&facts);
+            owner
+                .tenants
+                .entry(Arc::clone(t))
+                .or_default()
+                .add(at, live);
         }
     }
 
     pub(super) fn remove(&mut self, r: &CompactRecord) {
         if let (None, Some(at)) = (r.revoked_at.get(), r.expires_at.get())
-            && let Some(set) = self.expiring.get_mut(&*r.prefix)
+            && let Some(expiring) = self.expiring.get_mut(&*r.prefix)
         {
-            set.remove(&(at, r.id));
-            if set.is_empty() {
+            expiring.by_expiry.remove(&(at, r.id));
+            // No token left to move: as if never swept (every live set is right for that).
+            if expiring.by_expiry.is_empty() {
                 self.expiring.remove(&*r.prefix);
             }
         }
@@ -192,18 +178,18 @@ impl Index {
                 self.children.remove(&creator);
             }
         }
-        let facts = Facts::of(r);
+        let at = position(r);
         let Some(owners) = self.lists.get_mut(&*r.prefix) else {
             return;
         };
         let Some(owner) = owners.get_mut(&*r.owner) else {
             return;
         };
-        owner.any_tenant.remove(&facts);
+        owner.any_tenant.remove(&at);
         if let Some(t) = &r.tenant
             && let Some(list) = owner.tenants.get_mut(&**t)
         {
-            list.remove(&facts);
+            list.remove(&at);
             if list.is_empty() {
                 owner.tenants.remove(&**t);
             }
@@ -216,43 +202,90 @@ impl Index {
         }
     }
 
-    fn list_mut(
+    /// Bring the live sets of an issuer's listings to `now`: the tokens that expired since
+    /// they were last brought up to date leave them (or, if time went backwards, the ones
+    /// that are not expired any more come back). `record` finds a token's current record
+    /// (the table, which every change to an indexed field updates under the same lock).
+    fn sweep<'r>(
         &mut self,
         prefix: &str,
-        owner: &str,
-        tenant: Option<&str>,
-    ) -> Option<&mut ListIndex> {
-        let owner = self.lists.get_mut(prefix)?.get_mut(owner)?;
-        match tenant {
-            None => Some(&mut owner.any_tenant),
-            Some(t) => owner.tenants.get_mut(t),
+        now: i64,
+        record: impl Fn(&TokenId) -> Option<&'r CompactRecord>,
+    ) {
+        let Some(expiring) = self.expiring.get_mut(prefix) else {
+            return;
+        };
+        let (lo, hi, live) = match expiring.swept_to {
+            Some(t) if t == now => return,
+            Some(t) if t > now => (expiring.up_to(now), expiring.up_to(t), true),
+            from => (
+                from.map_or(0, |t| expiring.up_to(t)),
+                expiring.up_to(now),
+                false,
+            ),
+        };
+        let moved: Vec<TokenId> = expiring
+            .by_expiry
+            .range_idx(lo..hi)
+            .map(|(_, id)| *id)
+            .collect();
+        expiring.swept_to = Some(now);
+        let Some(owners) = self.lists.get_mut(prefix) else {
+            return;
+        };
+        for id in moved {
+            let Some(r) = record(&id) else { continue };
+            let Some(owner) = owners.get_mut(&*r.owner) else {
+                continue;
+            };
+            let at = position(r);
+            owner.any_tenant.set_live(at, live);
+            if let Some(t) = &r.tenant
+                && let Some(list) = owner.tenants.get_mut(&**t)
+            {
+                list.set_live(at, live);
+            }
         }
     }
 
-    /// The ids on one page of a listing at `now`, newest first, and the total.
-    pub(super) fn page(
+    fn list(&self, prefix: &str, owner: &str, tenant: Option<&str>) -> Option<&ListIndex> {
+        let owner = self.lists.get(prefix)?.get(owner)?;
+        match tenant {
+            None => Some(&owner.any_tenant),
+            Some(t) => owner.tenants.get(t),
+        }
+    }
+
+    /// The ids on one page of a listing at `now` (`page`: active only, offset, limit),
+    /// newest first, and the total.
+    pub(super) fn page<'r>(
         &mut self,
         key: (&str, &str, Option<&str>),
         now: OffsetDateTime,
-        active_only: bool,
-        offset: u64,
-        limit: u32,
+        page: (bool, u64, u32),
+        record: impl Fn(&TokenId) -> Option<&'r CompactRecord>,
     ) -> (Vec<TokenId>, u64) {
-        match self.list_mut(key.0, key.1, key.2) {
-            Some(list) => {
-                list.sweep(micros(now));
-                list.page(active_only, offset, limit)
-            }
+        let (active_only, offset, limit) = page;
+        if active_only {
+            self.sweep(key.0, micros(now), record);
+        }
+        match self.list(key.0, key.1, key.2) {
+            Some(list) => list.page(active_only, offset, limit),
             None => (Vec::new(), 0),
         }
     }
 
     /// How many of an owner's tokens of an issuer are active at `now`.
-    pub(super) fn active(&mut self, prefix: &str, owner: &str, now: OffsetDateTime) -> usize {
-        self.list_mut(prefix, owner, None).map_or(0, |list| {
-            list.sweep(micros(now));
-            list.live.len()
-        })
+    pub(super) fn active<'r>(
+        &mut self,
+        prefix: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        record: impl Fn(&TokenId) -> Option<&'r CompactRecord>,
+    ) -> usize {
+        self.sweep(prefix, micros(now), record);
+        self.list(prefix, owner, None)
+            .map_or(0, |list| list.live.len())
     }
 
     /// The ids of one page of an issuer's tokens not revoked that expire after `now` and no
@@ -265,19 +298,22 @@ impl Index {
         offset: u64,
         limit: u32,
     ) -> (Vec<TokenId>, u64) {
-        let Some(set) = self.expiring.get(prefix) else {
+        let Some(expiring) = self.expiring.get(prefix) else {
             return (Vec::new(), 0);
         };
-        let first = TokenId::from_bytes([0; 16]);
         // Positions of the first token expiring after `now`, and after `until`.
-        let lo = set.rank(&(micros(now).saturating_add(1), first));
-        let hi = set.rank(&(micros(until).saturating_add(1), first));
+        let lo = expiring.up_to(micros(now));
+        let hi = expiring.up_to(micros(until));
         let total = hi.saturating_sub(lo);
         let start = lo
             .saturating_add(usize::try_from(offset).unwrap_or(usize::MAX))
             .min(hi);
         let end = start.saturating_add(limit as usize).min(hi);
-        let ids = set.range_idx(start..end).map(|(_, id)| *id).collect();
+        let ids = expiring
+            .by_expiry
+            .range_idx(start..end)
+            .map(|(_, id)| *id)
+            .collect();
         (ids, total as u64)
     }
 
@@ -287,14 +323,19 @@ impl Index {
     }
 
     /// The ids of an owner's tokens of an issuer (of one tenant, if given) not yet revoked.
-    pub(super) fn unrevoked(
-        &mut self,
-        prefix: &str,
-        owner: &str,
-        tenant: Option<&str>,
+    pub(super) fn unrevoked<'r>(
+        &self,
+        key: (&str, &str, Option<&str>),
+        record: impl Fn(&TokenId) -> Option<&'r CompactRecord>,
     ) -> Vec<TokenId> {
-        self.list_mut(prefix, owner, tenant)
-            .map_or_else(Vec::new, |list| list.unrevoked())
+        self.list(key.0, key.1, key.2)
+            .map_or_else(Vec::new, |list| {
+                list.all
+                    .iter()
+                    .map(|(_, id)| *id)
+                    .filter(|id| record(id).is_some_and(|r| r.revoked_at.get().is_none()))
+                    .collect()
+            })
     }
 }
 

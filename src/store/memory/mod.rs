@@ -162,7 +162,13 @@ impl MemoryStore {
         // Counted before the change, under the same lock; the old token's own place is
         // freed only if the change ends its life now.
         let limit = cap.map(|(cap, now)| {
-            let active = index.active(&successor.prefix, &successor.owner, now);
+            let records = self.records.pin();
+            let active = index.active(
+                &successor.prefix,
+                &successor.owner,
+                now,
+                stored::finder(&records),
+            );
             (cap as usize, now, active)
         });
         let mut capped = false;
@@ -304,7 +310,10 @@ impl TokenStore for MemoryStore {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let mut index = self.writes();
-        if index.active(&record.prefix, &record.owner, now) >= cap as usize {
+        let records = self.records.pin();
+        let active = index.active(&record.prefix, &record.owner, now, stored::finder(&records));
+        drop(records);
+        if active >= cap as usize {
             return Ok(false);
         }
         self.insert_locked(&mut index, record).map(|()| true)
@@ -328,10 +337,13 @@ impl TokenStore for MemoryStore {
             return Ok(ChildInsert::CreatorNotActive);
         }
         let now = rules.now;
-        if rules
-            .cap
-            .is_some_and(|cap| index.active(&record.prefix, &record.owner, now) >= cap as usize)
-        {
+        let records = self.records.pin();
+        let capped = rules.cap.is_some_and(|cap| {
+            let active = index.active(&record.prefix, &record.owner, now, stored::finder(&records));
+            active >= cap as usize
+        });
+        drop(records);
+        if capped {
             return Ok(ChildInsert::CapReached);
         }
         self.insert_locked(&mut index, record)
@@ -375,13 +387,14 @@ impl TokenStore for MemoryStore {
     async fn list(&self, filter: &ListFilter<'_>) -> Result<ListPage, StoreError> {
         let mut index = self.writes();
         let key = (filter.prefix, filter.owner, filter.tenant);
+        let records = self.records.pin();
         let (ids, total) = index.page(
             key,
             filter.now,
-            !filter.include_inactive,
-            filter.offset,
-            filter.limit,
+            (!filter.include_inactive, filter.offset, filter.limit),
+            stored::finder(&records),
         );
+        drop(records);
         let records = ids.iter().filter_map(|id| self.lookup(id)).collect();
         Ok(ListPage { records, total })
     }
@@ -443,7 +456,13 @@ impl TokenStore for MemoryStore {
     async fn revoke_all(&self, all: &RevokeAll<'_>) -> Result<u64, StoreError> {
         let mut index = self.writes();
         let mut count = 0;
-        for id in index.unrevoked(all.prefix, all.owner, all.tenant) {
+        let records = self.records.pin();
+        let unrevoked = index.unrevoked(
+            (all.prefix, all.owner, all.tenant),
+            stored::finder(&records),
+        );
+        drop(records);
+        for id in unrevoked {
             let mut revoke = |r: &mut TokenRecord| {
                 let selected = all.selects(r);
                 if selected {

@@ -21,6 +21,13 @@ pub(super) struct Stored {
 /// The table, pinned.
 pub(super) type Pinned<'m, G> = HashMapRef<'m, TokenId, Stored, BuildHasherDefault<IdHasher>, G>;
 
+/// The current record of an id in the pinned table (what the indexes look up).
+pub(super) fn finder<'g, G: Guard>(
+    records: &'g Pinned<'_, G>,
+) -> impl Fn(&TokenId) -> Option<&'g CompactRecord> + 'g {
+    move |id| records.get(id).map(|s| &s.record)
+}
+
 /// How far a rotated token's count is followed down its successors: further than any
 /// rotation makes it (each successor is a new token, so a chain has no loop), but not for
 /// ever through hand-made records that name each other.

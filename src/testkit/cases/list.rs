@@ -113,6 +113,56 @@ pub async fn listing_hides_inactive_tokens_unless_asked<S: TokenStore>(store: S)
     );
 }
 
+/// What is active follows the clock either way, for every owner and tenant of the issuer
+/// whichever lists first: tokens leave the active listing as they expire, come back if the
+/// clock goes back before their expiry, and a revoked token never comes back.
+pub async fn active_listing_follows_the_clock_either_way<S: TokenStore>(store: S) {
+    let k = kit(store);
+    let start = k.tokens.now();
+    let expiring = |owner: &str, name: &str, seconds: i64| {
+        NewToken::new(owner, name).expires(Expiry::After(Duration::seconds(seconds)))
+    };
+    k.issue(expiring("alice", "ten", 10).tenant("t1")).await;
+    k.issue(expiring("alice", "twenty", 20)).await;
+    let (_, later) = k.issue(expiring("alice", "later", 1_000)).await;
+    k.issue(expiring("bob", "ten", 10)).await;
+    let active = |owner: &'static str, tenant: Option<&'static str>| {
+        let tokens = &k.tokens;
+        async move {
+            let mut request = ListRequest::new(owner);
+            if let Some(t) = tenant {
+                request = request.tenant(t);
+            }
+            tokens.list(&request).await.expect("list").meta.total
+        }
+    };
+    k.clock.set(start + Duration::seconds(15));
+    assert_eq!(active("bob", None).await, 0, "bob's token expired");
+    assert_eq!(active("alice", None).await, 2);
+    assert_eq!(active("alice", Some("t1")).await, 0);
+    k.clock.set(start + Duration::seconds(5));
+    assert_eq!(
+        active("alice", Some("t1")).await,
+        1,
+        "back before its expiry"
+    );
+    assert_eq!(active("alice", None).await, 3);
+    assert_eq!(active("bob", None).await, 1);
+    k.clock.set(start + Duration::seconds(25));
+    assert_eq!(
+        active("alice", None).await,
+        1,
+        "only the one that expires later"
+    );
+    k.tokens
+        .revoke("alice", later.id, None)
+        .await
+        .expect("revoke");
+    k.clock.set(start + Duration::seconds(5));
+    assert_eq!(active("alice", None).await, 2, "a revoked token stays out");
+    assert_eq!(active("bob", None).await, 1);
+}
+
 /// A page of 0, or a `per_page` outside 1–100, is a 422 naming the field.
 pub async fn listing_rejects_bad_paging<S: TokenStore>(store: S) {
     let k = kit(store);
