@@ -224,6 +224,14 @@ impl<'a> RecordRef<'a> {
         }
     }
 
+    /// The record, if it is lent as a [`TokenRecord`] (not in a store's form of its own).
+    pub(crate) fn as_full(&self) -> Option<&'a TokenRecord> {
+        match self.0 {
+            Lent::Full(r) => Some(r),
+            Lent::Compact(_) => None,
+        }
+    }
+
     /// A copy of the record.
     pub fn to_record(&self) -> TokenRecord {
         match self.0 {

@@ -376,8 +376,11 @@ impl<S: TokenStore> ApiTokens<S> {
             at <= recent
                 || (at - recent <= PRECISE_CLOCK_WITHIN.whole_nanoseconds()
                     && at <= clock.now_unix_nanos())
-        }) && let Some(expired_at) = record.expires_at()
-        {
+        }) {
+            // Refused on the time compared, whatever the report of it says.
+            let expired_at = record
+                .expires_at()
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
             return Err(AuthError::Expired { expired_at });
         }
         if let Some(idle) = inner.policy.get_idle_timeout()

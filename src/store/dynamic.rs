@@ -257,8 +257,13 @@ impl TokenStore for DynTokenStore {
         id: &TokenId,
         read: impl FnOnce(Option<&TokenRecord>) -> R,
     ) -> Option<Result<R, StoreError>> {
-        TokenStore::read_counted_now(self, id, |record, _| {
-            read(record.map(|r| r.to_record()).as_ref())
+        // Lent in place when the store lends a `TokenRecord`; a copy of any other form.
+        TokenStore::read_counted_now(self, id, |record, _| match record {
+            None => read(None),
+            Some(lent) => match lent.as_full() {
+                Some(full) => read(Some(full)),
+                None => read(Some(&lent.to_record())),
+            },
         })
     }
 

@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: the default store, in process memory.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use time::OffsetDateTime;
@@ -15,9 +15,11 @@ use crate::error::StoreError;
 use crate::record::{CompactRecord, Micros, MovedCount, RateCell, RecordRef, TokenRecord};
 use crate::token::TokenId;
 
+mod id_hasher;
 mod index;
 mod stored;
 
+use id_hasher::IdHasher;
 use index::Index;
 use stored::{Count, Replaced, Stored, cell_of, replace};
 
@@ -38,7 +40,10 @@ use stored::{Count, Replaced, Stored, cell_of, replace};
 ///
 /// Every write but last use (inserts, updates, rotations, revoke-all, purge) holds one
 /// mutex, which makes each of them atomic with respect to the others, and listing reads
-/// under it too. A last-use write is one compare-and-swap on its record, so verification
+/// under it too. Listing active tokens, and counting them for a cap, first moves the
+/// issuer's tokens that expired since the last such call out of their owners' active
+/// listings (each token once as time goes forward, under that mutex): after a long quiet
+/// spell, that one call pays for every token that expired meanwhile. A last-use write is one compare-and-swap on its record, so verification
 /// never waits for that mutex, and a change made under the mutex is applied to the latest
 /// version of the record (never losing a last use written meanwhile). Owners, tenants,
 /// prefixes and scope sets are kept once however many tokens share them, and per-owner
@@ -583,35 +588,4 @@ impl TokenStore for MemoryStore {
 struct Written {
     moved: MovedCount,
     old_rate: Option<(u32, u32)>,
-}
-
-/// Token ids are uniformly random and chosen by the issuer, so a multiply-fold of their bytes
-/// spreads them as well as SipHash at a fraction of the cost. Ids presented by clients only
-/// look records up; they never choose where a record is stored.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl IdHasher {
-    fn mix(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
-        }
-    }
-
-    // The length before an id's bytes: one word, as `write` would mix it, without the loop.
-    fn write_usize(&mut self, n: usize) {
-        self.mix(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
