@@ -15,7 +15,7 @@ use papaya::{Compute, Operation};
 use super::{RateDecision, RateFuture, RateKey, RateLimitError, RateLimiter};
 use crate::clock::{Clock, SystemClock};
 use crate::record::{CellMoved, RateCell, RateLimit};
-use crate::token::TokenId;
+use crate::token::{IdHasher, TokenId};
 
 /// Rate limits counted in this process: a GCRA cell per token (and per owner) on
 /// [`governor`], in a lock-free table, decided without waiting. For one instance; use
@@ -49,7 +49,7 @@ use crate::token::TokenId;
 /// # }).unwrap();
 /// ```
 pub struct MemoryRateLimiter {
-    cells: papaya::HashMap<Key, Cell, BuildHasherDefault<KeyHasher>>,
+    cells: papaya::HashMap<Key, Cell, BuildHasherDefault<IdHasher>>,
     clock: ClockOf,
     sweep_at: AtomicUsize,
 }
@@ -123,40 +123,6 @@ impl GovernorClock for ClockOf {
 
     fn now(&self) -> Duration {
         Duration::from_nanos(self.0.recent_unix_nanos().max(0) as u64)
-    }
-}
-
-/// Token ids are random: their first bytes are a hash already. Owner keys are hashed.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl KeyHasher {
-    fn mix(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
-        }
-    }
-
-    // The key's variant and the lengths before ids and names: one word each, not a byte
-    // loop.
-    fn write_usize(&mut self, n: usize) {
-        self.mix(n as u64);
-    }
-
-    fn write_isize(&mut self, n: isize) {
-        self.mix(n as u64);
     }
 }
 
@@ -289,13 +255,7 @@ impl MemoryRateLimiter {
     /// `sweep_at`.
     fn sweep_if_due(
         &self,
-        cells: &papaya::HashMapRef<
-            '_,
-            Key,
-            Cell,
-            BuildHasherDefault<KeyHasher>,
-            impl papaya::Guard,
-        >,
+        cells: &papaya::HashMapRef<'_, Key, Cell, BuildHasherDefault<IdHasher>, impl papaya::Guard>,
         now: Duration,
     ) {
         let due = self.sweep_at.load(Ordering::Relaxed);
@@ -459,7 +419,7 @@ mod tests {
         #[cfg(target_pointer_width = "64")]
         assert_eq!(std::mem::size_of::<Key>(), 24);
         use std::hash::BuildHasher;
-        let hasher = BuildHasherDefault::<KeyHasher>::default();
+        let hasher = BuildHasherDefault::<IdHasher>::default();
         for key in [
             RateKey::Token(id(3)),
             RateKey::Owner {

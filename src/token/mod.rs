@@ -18,9 +18,11 @@
 mod encoding;
 mod format;
 mod id;
+mod id_hasher;
 mod secret;
 
 pub use format::TokenFormat;
 pub use id::TokenId;
 pub(crate) use id::display_prefix;
+pub(crate) use id_hasher::IdHasher;
 pub use secret::{PlaintextToken, Token};

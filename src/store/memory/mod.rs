@@ -13,13 +13,11 @@ use super::{
 };
 use crate::error::StoreError;
 use crate::record::{CompactRecord, Micros, MovedCount, RateCell, RecordRef, TokenRecord};
-use crate::token::TokenId;
+use crate::token::{IdHasher, TokenId};
 
-mod id_hasher;
 mod index;
 mod stored;
 
-use id_hasher::IdHasher;
 use index::Index;
 use stored::{Count, Replaced, Stored, cell_of, replace};
 

@@ -1,12 +1,14 @@
-//! The memory store's hasher of token ids.
+//! The hasher of the crate's in-memory tables keyed by token id (the memory store's records,
+//! the in-process rate limiter's counts).
 
 use std::hash::Hasher;
 
 /// Token ids are uniformly random and chosen by the issuer, so a multiply-fold of their bytes
 /// spreads them as well as SipHash at a fraction of the cost. Ids presented by clients only
-/// look records up; they never choose where a record is stored.
+/// look records up; they never choose where a record is stored. (The rate limiter's owner
+/// keys are keyed hashes already.)
 #[derive(Default)]
-pub(super) struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl IdHasher {
     fn mix(&mut self, word: u64) {
@@ -23,8 +25,13 @@ impl Hasher for IdHasher {
         }
     }
 
-    // The length before an id's bytes: one word, as `write` would mix it, without the loop.
+    // The length before an id's bytes, and an enum's variant: one word, as `write` would
+    // mix it, without the loop.
     fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn write_isize(&mut self, n: isize) {
         self.mix(n as u64);
     }
 
