@@ -128,7 +128,7 @@ impl Index {
     }
 
     pub(super) fn add(&mut self, r: &CompactRecord) {
-        let revoked = r.revoked_at.get().is_some();
+        let revoked = r.revoked_micros().get().is_some();
         let expires = r.expires_at.get();
         let expiring = self.expiring.entry(Arc::clone(&r.prefix)).or_default();
         let live = !revoked && expiring.live(expires);
@@ -161,7 +161,7 @@ impl Index {
     }
 
     pub(super) fn remove(&mut self, r: &CompactRecord) {
-        if let (None, Some(at)) = (r.revoked_at.get(), r.expires_at.get())
+        if let (None, Some(at)) = (r.revoked_micros().get(), r.expires_at.get())
             && let Some(expiring) = self.expiring.get_mut(&*r.prefix)
         {
             expiring.by_expiry.remove(&(at, r.id));
@@ -333,7 +333,7 @@ impl Index {
                 list.all
                     .iter()
                     .map(|(_, id)| *id)
-                    .filter(|id| record(id).is_some_and(|r| r.revoked_at.get().is_none()))
+                    .filter(|id| record(id).is_some_and(|r| r.revoked_micros().get().is_none()))
                     .collect()
             })
     }

@@ -31,10 +31,11 @@ use stored::{Count, Replaced, Stored, cell_of, replace};
 /// verification in flight keeps the version it read), and the old version is freed once no
 /// reader can still see it.
 ///
-/// Records are kept compact (208 bytes where a [`TokenRecord`] takes 352): times as 8-byte
-/// microseconds, and the fields most tokens leave unset (metadata, address allowlist, usage
-/// limit, description, revocation reason, successor, creator) behind one pointer. So, like
-/// the SQL stores, it keeps times to the microsecond and gives them back in UTC.
+/// Records are kept compact (192 bytes where a [`TokenRecord`] takes 352): times as 8-byte
+/// microseconds, and the fields most tokens leave unset (revocation, suspension, metadata,
+/// address allowlist, usage limit, description, revocation reason, successor, creator)
+/// behind one pointer. So, like the SQL stores, it keeps times to the microsecond and gives
+/// them back in UTC.
 ///
 /// Every write but last use (inserts, updates, rotations, revoke-all, purge) holds one
 /// mutex, which makes each of them atomic with respect to the others, and listing reads
