@@ -42,7 +42,8 @@ use stored::{Count, Replaced, Stored, cell_of, replace};
 /// under it too. Listing active tokens, and counting them for a cap, first moves the
 /// issuer's tokens that expired since the last such call out of their owners' active
 /// listings (each token once as time goes forward, under that mutex): after a long quiet
-/// spell, that one call pays for every token that expired meanwhile. A last-use write is one compare-and-swap on its record, so verification
+/// spell, that one call pays for every token that expired meanwhile. A last-use write is
+/// one compare-and-swap on its record, so verification
 /// never waits for that mutex, and a change made under the mutex is applied to the latest
 /// version of the record (never losing a last use written meanwhile). Owners, tenants,
 /// prefixes and scope sets are kept once however many tokens share them, and per-owner
@@ -166,13 +167,7 @@ impl MemoryStore {
         // Counted before the change, under the same lock; the old token's own place is
         // freed only if the change ends its life now.
         let limit = cap.map(|(cap, now)| {
-            let records = self.records.pin();
-            let active = index.active(
-                &successor.prefix,
-                &successor.owner,
-                now,
-                stored::finder(&records),
-            );
+            let active = self.active(&mut index, successor, now);
             (cap as usize, now, active)
         });
         let mut capped = false;
@@ -223,6 +218,13 @@ impl MemoryStore {
                 Ok(declined.map(|_| !capped))
             }
         }
+    }
+
+    /// How many of the tokens of `record`'s owner and issuer are active at `now`, holding
+    /// `index`.
+    fn active(&self, index: &mut Index, record: &TokenRecord, now: OffsetDateTime) -> usize {
+        let records = self.records.pin();
+        index.active(&record.prefix, &record.owner, now, stored::finder(&records))
     }
 
     /// The lock every write but last use holds, with the indexes it guards.
@@ -314,10 +316,7 @@ impl TokenStore for MemoryStore {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let mut index = self.writes();
-        let records = self.records.pin();
-        let active = index.active(&record.prefix, &record.owner, now, stored::finder(&records));
-        drop(records);
-        if active >= cap as usize {
+        if self.active(&mut index, record, now) >= cap as usize {
             return Ok(false);
         }
         self.insert_locked(&mut index, record).map(|()| true)
@@ -341,13 +340,10 @@ impl TokenStore for MemoryStore {
             return Ok(ChildInsert::CreatorNotActive);
         }
         let now = rules.now;
-        let records = self.records.pin();
-        let capped = rules.cap.is_some_and(|cap| {
-            let active = index.active(&record.prefix, &record.owner, now, stored::finder(&records));
-            active >= cap as usize
-        });
-        drop(records);
-        if capped {
+        if rules
+            .cap
+            .is_some_and(|cap| self.active(&mut index, record, now) >= cap as usize)
+        {
             return Ok(ChildInsert::CapReached);
         }
         self.insert_locked(&mut index, record)
