@@ -6,6 +6,7 @@
 //! cargo bench --bench memory
 //! ```
 //!
+//! Then the same for a tenth as many tokens, each of its own owner (16-character owner ids).
 //! Also counts the allocations one `issue` makes. `API_TOKENS_BENCH_TOKENS` sets the count.
 //! Prints one line per measurement and checks that the tokens are all there and verify.
 
@@ -70,6 +71,22 @@ fn main() {
         bytes as f64 / n as f64,
         bytes
     );
+
+    // The same with every token its own owner's (a service whose users hold one token
+    // each): what an owner's listing costs beside the token.
+    let n_owners = n / 10;
+    let tokens = ApiTokens::new(MemoryStore::new(), "dz").unwrap();
+    let region = Region::new(GLOBAL);
+    for i in 0..n_owners {
+        ready(tokens.issue(NewToken::new(format!("user_{i:07}"), format!("tok-{i:06}")))).unwrap();
+    }
+    let bytes = live(&region);
+    assert_eq!(tokens.store().len(), n_owners, "every token is stored");
+    println!(
+        "memory/bytes_per_token_one_per_owner: {:.1} bytes per token at {n_owners} tokens of as many owners",
+        bytes as f64 / n_owners as f64,
+    );
+    drop(tokens);
 
     // Allocations made by issuing alone: the requests are built before counting starts.
     let rounds = 10_000;

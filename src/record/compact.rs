@@ -1,6 +1,7 @@
 //! What a store lends verification ([`RecordRef`]), and the compact form in which the
 //! memory store keeps a record ([`CompactRecord`]): times as 8-byte microseconds, the fields
-//! most tokens never set behind one pointer. 192 bytes instead of [`TokenRecord`]'s 352.
+//! most tokens never set behind one pointer, and the fields many tokens share (owner, tenant,
+//! scopes, issuer) behind another. 136 bytes instead of [`TokenRecord`]'s 352.
 
 use std::sync::Arc;
 
@@ -72,14 +73,22 @@ pub(crate) struct CompactRecord {
     pub(crate) hash: TokenHash,
     pub(crate) expires_at: Micros,
     pub(crate) last_used_at: Micros,
-    pub(crate) owner: Arc<str>,
-    pub(crate) tenant: Option<Arc<str>>,
-    pub(crate) scopes: Scopes,
-    pub(crate) prefix: Arc<str>,
+    pub(crate) shared: Arc<Shared>,
     pub(crate) name: Box<str>,
     pub(crate) rare: Option<Box<Rare>>,
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) created_at: Micros,
+}
+
+/// The fields of a record that many tokens have in common: an owner's tokens of one issuer
+/// mostly differ only in name and times. The memory store keeps one copy of each
+/// combination (eight bytes a token instead of 64).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Shared {
+    pub(crate) owner: Arc<str>,
+    pub(crate) tenant: Option<Arc<str>>,
+    pub(crate) scopes: Scopes,
+    pub(crate) prefix: Arc<str>,
 }
 
 /// The fields of a record that most tokens leave unset. (Verification reads the pointer to
@@ -99,7 +108,22 @@ pub(crate) struct Rare {
 }
 
 impl From<TokenRecord> for CompactRecord {
+    /// With shared fields of its own.
     fn from(r: TokenRecord) -> Self {
+        Self::new(r, Arc::new)
+    }
+}
+
+impl CompactRecord {
+    /// `r` made compact, its shared fields held where `share` puts them (a copy that other
+    /// records with the same ones hold too).
+    pub(crate) fn new(r: TokenRecord, share: impl FnOnce(Shared) -> Arc<Shared>) -> Self {
+        let shared = share(Shared {
+            owner: r.owner,
+            tenant: r.tenant,
+            scopes: r.scopes,
+            prefix: r.prefix,
+        });
         let rare = Rare {
             revoked_at: Micros::of_option(r.revoked_at),
             suspended_at: Micros::of_option(r.suspended_at),
@@ -116,19 +140,14 @@ impl From<TokenRecord> for CompactRecord {
             hash: r.hash,
             expires_at: Micros::of_option(r.expires_at),
             last_used_at: Micros::of_option(r.last_used_at),
-            owner: r.owner,
-            tenant: r.tenant,
-            scopes: r.scopes,
-            prefix: r.prefix,
+            shared,
             name: r.name,
             rare: (rare != Rare::default()).then(|| Box::new(rare)),
             rate_limit: r.rate_limit,
             created_at: Micros::of(r.created_at),
         }
     }
-}
 
-impl CompactRecord {
     /// The record as the store's users see it.
     pub(crate) fn to_record(&self) -> TokenRecord {
         let rare = self.rare.as_deref();
@@ -139,10 +158,10 @@ impl CompactRecord {
             suspended_at: self.suspended_micros().time(),
             expires_at: self.expires_at.time(),
             last_used_at: self.last_used_at.time(),
-            owner: Arc::clone(&self.owner),
-            tenant: self.tenant.clone(),
-            scopes: self.scopes.clone(),
-            prefix: Arc::clone(&self.prefix),
+            owner: Arc::clone(&self.shared.owner),
+            tenant: self.shared.tenant.clone(),
+            scopes: self.shared.scopes.clone(),
+            prefix: Arc::clone(&self.shared.prefix),
             name: self.name.clone(),
             metadata: rare.and_then(|r| r.metadata.clone()),
             allowed_ips: rare.and_then(|r| r.allowed_ips.clone()),
@@ -356,7 +375,7 @@ impl Verifiable for CompactRecord {
         &self.hash
     }
     fn prefix(&self) -> &Arc<str> {
-        &self.prefix
+        &self.shared.prefix
     }
     fn revoked_at(&self) -> Option<OffsetDateTime> {
         self.revoked_micros().time()
@@ -387,13 +406,13 @@ impl Verifiable for CompactRecord {
         self.rare.as_ref().and_then(|r| r.allowed_ips.as_ref())
     }
     fn scopes(&self) -> &Scopes {
-        &self.scopes
+        &self.shared.scopes
     }
     fn tenant(&self) -> Option<&str> {
-        self.tenant.as_deref()
+        self.shared.tenant.as_deref()
     }
     fn owner(&self) -> &str {
-        &self.owner
+        &self.shared.owner
     }
     fn name(&self) -> &str {
         &self.name
@@ -473,6 +492,6 @@ mod tests {
 
     #[test]
     fn a_compact_record_is_small() {
-        assert!(std::mem::size_of::<CompactRecord>() <= 192);
+        assert!(std::mem::size_of::<CompactRecord>() <= 136);
     }
 }

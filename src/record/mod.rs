@@ -17,7 +17,7 @@ mod scopes;
 mod usage;
 
 pub use compact::RecordRef;
-pub(crate) use compact::{CompactRecord, Lent, Micros, Verifiable, unix_micros};
+pub(crate) use compact::{CompactRecord, Lent, Micros, Shared, Verifiable, unix_micros};
 pub use ips::IpAllowlist;
 pub use metadata::Metadata;
 pub(crate) use rate_cell::{Backoff, MovedCount};

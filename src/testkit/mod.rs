@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
             listing_is_paged_newest_first,
             listing_is_private_to_the_owner_and_tenant,
             listing_hides_inactive_tokens_unless_asked,
+            inactive_tokens_keep_their_place_in_a_full_listing,
             active_listing_follows_the_clock_either_way,
             listing_rejects_bad_paging,
             get_is_private_to_the_owner,

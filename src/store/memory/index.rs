@@ -8,61 +8,78 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::record::{CompactRecord, Scopes, TokenRecord, unix_micros as micros};
+use super::positions::{Position, Positions, ids, union_range};
+use crate::record::{CompactRecord, Scopes, Shared, TokenRecord, unix_micros as micros};
 use crate::token::TokenId;
-
-/// Where a token stands in a listing: creation time (microseconds), then id, ascending.
-type Position = (i64, TokenId);
 
 /// Where `r` stands in its listings.
 fn position(r: &CompactRecord) -> Position {
     (r.created_at.get().unwrap_or(i64::MIN), r.id)
 }
 
-/// The tokens of one issuer, owner and (optionally) tenant, in creation order: all of
-/// them, and the live ones (neither revoked nor expired as of the issuer's
-/// [`Expiring::swept_to`]).
+/// The tokens of one issuer, owner and (optionally) tenant, in creation order, in two
+/// disjoint sets: the live ones (neither revoked nor expired as of the issuer's
+/// [`Expiring::swept_to`]) and the ended ones. A listing of all of them pages through
+/// both at once, so each token is kept once.
 #[derive(Default)]
 struct ListIndex {
-    all: indexset::BTreeSet<Position>,
-    live: indexset::BTreeSet<Position>,
+    live: Positions,
+    ended: Positions,
 }
 
 impl ListIndex {
     fn add(&mut self, at: Position, live: bool) {
-        self.all.insert(at);
         if live {
             self.live.insert(at);
+        } else {
+            self.ended.insert(at);
         }
     }
 
     fn remove(&mut self, at: &Position) {
-        self.all.remove(at);
-        self.live.remove(at);
+        if !self.live.remove(at) {
+            self.ended.remove(at);
+        }
     }
 
+    /// Move the token at `at` (if it is here) into the live set or out of it.
     fn set_live(&mut self, at: Position, live: bool) {
-        if live {
-            self.live.insert(at);
+        let (from, to) = if live {
+            (&mut self.ended, &mut self.live)
         } else {
-            self.live.remove(&at);
+            (&mut self.live, &mut self.ended)
+        };
+        if from.remove(&at) {
+            to.insert(at);
         }
     }
 
     /// The ids on one page, newest first, and the total.
     fn page(&self, active_only: bool, offset: u64, limit: u32) -> (Vec<TokenId>, u64) {
-        let set = if active_only { &self.live } else { &self.all };
-        let len = set.len();
+        let len = if active_only {
+            self.live.len()
+        } else {
+            self.live.len() + self.ended.len()
+        };
         let offset = usize::try_from(offset).unwrap_or(usize::MAX);
         let hi = len.saturating_sub(offset);
         let lo = hi.saturating_sub(limit as usize);
-        let mut ids: Vec<TokenId> = set.range_idx(lo..hi).map(|(_, id)| *id).collect();
+        let mut ids = ids(if active_only {
+            self.live.range(lo, hi)
+        } else {
+            union_range(&self.live, &self.ended, lo, hi)
+        });
         ids.reverse();
         (ids, len as u64)
     }
 
     fn is_empty(&self) -> bool {
-        self.all.is_empty()
+        self.live.is_empty() && self.ended.is_empty()
+    }
+
+    /// Every token, the live ones first.
+    fn iter(&self) -> impl Iterator<Item = &Position> {
+        self.live.iter().chain(self.ended.iter())
     }
 }
 
@@ -75,7 +92,7 @@ impl ListIndex {
 /// token moves once as time goes forward, O(log n) over its life, whichever owner lists.
 #[derive(Default)]
 struct Expiring {
-    by_expiry: indexset::BTreeSet<(i64, TokenId)>,
+    by_expiry: Positions,
     swept_to: Option<i64>,
 }
 
@@ -96,10 +113,12 @@ impl Expiring {
 #[derive(Default)]
 struct OwnerLists {
     any_tenant: ListIndex,
-    tenants: HashMap<Arc<str>, ListIndex>,
+    /// Boxed: most owners have no tenant.
+    tenants: Option<Box<HashMap<Arc<str>, ListIndex>>>,
 }
 
-/// Every listing index, and the one shared copy of each owner, tenant, prefix and scope set.
+/// Every listing index, and the one shared copy of each owner, tenant, prefix and scope
+/// set, and of each combination of them ([`Shared`]).
 #[derive(Default)]
 pub(super) struct Index {
     lists: HashMap<Arc<str>, HashMap<Arc<str>, OwnerLists>>,
@@ -109,20 +128,34 @@ pub(super) struct Index {
     expiring: HashMap<Arc<str>, Expiring>,
     strings: HashSet<Arc<str>>,
     scope_sets: HashSet<Scopes>,
+    shared: HashSet<Arc<Shared>>,
 }
 
 impl Index {
-    /// `record` with its owner, tenant, prefix and scopes replaced by the shared copies.
-    pub(super) fn intern(&mut self, mut record: TokenRecord) -> TokenRecord {
-        record.owner = intern(&mut self.strings, &record.owner);
-        record.tenant = record.tenant.map(|t| intern(&mut self.strings, &t));
-        record.prefix = intern(&mut self.strings, &record.prefix);
-        record.scopes = intern(&mut self.scope_sets, &record.scopes);
-        record
+    /// `record` made compact, holding the shared copy of its owner, tenant, prefix and
+    /// scopes.
+    pub(super) fn compact(&mut self, record: TokenRecord) -> CompactRecord {
+        CompactRecord::new(record, |fields| self.share(fields))
+    }
+
+    /// The shared copy of `fields`.
+    fn share(&mut self, fields: Shared) -> Arc<Shared> {
+        if let Some(found) = self.shared.get(&fields) {
+            return Arc::clone(found);
+        }
+        let fields = Arc::new(Shared {
+            owner: intern(&mut self.strings, &fields.owner),
+            tenant: fields.tenant.map(|t| intern(&mut self.strings, &t)),
+            scopes: intern(&mut self.scope_sets, &fields.scopes),
+            prefix: intern(&mut self.strings, &fields.prefix),
+        });
+        self.shared.insert(Arc::clone(&fields));
+        fields
     }
 
     /// Forget shared values that no record uses any more.
     pub(super) fn forget_unused(&mut self) {
+        self.shared.retain(|s| Arc::strong_count(s) > 1);
         self.strings.retain(|s| Arc::strong_count(s) > 1);
         self.scope_sets.retain(|s| s.ref_count() > 1);
     }
@@ -130,12 +163,15 @@ impl Index {
     pub(super) fn add(&mut self, r: &CompactRecord) {
         let revoked = r.revoked_micros().get().is_some();
         let expires = r.expires_at.get();
-        let expiring = self.expiring.entry(Arc::clone(&r.prefix)).or_default();
+        let expiring = self
+            .expiring
+            .entry(Arc::clone(&r.shared.prefix))
+            .or_default();
         let live = !revoked && expiring.live(expires);
         if let (false, Some(at)) = (revoked, expires) {
             expiring.by_expiry.insert((at, r.id));
         } else if expiring.by_expiry.is_empty() {
-            self.expiring.remove(&*r.prefix);
+            self.expiring.remove(&*r.shared.prefix);
         }
         if let Some(creator) = r.created_by() {
             let children = self.children.entry(creator).or_default();
@@ -146,14 +182,15 @@ impl Index {
         let at = position(r);
         let owner = self
             .lists
-            .entry(Arc::clone(&r.prefix))
+            .entry(Arc::clone(&r.shared.prefix))
             .or_default()
-            .entry(Arc::clone(&r.owner))
+            .entry(Arc::clone(&r.shared.owner))
             .or_default();
         owner.any_tenant.add(at, live);
-        if let Some(t) = &r.tenant {
+        if let Some(t) = &r.shared.tenant {
             owner
                 .tenants
+                .get_or_insert_default()
                 .entry(Arc::clone(t))
                 .or_default()
                 .add(at, live);
@@ -162,12 +199,12 @@ impl Index {
 
     pub(super) fn remove(&mut self, r: &CompactRecord) {
         if let (None, Some(at)) = (r.revoked_micros().get(), r.expires_at.get())
-            && let Some(expiring) = self.expiring.get_mut(&*r.prefix)
+            && let Some(expiring) = self.expiring.get_mut(&*r.shared.prefix)
         {
             expiring.by_expiry.remove(&(at, r.id));
             // No token left to move: as if never swept (every live set is right for that).
             if expiring.by_expiry.is_empty() {
-                self.expiring.remove(&*r.prefix);
+                self.expiring.remove(&*r.shared.prefix);
             }
         }
         if let Some(creator) = r.created_by()
@@ -179,25 +216,29 @@ impl Index {
             }
         }
         let at = position(r);
-        let Some(owners) = self.lists.get_mut(&*r.prefix) else {
+        let Some(owners) = self.lists.get_mut(&*r.shared.prefix) else {
             return;
         };
-        let Some(owner) = owners.get_mut(&*r.owner) else {
+        let Some(owner) = owners.get_mut(&*r.shared.owner) else {
             return;
         };
         owner.any_tenant.remove(&at);
-        if let Some(t) = &r.tenant
-            && let Some(list) = owner.tenants.get_mut(&**t)
+        if let Some(t) = &r.shared.tenant
+            && let Some(tenants) = owner.tenants.as_mut()
+            && let Some(list) = tenants.get_mut(&**t)
         {
             list.remove(&at);
             if list.is_empty() {
-                owner.tenants.remove(&**t);
+                tenants.remove(&**t);
+                if tenants.is_empty() {
+                    owner.tenants = None;
+                }
             }
         }
         if owner.any_tenant.is_empty() {
-            owners.remove(&*r.owner);
+            owners.remove(&*r.shared.owner);
             if owners.is_empty() {
-                self.lists.remove(&*r.prefix);
+                self.lists.remove(&*r.shared.prefix);
             }
         }
     }
@@ -224,24 +265,20 @@ impl Index {
                 false,
             ),
         };
-        let moved: Vec<TokenId> = expiring
-            .by_expiry
-            .range_idx(lo..hi)
-            .map(|(_, id)| *id)
-            .collect();
+        let moved = ids(expiring.by_expiry.range(lo, hi));
         expiring.swept_to = Some(now);
         let Some(owners) = self.lists.get_mut(prefix) else {
             return;
         };
         for id in moved {
             let Some(r) = record(&id) else { continue };
-            let Some(owner) = owners.get_mut(&*r.owner) else {
+            let Some(owner) = owners.get_mut(&*r.shared.owner) else {
                 continue;
             };
             let at = position(r);
             owner.any_tenant.set_live(at, live);
-            if let Some(t) = &r.tenant
-                && let Some(list) = owner.tenants.get_mut(&**t)
+            if let Some(t) = &r.shared.tenant
+                && let Some(list) = owner.tenants.as_mut().and_then(|ts| ts.get_mut(&**t))
             {
                 list.set_live(at, live);
             }
@@ -252,7 +289,7 @@ impl Index {
         let owner = self.lists.get(prefix)?.get(owner)?;
         match tenant {
             None => Some(&owner.any_tenant),
-            Some(t) => owner.tenants.get(t),
+            Some(t) => owner.tenants.as_ref()?.get(t),
         }
     }
 
@@ -309,12 +346,7 @@ impl Index {
             .saturating_add(usize::try_from(offset).unwrap_or(usize::MAX))
             .min(hi);
         let end = start.saturating_add(limit as usize).min(hi);
-        let ids = expiring
-            .by_expiry
-            .range_idx(start..end)
-            .map(|(_, id)| *id)
-            .collect();
-        (ids, total as u64)
+        (ids(expiring.by_expiry.range(start, end)), total as u64)
     }
 
     /// The tokens `creator` created (revoked ones too).
@@ -330,8 +362,7 @@ impl Index {
     ) -> Vec<TokenId> {
         self.list(key.0, key.1, key.2)
             .map_or_else(Vec::new, |list| {
-                list.all
-                    .iter()
+                list.iter()
                     .map(|(_, id)| *id)
                     .filter(|id| record(id).is_some_and(|r| r.revoked_micros().get().is_none()))
                     .collect()

@@ -16,6 +16,7 @@ use crate::record::{CompactRecord, Micros, MovedCount, RateCell, RecordRef, Toke
 use crate::token::{IdHasher, TokenId};
 
 mod index;
+mod positions;
 mod stored;
 
 use index::Index;
@@ -249,7 +250,7 @@ impl MemoryStore {
         if records.contains_key(&record.id) {
             return Err(StoreError::duplicate_id());
         }
-        let record = CompactRecord::from(index.intern(record.clone()));
+        let record = index.compact(record.clone());
         index.add(&record);
         records.insert(record.id, Stored { rate, record });
         Ok(())
@@ -287,7 +288,7 @@ impl MemoryStore {
                 return Err(());
             }
             copy.id = current.id; // the id is the key; a change cannot move a record
-            Ok(CompactRecord::from(index.intern(copy)))
+            Ok(index.compact(copy))
         });
         match outcome {
             Replaced::Updated { old, new, moved } => {

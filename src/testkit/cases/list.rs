@@ -113,6 +113,60 @@ pub async fn listing_hides_inactive_tokens_unless_asked<S: TokenStore>(store: S)
     );
 }
 
+/// A full listing keeps revoked and expired tokens in their place among the active ones:
+/// every page, of the owner and of a tenant, is in creation order, newest first.
+pub async fn inactive_tokens_keep_their_place_in_a_full_listing<S: TokenStore>(store: S) {
+    let k = kit(store);
+    let start = k.tokens.now();
+    let mut all = Vec::new();
+    for i in 0..30 {
+        let tenant = if i % 4 == 0 { "t2" } else { "t1" };
+        let mut new = NewToken::new("alice", format!("tok{i:02}")).tenant(tenant);
+        if i % 5 == 1 {
+            new = new.expires(Expiry::After(Duration::seconds(100)));
+        }
+        let (_, rec) = k.issue(new).await;
+        if i % 3 == 0 || i == 29 {
+            k.tokens
+                .revoke("alice", rec.id, None)
+                .await
+                .expect("revoke");
+        }
+        all.push((rec.id, tenant, i % 3 != 0 && i != 29 && i % 5 != 1));
+        k.clock.advance(Duration::seconds(1));
+    }
+    k.clock.set(start + Duration::seconds(200));
+    all.reverse();
+    for tenant in [None, Some("t1"), Some("t2")] {
+        for include_inactive in [true, false] {
+            let want: Vec<TokenId> = all
+                .iter()
+                .filter(|(_, t, active)| {
+                    tenant.is_none_or(|x| x == *t) && (include_inactive || *active)
+                })
+                .map(|(id, _, _)| *id)
+                .collect();
+            let mut got = Vec::new();
+            for page in 1..=5 {
+                let mut request = ListRequest::new("alice")
+                    .page(page)
+                    .per_page(7)
+                    .include_inactive(include_inactive);
+                if let Some(t) = tenant {
+                    request = request.tenant(t);
+                }
+                let listed = k.tokens.list(&request).await.expect("list");
+                assert_eq!(listed.meta.total, want.len() as u64, "{tenant:?}");
+                got.extend(ids(&listed));
+            }
+            assert_eq!(
+                got, want,
+                "tenant {tenant:?}, inactive too: {include_inactive}"
+            );
+        }
+    }
+}
+
 /// What is active follows the clock either way, for every owner and tenant of the issuer
 /// whichever lists first: tokens leave the active listing as they expire, come back if the
 /// clock goes back before their expiry, and a revoked token never comes back.
