@@ -1,6 +1,6 @@
 //! The memory store's listing indexes: for each issuer, owner and tenant, the tokens in
-//! creation order, so that a page costs O(page + log n) and a total O(1), however many
-//! tokens an owner has.
+//! creation order, so that a page costs O(page + log n) (O(page + log² n) with ended
+//! tokens included) and a total O(1), however many tokens an owner has.
 
 use foldhash::{HashMap, HashSet};
 use std::hash::Hash;

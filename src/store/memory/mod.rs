@@ -32,11 +32,12 @@ use stored::{Count, Replaced, Stored, cell_of, replace};
 /// verification in flight keeps the version it read), and the old version is freed once no
 /// reader can still see it.
 ///
-/// Records are kept compact (192 bytes where a [`TokenRecord`] takes 352): times as 8-byte
-/// microseconds, and the fields most tokens leave unset (revocation, suspension, metadata,
+/// Records are kept compact (136 bytes where a [`TokenRecord`] takes 352): times as 8-byte
+/// microseconds, the fields most tokens leave unset (revocation, suspension, metadata,
 /// address allowlist, usage limit, description, revocation reason, successor, creator)
-/// behind one pointer. So, like the SQL stores, it keeps times to the microsecond and gives
-/// them back in UTC.
+/// behind one pointer, and owner, tenant, scopes and prefix behind one pointer to a copy
+/// shared by every token with the same four. So, like the SQL stores, it keeps times to the
+/// microsecond and gives them back in UTC.
 ///
 /// Every write but last use (inserts, updates, rotations, revoke-all, purge) holds one
 /// mutex, which makes each of them atomic with respect to the others, and listing reads
@@ -48,7 +49,8 @@ use stored::{Count, Replaced, Stored, cell_of, replace};
 /// never waits for that mutex, and a change made under the mutex is applied to the latest
 /// version of the record (never losing a last use written meanwhile). Owners, tenants,
 /// prefixes and scope sets are kept once however many tokens share them, and per-owner
-/// indexes make a page of a listing cost O(page + log n).
+/// indexes make a page of a listing cost O(page + log n) (O(page + log² n) with inactive
+/// tokens included).
 ///
 /// Each entry also holds the [`RateCell`] its token's rate limit counts on (lent by
 /// [`read_counted_now`](TokenStore::read_counted_now), counted by

@@ -4,7 +4,7 @@
 //! `indexset`'s B-tree gives rank, select and insertion in O(log n), but every set of it,
 //! even an empty one, allocates a whole node (1 024 slots: 24 KiB for a listing position),
 //! which would cost an owner of one token about 50 KiB in the two sets of a listing. So a
-//! set stays a sorted vector (growing by half, from one slot) until it holds [`SMALL`]
+//! set stays a sorted vector (one slot, then 4, 8, 16, ...) until it holds [`SMALL`]
 //! entries, where a node's slots are mostly used, and goes back to one below [`SMALL`] / 4.
 
 use crate::token::TokenId;
@@ -36,9 +36,9 @@ impl Positions {
             Self::Small(v) => match v.binary_search(&at) {
                 Ok(_) => false,
                 Err(i) => {
-                    if v.len() == v.capacity() {
-                        // By half again, from one: an owner of one token keeps one slot.
-                        v.reserve_exact((v.len() / 2).max(1));
+                    if v.capacity() == 0 {
+                        // An owner of one token keeps one slot (then 4, 8, 16, ...).
+                        v.reserve_exact(1);
                     }
                     v.insert(i, at);
                     if v.len() > SMALL {
