@@ -54,6 +54,15 @@ mod sqlite {
     });
 }
 
+/// The cache does every optional operation its store does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_optional_operation_is_supported() {
+    api_tokens::testkit::every_optional_operation_is_supported(cached(
+        api_tokens::MemoryStore::new(),
+    ))
+    .await;
+}
+
 /// A counting store under a cache, and tokens over the cache.
 fn counted() -> (
     ApiTokens<CachedStore<CountingStore<MemoryStore>>>,

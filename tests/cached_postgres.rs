@@ -63,6 +63,17 @@ api_tokens::conformance_tests!(
     }
 );
 
+/// The cache over PostgreSQL does every optional operation.
+#[cfg(feature = "testkit")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(api_tokens_postgres_tests),
+    ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
+)]
+async fn every_optional_operation_is_supported() {
+    api_tokens::testkit::every_optional_operation_is_supported(cached(store().await)).await;
+}
+
 macro_rules! pg_test {
     ($(#[$m:meta])* async fn $name:ident() $body:block) => {
         $(#[$m])*

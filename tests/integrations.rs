@@ -2,14 +2,19 @@
 //! integrations: every row must get the same status, `WWW-Authenticate`, `Retry-After` and
 //! body from all three (and every 401 the same body), so the rules that live once in
 //! `api_tokens::web` reach every framework intact. The tower layer also answers gRPC calls.
+//! Each server learns the client's address from its connection (axum and tower through a
+//! `PeerAddr` extension, as their documentation says; actix-web by itself), and the tokens
+//! believe `X-Forwarded-For` from 127.0.0.1 only: rows sent from 127.0.0.2 are an untrusted
+//! client setting that header itself.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use api_tokens::store::{Change, ListFilter, ListPage, RevokeAll};
 use api_tokens::{
-    ApiTokens, DynTokenStore, Expiry, ManualClock, MemoryStore, NewToken, StoreError,
-    StoreErrorKind, TokenId, TokenRecord, TokenStore,
+    ApiTokens, DynTokenStore, Expiry, IpAllowlist, ManualClock, MemoryStore, NewToken, StoreError,
+    StoreErrorKind, TokenId, TokenRecord, TokenStore, TrustedProxies,
 };
 use time::OffsetDateTime;
 
@@ -85,6 +90,10 @@ struct Fixture {
     expired: String,
     broken: String,
     unknown: String,
+    /// Allowed from 127.0.0.0/8 only.
+    loopback: String,
+    /// Allowed from 10.0.0.0/8 only.
+    office: String,
 }
 
 async fn fixture() -> Fixture {
@@ -93,8 +102,13 @@ async fn fixture() -> Fixture {
         inner: MemoryStore::new(),
         broken: std::sync::Mutex::new(None),
     });
+    let proxies = TrustedProxies::new(
+        "x-forwarded-for",
+        IpAllowlist::parse(["127.0.0.1"]).unwrap(),
+    );
     let tokens = ApiTokens::builder(DynTokenStore::new(Arc::clone(&store)), "dz")
         .clock(clock.clone())
+        .trusted_proxies(proxies)
         .build()
         .unwrap();
     let issue = |new: NewToken| {
@@ -114,6 +128,8 @@ async fn fixture() -> Fixture {
     )
     .await;
     let (writer, _) = issue(NewToken::new("alice", "w").scopes(["tokens:write"])).await;
+    let (loopback, _) = issue(NewToken::new("alice", "l").allowed_ips(["127.0.0.0/8"])).await;
+    let (office, _) = issue(NewToken::new("alice", "o").allowed_ips(["10.0.0.0/8"])).await;
     let (revoked, revoked_id) = issue(NewToken::new("alice", "x")).await;
     tokens
         .revoke("alice", revoked_id, Some("leaked"))
@@ -134,6 +150,8 @@ async fn fixture() -> Fixture {
         expired,
         broken,
         unknown: unknown.plaintext.expose_secret().to_owned(),
+        loopback,
+        office,
     }
 }
 
@@ -144,6 +162,8 @@ struct Row {
     headers: Vec<(&'static str, String)>,
     status: u16,
     code: Option<&'static str>,
+    /// The client's address (127.0.0.1, the trusted proxy, unless a row says otherwise).
+    from: IpAddr,
 }
 
 fn rows(f: &Fixture) -> Vec<Row> {
@@ -154,8 +174,61 @@ fn rows(f: &Fixture) -> Vec<Row> {
         headers,
         status,
         code,
+        from: IpAddr::from([127, 0, 0, 1]),
+    };
+    let forwarded = |token: &str, address: &str| {
+        vec![
+            ("authorization", bearer(token)),
+            ("x-forwarded-for", address.to_owned()),
+        ]
+    };
+    let untrusted = |row: Row| Row {
+        from: IpAddr::from([127, 0, 0, 2]),
+        ..row
     };
     vec![
+        row(
+            "allowlisted peer",
+            "/me",
+            vec![("authorization", bearer(&f.loopback))],
+            200,
+            None,
+        ),
+        row(
+            "peer outside the allowlist",
+            "/me",
+            vec![("authorization", bearer(&f.office))],
+            403,
+            Some("ip_not_allowed"),
+        ),
+        row(
+            "allowlisted client forwarded by the trusted proxy",
+            "/me",
+            forwarded(&f.office, "10.1.2.3"),
+            200,
+            None,
+        ),
+        row(
+            "client outside the allowlist forwarded by the trusted proxy",
+            "/me",
+            forwarded(&f.loopback, "10.1.2.3"),
+            403,
+            Some("ip_not_allowed"),
+        ),
+        untrusted(row(
+            "a forwarding header from an untrusted peer is ignored",
+            "/me",
+            forwarded(&f.office, "10.1.2.3"),
+            403,
+            Some("ip_not_allowed"),
+        )),
+        untrusted(row(
+            "an untrusted peer in the allowlist, whatever it forwards",
+            "/me",
+            forwarded(&f.loopback, "10.1.2.3"),
+            200,
+            None,
+        )),
         row(
             "valid",
             "/me",
@@ -282,9 +355,24 @@ fn rows(f: &Fixture) -> Vec<Row> {
 }
 
 mod axum_server {
+    use std::net::SocketAddr;
+
     use api_tokens::axum::{Authenticated, RequireScopes};
+    use api_tokens::web::PeerAddr;
     use api_tokens::{ApiTokens, DynTokenStore};
+    use axum::extract::{ConnectInfo, Request};
+    use axum::middleware::{Next, from_fn};
     use axum::{Router, routing::get};
+
+    /// The connection's peer as a `PeerAddr`, for IP allowlists.
+    async fn peer(
+        ConnectInfo(addr): ConnectInfo<SocketAddr>,
+        mut req: Request,
+        next: Next,
+    ) -> axum::response::Response {
+        req.extensions_mut().insert(PeerAddr(addr.ip()));
+        next.run(req).await
+    }
 
     async fn me(auth: Authenticated<DynTokenStore>) -> String {
         auth.owner().to_owned()
@@ -298,9 +386,11 @@ mod axum_server {
         let app = Router::new()
             .route("/me", get(me))
             .route("/write", get(write))
+            .layer(from_fn(peer))
             .with_state(tokens);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         format!("http://{addr}")
     }
@@ -349,6 +439,7 @@ mod tower_server {
     use std::net::SocketAddr;
 
     use api_tokens::tower::AuthLayer;
+    use api_tokens::web::PeerAddr;
     use api_tokens::{ApiTokens, DynTokenStore, Principal};
     use hyper::body::Incoming;
     use hyper_util::rt::TokioIo;
@@ -373,8 +464,12 @@ mod tower_server {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             loop {
-                let (stream, _) = listener.accept().await.unwrap();
+                let (stream, peer) = listener.accept().await.unwrap();
                 let service = ServiceBuilder::new()
+                    .map_request(move |mut req: http::Request<Incoming>| {
+                        req.extensions_mut().insert(PeerAddr(peer.ip()));
+                        req
+                    })
                     .layer(layer.clone())
                     .service(service_fn(handler));
                 tokio::spawn(async move {
@@ -397,7 +492,11 @@ struct Answer {
     body: String,
 }
 
-async fn send(client: &reqwest::Client, url: &str, row: &Row) -> Answer {
+async fn send(url: &str, row: &Row) -> Answer {
+    let client = reqwest::Client::builder()
+        .local_address(row.from)
+        .build()
+        .unwrap();
     let mut request = client.get(url);
     for (name, value) in &row.headers {
         request = request.header(*name, value);
@@ -424,7 +523,6 @@ async fn every_integration_answers_the_table_alike() {
     let actix = actix_server::start(f.tokens.clone());
     let (tower_me, tower_write) = tower_server::start(f.tokens.clone()).await;
     tokio::time::sleep(Duration::from_millis(200)).await; // actix binds on its thread
-    let client = reqwest::Client::new();
     let mut unauthorized_bodies = std::collections::HashSet::new();
     for row in rows(&f) {
         let tower_base = if row.path == "/write" {
@@ -433,17 +531,11 @@ async fn every_integration_answers_the_table_alike() {
             &tower_me
         };
         let answers = [
-            (
-                "axum",
-                send(&client, &format!("{axum}{}", row.path), &row).await,
-            ),
-            (
-                "actix",
-                send(&client, &format!("{actix}{}", row.path), &row).await,
-            ),
+            ("axum", send(&format!("{axum}{}", row.path), &row).await),
+            ("actix", send(&format!("{actix}{}", row.path), &row).await),
             (
                 "tower",
-                send(&client, &format!("{tower_base}{}", row.path), &row).await,
+                send(&format!("{tower_base}{}", row.path), &row).await,
             ),
         ];
         for (framework, answer) in &answers {

@@ -41,6 +41,17 @@ api_tokens::conformance_tests!(
     store()
 );
 
+/// The PostgreSQL store does every optional operation.
+#[cfg(feature = "testkit")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(api_tokens_postgres_tests),
+    ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
+)]
+async fn every_optional_operation_is_supported() {
+    api_tokens::testkit::every_optional_operation_is_supported(store().await).await;
+}
+
 #[tokio::test]
 #[cfg_attr(
     not(api_tokens_postgres_tests),

@@ -523,6 +523,11 @@ fn every_setting_is_read_and_a_bad_one_is_named() {
         ("CONFIRM_ATTEMPTS_PER_TOKEN", "18"),
         ("LIMITER_MAX_KEYS", "19"),
         ("LOG_FORMAT", "json"),
+        ("TOKEN_CACHE", "on"),
+        ("ALLOW_NEVER_EXPIRING", "true"),
+        ("TOKEN_IDLE_DAYS", "30"),
+        ("TOKEN_DESCRIPTION_CHARS", "3-255"),
+        ("REDIS_FAILURE", "allow"),
     ]
     .into_iter()
     .collect();
@@ -581,6 +586,12 @@ fn every_setting_is_read_and_a_bad_one_is_named() {
         (14, 15, 16, 17)
     );
     assert_eq!((g.confirm_per_token, g.max_keys), (18, 19));
+    assert!(c.token_cache && c.allow_never_expiring);
+    assert_eq!(
+        (c.idle_days, c.description_chars),
+        (Some(30), Some((3, 255)))
+    );
+    assert_eq!(c.redis_failure, api_tokens::RedisFailure::Allow);
     let shown = format!("{c:?}");
     assert!(
         !shown.contains("secret-pw") && !shown.contains("demo-secret"),
@@ -596,6 +607,15 @@ fn every_setting_is_read_and_a_bad_one_is_named() {
         ("TRUSTED_PROXIES", "10.0.0.0/33"),
         ("LOG_FORMAT", "xml"),
         ("DATABASE_CREATE", "perhaps"),
+        ("TOKEN_CACHE", "sometimes"),
+        ("ALLOW_NEVER_EXPIRING", "yes"),
+        ("TOKEN_IDLE_DAYS", "0"),
+        ("TOKEN_IDLE_DAYS", "36501"),
+        ("TOKEN_DESCRIPTION_CHARS", "255-3"),
+        ("TOKEN_DESCRIPTION_CHARS", "3-1025"),
+        ("TOKEN_DESCRIPTION_CHARS", "0-0"),
+        ("TOKEN_DESCRIPTION_CHARS", "three"),
+        ("REDIS_FAILURE", "maybe"),
     ] {
         let err = app::Config::from_lookup(|k| (k == name).then(|| bad.to_owned())).unwrap_err();
         assert!(err.contains(name), "{name}={bad}: {err}");

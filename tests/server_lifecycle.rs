@@ -7,6 +7,7 @@ mod common;
 #[macro_use]
 mod server_harness;
 
+use api_tokens::{ApiTokens, ManualClock, NewToken};
 use base64::Engine;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
@@ -670,7 +671,102 @@ async fn secret_scanning_revokes_leaked_tokens(s: &Server) {
     );
 }
 
+/// With `TOKEN_IDLE_DAYS=1`, a token unused for longer than a day stops verifying: 401
+/// like any bad token, and `idle` in the caller's audit trail. One used twelve hours ago,
+/// and a new one, still work.
+async fn idle_tokens_stop_verifying(s: &Server) {
+    let s = s.with(&[("TOKEN_IDLE_DAYS", "1")]).await;
+    let alice = s.alice().await;
+    let (status, me) = s.get("/api/v1/me", &alice).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    let owner = me["id"].as_str().unwrap().to_owned();
+    let tenant = me["tenant_id"].as_str().unwrap().to_owned();
+    // Alice's tokens made three days ago, straight in the server's store.
+    let now = OffsetDateTime::now_utc();
+    let clock = ManualClock::new(now - Duration::days(3));
+    let past = ApiTokens::builder(s.store().await, &config(&s.settings).token_prefix)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut made = Vec::new();
+    for name in ["unused", "used"] {
+        let new = NewToken::new(owner.clone(), name)
+            .tenant(tenant.clone())
+            .scopes(["profile:read"]);
+        let issued = past.issue(new).await.expect("issue");
+        made.push((
+            issued.plaintext.expose_secret().to_owned(),
+            issued.record.id.to_string(),
+        ));
+    }
+    let [(unused, unused_id), (used, _)] = &made[..] else {
+        unreachable!()
+    };
+    clock.set(now - Duration::hours(12));
+    past.verify(used).await.expect("used twelve hours ago");
+
+    let (status, body) = s.get("/api/v1/me", unused).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "invalid_token");
+    assert_eq!(s.get("/api/v1/me", used).await.0, StatusCode::OK);
+    assert_eq!(s.get("/api/v1/me", &alice).await.0, StatusCode::OK);
+    let started = std::time::Instant::now();
+    loop {
+        let (status, trail) = s.get("/api/v1/audit?per_page=100", &alice).await;
+        assert_eq!(status, StatusCode::OK, "{trail}");
+        let idle = trail["data"].as_array().unwrap().iter().any(|e| {
+            e["event"] == "verify_failed" && e["token_id"] == *unused_id && e["code"] == "idle"
+        });
+        if idle {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no idle failure in the audit trail: {trail}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// `TOKEN_DESCRIPTION_CHARS=3-255`: a description of 2 or 256 characters is a 422 naming
+/// `description`; 3 and 255 are fine, and so is none.
+async fn descriptions_follow_the_configured_lengths(s: &Server) {
+    let s = s.with(&[("TOKEN_DESCRIPTION_CHARS", "3-255")]).await;
+    let alice = s.alice().await;
+    for (description, fits) in [
+        (Some("ab".to_owned()), false),
+        (Some("abc".to_owned()), true),
+        (Some("é".repeat(255)), true),
+        (Some("x".repeat(256)), false),
+        (None, true),
+    ] {
+        let mut body = json!({ "name": "ci" });
+        if let Some(d) = &description {
+            body["description"] = json!(d);
+        }
+        let (status, created) = s.create(&alice, body).await;
+        let chars = description.as_ref().map(|d| d.chars().count());
+        if fits {
+            assert_eq!(status, StatusCode::CREATED, "{chars:?}: {created}");
+            assert_eq!(created["token_info"]["description"], json!(description));
+        } else {
+            assert_error(
+                status,
+                &created,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+            );
+            let details = created["details"].as_array().unwrap();
+            assert!(
+                details.iter().any(|d| d["field"] == "description"),
+                "{chars:?}: {created}"
+            );
+        }
+    }
+}
+
 db_scenarios!(
+    idle_tokens_stop_verifying,
+    descriptions_follow_the_configured_lengths,
     rotation_keeps_the_old_token_for_the_grace_period,
     a_created_token_manages_only_itself_and_its_children,
     edits_narrow_and_never_widen,

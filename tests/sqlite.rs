@@ -40,6 +40,14 @@ mod conformance {
             api_tokens::DynTokenStore::new(super::super::file_store().await)
         });
     }
+
+    /// The SQLite store does every optional operation.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_optional_operation_is_supported() {
+        use api_tokens::testkit::every_optional_operation_is_supported as check;
+        check(super::file_store().await).await;
+        check(api_tokens::DynTokenStore::new(super::memory_store().await)).await;
+    }
 }
 
 #[tokio::test]

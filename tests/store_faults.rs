@@ -242,4 +242,26 @@ fn bad_configuration_is_reported_at_build() {
         .build()
         .unwrap_err();
     assert!(matches!(err, ConfigError::Policy(_)));
+    // An idle timeout no longer than the last-use interval could expire a token in use.
+    let idle = |timeout: Duration, interval: Duration| {
+        ApiTokens::builder(MemoryStore::new(), "dz")
+            .policy(TokenPolicy::default().idle_timeout(Some(timeout)))
+            .last_use_interval(interval)
+            .build()
+    };
+    for (timeout, interval) in [
+        (Duration::minutes(5), Duration::minutes(5)),
+        (Duration::minutes(5), Duration::hours(1)),
+    ] {
+        let err = idle(timeout, interval).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Policy(_)) && err.to_string().contains("last-use interval"),
+            "{timeout} with last use every {interval}: {err}"
+        );
+    }
+    idle(
+        Duration::minutes(5) + Duration::seconds(1),
+        Duration::minutes(5),
+    )
+    .expect("an idle timeout longer than the interval");
 }

@@ -364,4 +364,52 @@ mod tests {
         }
         assert_eq!(classify("XX001"), StoreErrorKind::Corrupt);
     }
+
+    /// The expiry listing and its count can read the partial index on `(prefix,
+    /// expires_at, id)` of tokens not revoked (with sequential scans priced out, as they
+    /// would be on a large table).
+    #[tokio::test]
+    #[cfg_attr(
+        not(api_tokens_postgres_tests),
+        ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
+    )]
+    async fn the_expiry_listing_reads_its_index() {
+        let url = std::env::var("API_TOKENS_TEST_POSTGRES_URL").unwrap();
+        let pool = PgPool::connect(&url).await.unwrap();
+        let mut random = [0u8; 4];
+        getrandom::fill(&mut random).unwrap();
+        let schema = format!("api_tokens_plan_{}", hex::encode(random));
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let store = PostgresStore::with_table(pool.clone(), &format!("{schema}.tokens")).unwrap();
+        store.migrate().await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let mut connection = pool.acquire().await.unwrap();
+        sqlx::raw_sql("SET enable_seqscan = off")
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+        for (statement, paged) in [
+            (&store.sql.list_expiring, true),
+            (&store.sql.count_expiring, false),
+        ] {
+            let explain = format!("EXPLAIN {statement}");
+            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(explain))
+                .bind("dz")
+                .bind(now)
+                .bind(now + time::Duration::days(7));
+            if paged {
+                query = query.bind(10_i64).bind(0_i64);
+            }
+            let plan = query.fetch_all(&mut *connection).await.unwrap().join("\n");
+            assert!(plan.contains("tokens_expiring_idx"), "{statement}:\n{plan}");
+        }
+        drop(connection);
+        sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
 }

@@ -342,3 +342,35 @@ fn bind_last_uses<'q>(
     json.push('}');
     q.bind(json)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::AssertSqlSafe;
+
+    /// The expiry listing and its count read the partial index on `(prefix, expires_at,
+    /// id)` of tokens not revoked, never the whole table.
+    #[tokio::test]
+    async fn the_expiry_listing_reads_its_index() {
+        let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        for statement in [&store.sql.list_expiring, &store.sql.count_expiring] {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {statement}")))
+                    .fetch_all(store.pool())
+                    .await
+                    .unwrap();
+            let steps: Vec<&str> = plan.iter().map(|step| step.3.as_str()).collect();
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.contains("USING") && s.contains("INDEX api_tokens_expiring_idx")),
+                "{statement}: {steps:?}"
+            );
+            assert!(
+                !steps.contains(&"SCAN api_tokens"),
+                "no full scan: {steps:?}"
+            );
+        }
+    }
+}

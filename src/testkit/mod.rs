@@ -37,9 +37,11 @@ use crate::TokenStore;
 mod cases;
 mod counting;
 mod fixtures;
+mod optional;
 
 pub use cases::*;
 pub use counting::{Calls, CountingStore};
+pub use optional::every_optional_operation_is_supported;
 
 /// Define one `#[tokio::test]` per conformance case, each on a fresh store from `$make`
 /// (an expression giving a future of the store, evaluated once per case).

@@ -132,6 +132,18 @@ impl Server {
         Self::start_with(self.db.clone(), Arc::clone(&self.users), settings).await
     }
 
+    /// The server's store, opened again (to make records the API cannot, such as tokens
+    /// issued in the past).
+    pub async fn store(&self) -> DynTokenStore {
+        match &self.db {
+            Db::Sqlite(url) => DynTokenStore::new(SqliteStore::connect(url).await.unwrap()),
+            Db::Postgres { url, table } => {
+                let pool = crate::common::pool_for(url, "api_tokens_server_tests", 2).await;
+                DynTokenStore::new(PostgresStore::with_table(pool, table).unwrap())
+            }
+        }
+    }
+
     /// Another server on the same data, with other users.
     pub async fn with_users(&self, spec: &str) -> Self {
         let users = Arc::new(app::Users::from_spec(spec).expect("valid users"));

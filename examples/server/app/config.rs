@@ -68,6 +68,10 @@ pub struct Config {
     /// `TOKEN_IDLE_DAYS`: a token unused for this many days stops verifying (`None`, the
     /// default: no idle expiry).
     pub idle_days: Option<i64>,
+    /// `TOKEN_DESCRIPTION_CHARS`: how long a description must be when one is given,
+    /// `MIN-MAX` in characters (`3-255`, as one token API asks); `None`, the default: 0 to
+    /// 1 024.
+    pub description_chars: Option<(usize, usize)>,
     /// `SECRET_SCANNING_KEYS`: a file of GitHub's secret-scanning public keys (the JSON of
     /// `https://api.github.com/meta/public_keys/secret_scanning`); without it,
     /// `POST /api/v1/secret-scanning` is not offered.
@@ -103,6 +107,7 @@ impl fmt::Debug for Config {
             .field("log_json", &self.log_json)
             .field("allow_never_expiring", &self.allow_never_expiring)
             .field("idle_days", &self.idle_days)
+            .field("description_chars", &self.description_chars)
             .field("secret_scanning_keys", &self.secret_scanning_keys)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<redacted>"))
             .field("redis_failure", &self.redis_failure)
@@ -269,6 +274,10 @@ impl Config {
                 }
             },
         };
+        let description_chars = match get("TOKEN_DESCRIPTION_CHARS") {
+            None => None,
+            Some(value) => Some(description_chars(&value)?),
+        };
         let redis_failure = match get("REDIS_FAILURE").as_deref() {
             None | Some("refuse") => RedisFailure::Refuse,
             Some("allow") => RedisFailure::Allow,
@@ -306,6 +315,7 @@ impl Config {
             log_json,
             allow_never_expiring,
             idle_days,
+            description_chars,
             redis_url: get("REDIS_URL"),
             redis_failure,
             secret_scanning_keys: get("SECRET_SCANNING_KEYS")
@@ -328,6 +338,21 @@ where
                 "{name} must be a whole number of 1 or more, not {value:?}"
             )),
         },
+    }
+}
+
+/// `MIN-MAX` description lengths, within what the library allows.
+fn description_chars(value: &str) -> Result<(usize, usize), String> {
+    let max_allowed = api_tokens::limits::MAX_DESCRIPTION_CHARS;
+    let bounds = value
+        .split_once('-')
+        .and_then(|(lo, hi)| Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?)));
+    match bounds {
+        Some((lo, hi)) if lo <= hi && hi >= 1 && hi <= max_allowed => Ok((lo, hi)),
+        _ => Err(format!(
+            "TOKEN_DESCRIPTION_CHARS must be MIN-MAX characters (such as 3-255), with MIN \
+             at most MAX and MAX from 1 to {max_allowed}, not {value:?}"
+        )),
     }
 }
 

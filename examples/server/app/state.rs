@@ -102,6 +102,9 @@ pub async fn token_service(
     if config.allow_never_expiring {
         policy = policy.max_lifetime(None);
     }
+    if let Some((min, max)) = config.description_chars {
+        policy = policy.description_chars(min, max);
+    }
     let mut tokens = ApiTokens::builder(store, &config.token_prefix)
         .policy(policy)
         .last_use_failure(config.last_use_failure);

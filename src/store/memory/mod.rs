@@ -235,12 +235,12 @@ impl MemoryStore {
         self.writes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Insert `record` (interned), holding `index`.
+    /// Insert `record`, holding `index`.
     fn insert_locked(&self, index: &mut Index, record: &TokenRecord) -> Result<(), StoreError> {
         self.insert_stored(index, record, RateCell::new())
     }
 
-    /// Insert `record` (interned) with the count `rate`, holding `index`.
+    /// Insert `record` with the count `rate`, holding `index`.
     fn insert_stored(
         &self,
         index: &mut Index,

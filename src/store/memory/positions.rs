@@ -5,7 +5,7 @@
 //! even an empty one, allocates a whole node (1 024 slots: 24 KiB for a listing position),
 //! which would cost an owner of one token about 50 KiB in the two sets of a listing. So a
 //! set stays a sorted vector (one slot, then 4, 8, 16, ...) until it holds [`SMALL`]
-//! entries, where a node's slots are mostly used, and goes back to one below [`SMALL`] / 4.
+//! entries, where a node would be half used, and goes back to one below [`SMALL`] / 4.
 
 use crate::token::TokenId;
 
@@ -33,6 +33,13 @@ impl Positions {
     /// Add `at`; whether it was not there yet.
     pub(super) fn insert(&mut self, at: Position) -> bool {
         match self {
+            Self::Small(v) if v.len() == SMALL => {
+                // Into a tree before the vector would grow to twice the room.
+                let mut set: indexset::BTreeSet<Position> = std::mem::take(v).into_iter().collect();
+                let inserted = set.insert(at);
+                *self = Self::Large(Box::new(set));
+                inserted
+            }
             Self::Small(v) => match v.binary_search(&at) {
                 Ok(_) => false,
                 Err(i) => {
@@ -41,9 +48,6 @@ impl Positions {
                         v.reserve_exact(1);
                     }
                     v.insert(i, at);
-                    if v.len() > SMALL {
-                        *self = Self::Large(Box::new(std::mem::take(v).into_iter().collect()));
-                    }
                     true
                 }
             },
@@ -128,7 +132,7 @@ impl Positions {
 }
 
 /// The `lo`-th up to (not including) the `hi`-th entry, ascending, of the union of two
-/// disjoint sets, in O(log² n + (hi − lo) log n).
+/// disjoint sets, in O(log² n + (hi − lo)).
 pub(super) fn union_range(a: &Positions, b: &Positions, lo: usize, hi: usize) -> Vec<Position> {
     let hi = hi.min(a.len() + b.len());
     let lo = lo.min(hi);
