@@ -32,7 +32,7 @@ use stored::{Count, Replaced, Stored, cell_of, replace};
 /// verification in flight keeps the version it read), and the old version is freed once no
 /// reader can still see it.
 ///
-/// Records are kept compact (136 bytes where a [`TokenRecord`] takes 352): times as 8-byte
+/// Records are kept compact (144 bytes where a [`TokenRecord`] takes 352): times as 8-byte
 /// microseconds, the fields most tokens leave unset (revocation, suspension, metadata,
 /// address allowlist, usage limit, description, revocation reason, successor, creator)
 /// behind one pointer, and owner, tenant, scopes and prefix behind one pointer to a copy

@@ -9,7 +9,7 @@ use super::IdHasher;
 use crate::record::{Backoff, CompactRecord, MovedCount, RateCell, RateLimit};
 use crate::token::TokenId;
 
-/// A record (compact: 136 bytes) and the count of its rate limit. The count comes first,
+/// A record (compact: 144 bytes) and the count of its rate limit. The count comes first,
 /// on the cache line of the entry's key and the record's hash, which verification reads
 /// anyway.
 #[repr(C)]
