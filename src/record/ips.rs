@@ -29,9 +29,10 @@ use crate::limits::MAX_ALLOWED_IPS;
 pub struct IpAllowlist(Arc<[IpNet]>);
 
 impl IpAllowlist {
-    /// Parse ranges; every bad one is named (`allowed_ips[i]`). Host bits are cleared
-    /// (`10.1.2.3/8` is `10.0.0.0/8`), IPv4-mapped IPv6 addresses compare as IPv4, and
-    /// duplicates are dropped. At least one, at most [`MAX_ALLOWED_IPS`].
+    /// Parse ranges; every bad one is named (`allowed_ips[i]`). The ranges keep the order
+    /// given; host bits are cleared (`10.1.2.3/8` is `10.0.0.0/8`), a single address is the
+    /// range of that one address (`192.0.2.7/32`), IPv4-mapped IPv6 addresses compare as
+    /// IPv4, and repeats are dropped. At least one, at most [`MAX_ALLOWED_IPS`].
     pub fn parse<I, T>(ranges: I) -> Result<Self, ValidationErrors>
     where
         I: IntoIterator<Item = T>,
@@ -45,15 +46,18 @@ impl IpAllowlist {
                 .parse::<IpNet>()
                 .or_else(|_| range.parse::<IpAddr>().map(IpNet::from));
             match parsed {
-                Ok(net) => out.push(net.trunc()),
+                // Repeats are looked for only while the list can still be kept (an
+                // over-long list is refused below, and a quadratic scan of it is not run).
+                Ok(net) if out.len() > MAX_ALLOWED_IPS || !out.contains(&net.trunc()) => {
+                    out.push(net.trunc());
+                }
+                Ok(_) => {}
                 Err(_) => errors.push(FieldError::new(
                     format!("allowed_ips[{i}]"),
                     "is not an IP address or CIDR range",
                 )),
             }
         }
-        out.sort_unstable();
-        out.dedup();
         if out.is_empty() && errors.is_empty() {
             errors.push(FieldError::new(
                 "allowed_ips",
@@ -87,7 +91,7 @@ impl IpAllowlist {
             .all(|inner| self.0.iter().any(|outer| outer.contains(inner)))
     }
 
-    /// The ranges, sorted.
+    /// The ranges, in the order given.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &IpNet> + '_ {
         self.0.iter()
     }
@@ -126,5 +130,44 @@ impl<'de> Deserialize<'de> for IpAllowlist {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let ranges = Vec::<String>::deserialize(deserializer)?;
         Self::parse(ranges).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(list: &IpAllowlist) -> Vec<String> {
+        list.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn ranges_keep_the_order_given_without_repeats() {
+        let list = IpAllowlist::parse(["2001:db8::/32", "192.0.2.7", "10.1.2.3/8", "10.0.0.0/8"])
+            .expect("valid ranges");
+        assert_eq!(
+            shown(&list),
+            ["2001:db8::/32", "192.0.2.7/32", "10.0.0.0/8"],
+            "order kept, a single address as its /32, host bits cleared, the repeat dropped"
+        );
+        assert_eq!(list.to_text(), "2001:db8::/32 192.0.2.7/32 10.0.0.0/8");
+        let text: IpAllowlist =
+            serde_json::from_str(r#"["2001:db8::/32","192.0.2.7/32","10.0.0.0/8"]"#)
+                .expect("its own output parses");
+        assert_eq!(text, list);
+    }
+
+    #[test]
+    fn a_list_too_long_is_refused_even_with_repeats_after_the_limit() {
+        let many: Vec<String> = (0..=MAX_ALLOWED_IPS)
+            .map(|i| format!("10.0.{i}.0/24"))
+            .collect();
+        assert!(IpAllowlist::parse(&many).is_err());
+        let mut repeated: Vec<String> = many[..MAX_ALLOWED_IPS].to_vec();
+        repeated.extend(std::iter::repeat_n("10.0.0.0/24".to_owned(), 10_000));
+        let kept = IpAllowlist::parse(&repeated).expect("repeats of a kept range are dropped");
+        assert_eq!(kept.iter().len(), MAX_ALLOWED_IPS);
+        let empty: [&str; 0] = [];
+        assert!(IpAllowlist::parse(empty).is_err());
     }
 }

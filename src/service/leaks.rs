@@ -143,7 +143,9 @@ impl<S: TokenStore> ApiTokens<S> {
                 Ok(()) if !first => successors_revoked += 1,
                 // Revoked meanwhile by someone else: it is revoked either way.
                 Ok(()) | Err(Error::AlreadyRevoked { .. }) => {}
-                Err(Error::NotFound) if !first => break,
+                // Purged meanwhile (an ended token), or a successor gone: nothing is left
+                // to revoke.
+                Err(Error::NotFound) => break,
                 Err(e) => return Err(e),
             }
             first = false;
