@@ -528,6 +528,7 @@ fn every_setting_is_read_and_a_bad_one_is_named() {
         ("TOKEN_IDLE_DAYS", "30"),
         ("TOKEN_DESCRIPTION_CHARS", "3-255"),
         ("REDIS_FAILURE", "allow"),
+        ("REDIS_DEADLINE_MS", "400"),
     ]
     .into_iter()
     .collect();
@@ -592,6 +593,13 @@ fn every_setting_is_read_and_a_bad_one_is_named() {
         (Some(30), Some((3, 255)))
     );
     assert_eq!(c.redis_failure, api_tokens::RedisFailure::Allow);
+    assert_eq!(c.redis_deadline, ms(400));
+    let defaults = app::Config::from_lookup(|_| None).unwrap();
+    assert_eq!(
+        defaults.redis_deadline,
+        ms(250),
+        "a busy machine's Redis has time"
+    );
     let shown = format!("{c:?}");
     assert!(
         !shown.contains("secret-pw") && !shown.contains("demo-secret"),
@@ -616,6 +624,9 @@ fn every_setting_is_read_and_a_bad_one_is_named() {
         ("TOKEN_DESCRIPTION_CHARS", "0-0"),
         ("TOKEN_DESCRIPTION_CHARS", "three"),
         ("REDIS_FAILURE", "maybe"),
+        ("REDIS_DEADLINE_MS", "0"),
+        ("REDIS_DEADLINE_MS", "10001"),
+        ("REDIS_DEADLINE_MS", "fast"),
     ] {
         let err = app::Config::from_lookup(|k| (k == name).then(|| bad.to_owned())).unwrap_err();
         assert!(err.contains(name), "{name}={bad}: {err}");

@@ -11,18 +11,12 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use server_harness::*;
 
-/// Poll the caller's audit trail until `pred` holds (the writer is asynchronous).
-async fn audit_until(s: &Server, token: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let started = std::time::Instant::now();
-    loop {
-        let (status, body) = s.get("/api/v1/audit?per_page=100", token).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        if pred(&body) {
-            return body;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "never: {body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// The caller's audit trail, read once: the read waits for the events queued before it,
+/// so whatever the test did before is in it (no polling).
+async fn audit(s: &Server, token: &str) -> Value {
+    let (status, body) = s.get("/api/v1/audit?per_page=100", token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
 }
 
 // ---------------------------------------------------------------------------------------
@@ -195,14 +189,7 @@ async fn the_audit_trail_shows_a_user_its_own_events(s: &Server) {
         s.get("/api/v1/me", &token).await.0,
         StatusCode::UNAUTHORIZED
     );
-    let trail = audit_until(s, &alice, |b| {
-        b["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["code"] == "revoked")
-    })
-    .await;
+    let trail = audit(s, &alice).await;
     let events: Vec<&Value> = trail["data"].as_array().unwrap().iter().collect();
     let find = |event: &str| {
         events
@@ -294,16 +281,17 @@ async fn a_flood_of_wrong_secrets_does_not_bury_the_trail(s: &Server) {
         json!({ "password": "alice-pw", "reason": "flooded" }),
     )
     .await;
-    let trail = audit_until(s, &alice, |b| {
-        let events = b["data"].as_array().unwrap();
-        let of = |key: &str, value: &str| {
-            events
-                .iter()
-                .any(|e| e[key] == value && e["token_id"] == id.as_str())
-        };
-        of("event", "revoked") && of("code", "wrong_tenant")
-    })
-    .await;
+    let trail = audit(s, &alice).await;
+    let events = trail["data"].as_array().unwrap();
+    let of = |key: &str, value: &str| {
+        events
+            .iter()
+            .any(|e| e[key] == value && e["token_id"] == id.as_str())
+    };
+    assert!(
+        of("event", "revoked") && of("code", "wrong_tenant"),
+        "{trail}"
+    );
     let invalid = trail["data"]
         .as_array()
         .unwrap()
@@ -350,6 +338,69 @@ async fn a_spent_token_can_still_revoke_itself(s: &Server) {
         let (status, body) = s.get("/api/v1/me", token).await;
         assert_error(status, &body, StatusCode::UNAUTHORIZED, "invalid_token");
     }
+}
+
+/// The trail read right after an action shows it even when writing it is slow: the read
+/// waits for every event queued before it. On PostgreSQL, where the audit table can be
+/// locked while the token tables stay free: the revocation's event waits for the lock,
+/// and so does the read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(api_tokens_postgres_tests),
+    ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
+)]
+async fn the_trail_read_after_a_slow_write_shows_it() {
+    use api_tokens::sqlx::{self, AssertSqlSafe};
+    let s = postgres_server().await;
+    let Db::Postgres { url, table } = &s.db else {
+        unreachable!("a PostgreSQL server")
+    };
+    let alice = s.alice().await;
+    let (_, created) = s
+        .create(
+            &alice,
+            json!({ "name": "slow", "scopes": ["profile:read"] }),
+        )
+        .await;
+    let id = created["token_info"]["id"].as_str().unwrap().to_owned();
+    audit(&s, &alice).await;
+
+    let pool = common::pool_for(url, "api_tokens_audit_lock", 1).await;
+    let mut hold = pool.begin().await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "LOCK TABLE {table}_audit IN EXCLUSIVE MODE"
+    )))
+    .execute(&mut *hold)
+    .await
+    .unwrap();
+    let (status, body) = s
+        .revoke(
+            &alice,
+            &id,
+            json!({ "password": "alice-pw", "reason": "slow" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        hold.rollback().await.unwrap();
+    });
+    let started = std::time::Instant::now();
+    let trail = audit(&s, &alice).await;
+    let waited = started.elapsed();
+    release.await.unwrap();
+    assert!(
+        trail["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "revoked" && e["token_id"] == id.as_str()),
+        "the revocation is in the trail read after it: {trail}"
+    );
+    assert!(
+        waited >= Duration::from_millis(300),
+        "the read waited: {waited:?}"
+    );
 }
 
 db_scenarios!(

@@ -11,9 +11,16 @@
 //! token can repeat `revoked` or `rate_limited` as fast as they like), so nobody can bury a
 //! user's trail in failures; the ones left out are counted
 //! (`audit_events_dropped_total{why="repeated"}`).
+//!
+//! Reading the trail waits (at most [`SETTLE`]) until the writers have dealt with every
+//! event queued before the read, so a client that revokes a token and then lists its trail
+//! sees the revocation.
 
 use api_tokens::sqlx::{self, AssertSqlSafe, PgPool, SqlitePool};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use api_tokens::{
     ApiTokens, AuditEvent, AuditKind, AuditSink, ChannelSink, DynTokenStore, TokenId,
@@ -21,6 +28,7 @@ use api_tokens::{
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::Receiver;
+use tokio::sync::watch;
 
 use super::views::rfc3339;
 
@@ -35,12 +43,55 @@ pub const FAILURE_QUEUE: usize = 1_000;
 const BATCH: usize = 256;
 /// Failures remembered per minute to leave out their repeats, at most (more are written).
 const REMEMBERED: usize = 100_000;
+/// How long reading the trail waits for the events queued before it to be written, at
+/// most (then it answers with what is written).
+pub const SETTLE: Duration = Duration::from_secs(2);
 
 /// Where the events are kept: a table in the tokens' database.
 #[derive(Clone)]
 pub struct AuditLog {
     db: Db,
     table: String,
+    /// The queues the writers empty (lifecycle, failures), once [`sink`](Self::sink) made
+    /// them. Held by the service's sink: a writer ends when the service is gone.
+    queues: Option<Weak<[Queue; 2]>>,
+}
+
+/// One queue of events, and how far its writer has got.
+struct Queue {
+    sink: ChannelSink,
+    /// Events handed to the queue: each is written, left out or dropped, in the end.
+    recorded: AtomicU64,
+    /// Events the writer has dealt with (written or left out).
+    handled: watch::Sender<u64>,
+}
+
+impl Queue {
+    fn new(capacity: usize) -> (Self, Receiver<AuditEvent>) {
+        let (sink, events) = ChannelSink::new(capacity);
+        let queue = Self {
+            sink,
+            recorded: AtomicU64::new(0),
+            handled: watch::channel(0).0,
+        };
+        (queue, events)
+    }
+
+    /// Queue `event` (dropped, and counted by the sink, if the queue is full).
+    fn record(&self, event: AuditEvent) {
+        self.sink.record(event);
+        // After the sink has counted a drop, so that `settled` never waits for it.
+        self.recorded.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Wait, at most `within`, until every event queued so far is dealt with.
+    async fn settled(&self, within: Duration) {
+        let queued = self.recorded.load(Ordering::SeqCst);
+        let mut handled = self.handled.subscribe();
+        let dealt_with = handled.wait_for(|&n| n + self.sink.dropped() >= queued);
+        // Late: answer with what is written (the writer may be stuck on the database).
+        let _ = tokio::time::timeout(within, dealt_with).await;
+    }
 }
 
 #[derive(Clone)]
@@ -67,6 +118,7 @@ impl AuditLog {
         let log = Self {
             db: Db::Sqlite(pool),
             table: format!("{tokens}_audit"),
+            queues: None,
         };
         log.create().await?;
         Ok(log)
@@ -77,6 +129,7 @@ impl AuditLog {
         let log = Self {
             db: Db::Postgres(pool),
             table: format!("{tokens}_audit"),
+            queues: None,
         };
         log.create().await?;
         Ok(log)
@@ -117,14 +170,15 @@ impl AuditLog {
 
     /// The sink to give the token service, and the writer tasks that empty it into the
     /// table.
-    pub fn sink(self) -> Sink {
-        let (lifecycle, lifecycle_events) = ChannelSink::new(QUEUE);
-        let (failures, failure_events) = ChannelSink::new(FAILURE_QUEUE);
+    pub fn sink(mut self) -> Sink {
+        let (lifecycle, lifecycle_events) = Queue::new(QUEUE);
+        let (failures, failure_events) = Queue::new(FAILURE_QUEUE);
+        let queues = Arc::new([lifecycle, failures]);
+        self.queues = Some(Arc::downgrade(&queues));
         Sink {
             log: self,
-            lifecycle,
-            failures,
-            queues: Some((lifecycle_events, failure_events)),
+            queues,
+            receivers: Some((lifecycle_events, failure_events)),
         }
     }
 
@@ -133,13 +187,18 @@ impl AuditLog {
     /// code.
     fn spawn_writer(
         self,
+        queue: usize,
         mut events: Receiver<AuditEvent>,
         tokens: ApiTokens<DynTokenStore>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             let mut repeats = Repeats::default();
-            while events.recv_many(&mut batch, BATCH).await > 0 {
+            loop {
+                let received = events.recv_many(&mut batch, BATCH).await;
+                if received == 0 {
+                    break;
+                }
                 let mut rows = Vec::with_capacity(batch.len());
                 for event in batch.drain(..) {
                     let failure = match (event.kind, event.token_id) {
@@ -169,6 +228,9 @@ impl AuditLog {
                     metrics::counter!("audit_events_dropped_total", "why" => "write_failed")
                         .increment(rows.len() as u64);
                     tracing::warn!(error = %e, events = rows.len(), "could not write audit events");
+                }
+                if let Some(queues) = self.queues.as_ref().and_then(Weak::upgrade) {
+                    queues[queue].handled.send_modify(|n| *n += received as u64);
                 }
             }
         })
@@ -224,6 +286,11 @@ impl AuditLog {
         page: u32,
         per_page: u32,
     ) -> Result<(Vec<AuditView>, u64), sqlx::Error> {
+        if let Some(queues) = self.queues.as_ref().and_then(Weak::upgrade) {
+            for queue in queues.iter() {
+                queue.settled(SETTLE).await;
+            }
+        }
         let t = &self.table;
         let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
         match &self.db {
@@ -332,16 +399,16 @@ async fn owner_of(tokens: &ApiTokens<DynTokenStore>, id: &TokenId) -> Option<Str
 /// their own. Call [`start`](Self::start) with the service once it is built.
 pub struct Sink {
     log: AuditLog,
-    lifecycle: ChannelSink,
-    failures: ChannelSink,
-    queues: Option<(Receiver<AuditEvent>, Receiver<AuditEvent>)>,
+    queues: Arc<[Queue; 2]>,
+    receivers: Option<(Receiver<AuditEvent>, Receiver<AuditEvent>)>,
 }
 
 impl Sink {
     /// What to hand `ApiTokensBuilder::audit`.
     pub fn router(&self) -> impl AuditSink {
-        let (lifecycle, failures) = (self.lifecycle.clone(), self.failures.clone());
+        let queues = Arc::clone(&self.queues);
         move |event: AuditEvent| {
+            let [lifecycle, failures] = &*queues;
             if event.kind == AuditKind::VerifyFailed {
                 failures.record(event);
             } else {
@@ -353,9 +420,9 @@ impl Sink {
     /// Start the writers (the service looks up the owners of failed verifications), and
     /// return the log, for `GET /api/v1/audit`.
     pub fn start(mut self, tokens: &ApiTokens<DynTokenStore>) -> AuditLog {
-        if let Some((lifecycle, failures)) = self.queues.take() {
-            self.log.clone().spawn_writer(lifecycle, tokens.clone());
-            self.log.clone().spawn_writer(failures, tokens.clone());
+        if let Some((lifecycle, failures)) = self.receivers.take() {
+            self.log.clone().spawn_writer(0, lifecycle, tokens.clone());
+            self.log.clone().spawn_writer(1, failures, tokens.clone());
         }
         self.log
     }

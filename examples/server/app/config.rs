@@ -82,6 +82,9 @@ pub struct Config {
     /// `REDIS_FAILURE`: `refuse` (the default: 503) or `allow` (unlimited) when Redis does
     /// not answer.
     pub redis_failure: RedisFailure,
+    /// `REDIS_DEADLINE_MS`: how long a rate-limit check waits for Redis (default 250 ms,
+    /// 1–10 000) before `REDIS_FAILURE` applies.
+    pub redis_deadline: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -111,6 +114,7 @@ impl fmt::Debug for Config {
             .field("secret_scanning_keys", &self.secret_scanning_keys)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<redacted>"))
             .field("redis_failure", &self.redis_failure)
+            .field("redis_deadline", &self.redis_deadline)
             .finish()
     }
 }
@@ -287,6 +291,10 @@ impl Config {
                 ));
             }
         };
+        let redis_deadline = match millis(&get, "REDIS_DEADLINE_MS", 250)? {
+            ms if (1..=10_000).contains(&ms.as_millis()) => ms,
+            _ => return Err("REDIS_DEADLINE_MS must be 1 to 10000 milliseconds".into()),
+        };
         let store_deadline = match get("STORE_DEADLINE_MS") {
             None => None,
             Some(_) => Some(millis(&get, "STORE_DEADLINE_MS", 0)?),
@@ -318,6 +326,7 @@ impl Config {
             description_chars,
             redis_url: get("REDIS_URL"),
             redis_failure,
+            redis_deadline,
             secret_scanning_keys: get("SECRET_SCANNING_KEYS")
                 .map(|path| GithubKeys::load(path.trim()))
                 .transpose()?,

@@ -179,6 +179,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// A JSON body that may be left out: a request with no body (`Content-Length: 0`, or
+/// neither a length nor a content type) is `T::default()`; any other body is read as
+/// [`JsonBody`] reads it. For routes whose fields are all optional (`rotate`).
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+        let headers = req.headers();
+        let empty = match headers.get(CONTENT_LENGTH) {
+            Some(length) => length.as_bytes() == b"0",
+            None => !headers.contains_key(TRANSFER_ENCODING) && !headers.contains_key(CONTENT_TYPE),
+        };
+        if empty {
+            return Ok(Self(T::default()));
+        }
+        JsonBody::from_request(req, state)
+            .await
+            .map(|JsonBody(value)| Self(value))
+    }
+}
+
 /// Whether reading the body failed because its deadline passed.
 fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);

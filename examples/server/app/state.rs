@@ -118,7 +118,8 @@ pub async fn token_service(
             let limiter = RedisRateLimiter::connect(url)
                 .await
                 .map_err(|e| format!("REDIS_URL: {e}"))?
-                .on_failure(config.redis_failure);
+                .on_failure(config.redis_failure)
+                .deadline(config.redis_deadline);
             tokens.rate_limiter(limiter)
         }
         None => tokens.rate_limiter(MemoryRateLimiter::new()),

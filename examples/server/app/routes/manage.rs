@@ -19,14 +19,16 @@ use serde::{Deserialize, Serialize};
 use super::TokensWrite;
 use crate::app::caller::Caller;
 use crate::app::config::MAX_TOKEN_NESTING;
-use crate::app::json::{JsonBody, error, failed, nullable, one_time_json, timestamp};
+use crate::app::json::{
+    JsonBody, OptionalJsonBody, error, failed, nullable, one_time_json, timestamp,
+};
 use crate::app::state::AppState;
 use crate::app::views::TokenView;
 
 /// The longest grace period a rotation may give the old token: a day.
 pub const MAX_GRACE_SECONDS: i64 = 86_400;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct RotateRequest {
     /// How long the old token keeps working (0–86 400 s; default 0, revoked at once).
     grace_seconds: Option<i64>,
@@ -39,7 +41,8 @@ struct Rotated<'a> {
     token_info: TokenView,
 }
 
-/// `POST /api/v1/tokens/{id}/rotate {grace_seconds}`: a like-for-like replacement (name,
+/// `POST /api/v1/tokens/{id}/rotate {grace_seconds}` (the body may be left out: no grace):
+/// a like-for-like replacement (name,
 /// scopes, metadata, address limits, lifetime), 201 `{token, token_info}`; the old token
 /// lives `grace_seconds` more (0: revoked at once, reason `rotated`). A token is rotated at
 /// most once (409 `already_rotated`); a revoked or expired one is 409 `not_active`.
@@ -47,7 +50,7 @@ pub async fn rotate(
     State(state): State<AppState>,
     auth: Caller<TokensWrite>,
     path: Result<Path<String>, PathRejection>,
-    JsonBody(body): JsonBody<RotateRequest>,
+    OptionalJsonBody(body): OptionalJsonBody<RotateRequest>,
 ) -> Response {
     let id = match reachable(&state, &auth, path, Itself::Excluded).await {
         Ok(id) => id,
@@ -91,11 +94,19 @@ pub struct EditRequest {
     /// A new object, or `null` to remove it.
     #[serde(default, deserialize_with = "nullable")]
     metadata: Option<Option<serde_json::Value>>,
+    /// Any other field: refused (422 naming it), so that a change asked for is never
+    /// silently left undone (addresses, limits and owners cannot be edited).
+    #[serde(flatten)]
+    other: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
 }
+
+/// The fields `PATCH` can change.
+const EDITABLE: &str = "name, description, scopes, expires_at and metadata";
 
 /// `PATCH /api/v1/tokens/{id} {name?, description?, scopes?, expires_at?, metadata?}`:
 /// 200 `token_info`. Scopes can only be narrowed and the expiry only brought forward
-/// (422 naming the field otherwise); a revoked or expired token is 409 `not_active`.
+/// (422 naming the field otherwise); any other field is 422 naming it; a revoked or expired
+/// token is 409 `not_active`.
 pub async fn edit(
     State(state): State<AppState>,
     auth: Caller<TokensWrite>,
@@ -106,6 +117,18 @@ pub async fn edit(
         Ok(id) => id,
         Err(refused) => return refused,
     };
+    if !body.other.is_empty() {
+        let refused = body
+            .other
+            .keys()
+            .map(|field| {
+                // Named as sent, cut to 64 characters: an error never echoes much of a body.
+                let field: String = field.chars().take(64).collect();
+                FieldError::new(field, format!("cannot be edited; a token's {EDITABLE} can"))
+            })
+            .collect();
+        return Error::Invalid(api_tokens::ValidationErrors(refused)).into_response();
+    }
     let mut edit = TokenEdit::new();
     if let Some(name) = body.name {
         edit = edit.name(name);

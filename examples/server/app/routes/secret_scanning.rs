@@ -33,16 +33,19 @@ struct Found {
     source: Option<String>,
 }
 
-/// One label, as GitHub expects it: the token named by its SHA-256 (never echoed back).
+/// One label, as GitHub expects it: the token as GitHub sent it and its SHA-256 (GitHub
+/// reads either). Echoing it tells GitHub nothing it did not send, and a live token of
+/// ours is revoked before the answer leaves.
 #[derive(Serialize)]
-struct Label {
+struct Label<'a> {
+    token_raw: &'a str,
     token_hash: String,
     token_type: String,
     label: &'static str,
 }
 
 /// Check GitHub's signature over the raw body, revoke every live token among the matches
-/// (reason `leaked`), and answer `[{token_hash, token_type, label}]`: `true_positive` for
+/// (reason `leaked`), and answer `[{token_raw, token_hash, token_type, label}]`: `true_positive` for
 /// a token this service issued (live, expired or already revoked), `false_positive` for
 /// anything else. A bad or missing signature is 401 and changes nothing; without
 /// `SECRET_SCANNING_KEYS` the route is 404.
@@ -145,6 +148,7 @@ pub async fn report(
                 );
             }
             Label {
+                token_raw: found.token.as_str(),
                 token_hash: hex::encode(TokenHash::of_secret(found.token.as_bytes()).as_bytes()),
                 token_type: found.token_type.clone(),
                 label: if report.outcome.is_ours() {

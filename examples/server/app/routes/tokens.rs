@@ -31,8 +31,10 @@ pub struct CreateRequest {
     /// Absent: the policy's default; `null`: never (if `ALLOW_NEVER_EXPIRING`).
     #[serde(default, deserialize_with = "nullable")]
     expires_in_days: Option<Option<i64>>,
-    /// An RFC 3339 instant, instead of `expires_in_days`.
-    expires_at: Option<String>,
+    /// An RFC 3339 instant, instead of `expires_in_days`; `null`: never, as
+    /// `expires_in_days: null`.
+    #[serde(default, deserialize_with = "nullable")]
+    expires_at: Option<Option<String>>,
     scopes: Option<Vec<String>>,
     /// A JSON object kept with the token (at most 4 KiB, nested at most 5 deep).
     metadata: Option<serde_json::Value>,
@@ -121,8 +123,8 @@ impl CreateRequest {
             )),
             (None, None) => Ok(Expiry::PolicyDefault),
             (Some(Some(days)), None) => Ok(Expiry::InDays(*days)),
-            (Some(None), None) => Ok(Expiry::Never),
-            (None, Some(at)) => timestamp("expires_at", at).map(Expiry::At),
+            (Some(None), None) | (None, Some(None)) => Ok(Expiry::Never),
+            (None, Some(Some(at))) => timestamp("expires_at", at).map(Expiry::At),
         }
     }
 }
@@ -134,7 +136,8 @@ impl CreateRequest {
 /// shows the expiry it got), and is revoked when the caller's token is. Tokens nest at most
 /// `MAX_TOKEN_NESTING` levels below a login (403 beyond).
 ///
-/// `expires_in_days: null` asks for a token that never expires: refused (422) unless
+/// `expires_in_days: null` (or `expires_at: null`) asks for a token that never expires:
+/// refused (422) unless
 /// `ALLOW_NEVER_EXPIRING=true`, and even then cut to the creator's expiry, as above.
 /// `metadata` (an object) and `allowed_ips` (CIDR ranges) are kept with the token; a token
 /// created by a token limited to some addresses is limited to them too (or to a part).
@@ -172,9 +175,13 @@ pub async fn create(
     }
     let expiry = match body.expiry() {
         Ok(Expiry::Never) if !state.config.allow_never_expiring => {
+            let (field, instead) = match body.expires_at {
+                Some(None) => ("expires_at", "give a date within 365 days"),
+                _ => ("expires_in_days", "give 1 to 365 days"),
+            };
             return Error::from(FieldError::new(
-                "expires_in_days",
-                "null (never expires) is not allowed on this server; give 1 to 365 days",
+                field,
+                format!("null (never expires) is not allowed on this server; {instead}"),
             ))
             .into_response();
         }
