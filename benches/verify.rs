@@ -377,6 +377,45 @@ fn verify_threads(c: &mut Criterion, s: &Setup) {
     group.finish();
 }
 
+/// The floor on 1 and 2 threads (`verify_threads/floor_…`): how far this machine lets two
+/// threads scale work that shares nothing at all, the ceiling for the crate's figures
+/// above. A VM whose two vCPUs share a core's units, or whose second vCPU is slower, shows
+/// it here first.
+fn floor_threads(c: &mut Criterion, f: &Floor) {
+    let mut group = c.benchmark_group("verify_threads");
+    for same in [false, true] {
+        for threads in [1usize, 2] {
+            let id = match same {
+                false => format!("floor_{threads}"),
+                true => format!("floor_{threads}_same_token"),
+            };
+            group.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    let per = iters / threads as u64;
+                    let start = Instant::now();
+                    std::thread::scope(|scope| {
+                        for t in 0..threads {
+                            scope.spawn(move || {
+                                let offset = if same { 0 } else { t * (PRESENTED / 2) };
+                                for i in 0..per as usize {
+                                    let at = if same {
+                                        0
+                                    } else {
+                                        (offset + i) % f.presented.len()
+                                    };
+                                    black_box(f.check(black_box(&f.presented[at])));
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 /// `verify/memory` and `verify/memory_dyn` are separate criterion runs, which a noisy
 /// neighbour moves by more than the difference between them; here each pair runs in
 /// alternating rounds over the same tokens, and the medians are compared: the memory store
@@ -466,6 +505,7 @@ fn benches(c: &mut Criterion) {
     floor(c, &f);
     verify_memory(c, &s);
     verify_threads(c, &s);
+    floor_threads(c, &f);
     verify_slow(c);
     issue(c);
     revoke(c);
