@@ -574,7 +574,7 @@ async fn created_tokens_carry_metadata_addresses_and_expiry(s: &Server) {
         ),
         (json!({ "name": "x", "expires_at": null }), "expires_at"),
         (
-            json!({ "name": "x", "expires_at": null, "expires_in_days": 3 }),
+            json!({ "name": "x", "expires_at": at_text, "expires_in_days": null }),
             "expires_at",
         ),
     ] {
@@ -587,6 +587,20 @@ async fn created_tokens_carry_metadata_addresses_and_expiry(s: &Server) {
         );
         assert!(answer.to_string().contains(field), "{body}: {answer}");
     }
+
+    // A `null` beside a value is a field left unset.
+    let (status, created) = s
+        .create(
+            &alice,
+            json!({ "name": "three days", "expires_in_days": 3, "expires_at": null }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let until = parse_time(&created["token_info"]["expires_at"]) - OffsetDateTime::now_utc();
+    assert!(
+        (until - Duration::days(3)).abs() < Duration::minutes(5),
+        "{until}"
+    );
 
     let open = s.with(&[("ALLOW_NEVER_EXPIRING", "true")]).await;
     let alice = open.alice().await;

@@ -403,6 +403,53 @@ async fn the_trail_read_after_a_slow_write_shows_it() {
     );
 }
 
+/// A flood of failures, which anyone holding a token's id can send, never slows the trail's
+/// reads: with the audit table locked and hundreds of failures waiting behind it, a read
+/// answers at once with what is written (it waits only for a backlog of up to a batch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(api_tokens_postgres_tests),
+    ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
+)]
+async fn a_backlog_of_failures_does_not_hold_the_reads_up() {
+    use api_tokens::sqlx::{self, AssertSqlSafe};
+    let s = postgres_server().await;
+    let Db::Postgres { url, table } = &s.db else {
+        unreachable!("a PostgreSQL server")
+    };
+    let alice = s.alice().await;
+    let (_, created) = s
+        .create(
+            &alice,
+            json!({ "name": "target", "scopes": ["profile:read"] }),
+        )
+        .await;
+    let token = created["token"].as_str().unwrap().to_owned();
+    audit(&s, &alice).await;
+
+    let pool = common::pool_for(url, "api_tokens_audit_lock", 1).await;
+    let mut hold = pool.begin().await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "LOCK TABLE {table}_audit IN EXCLUSIVE MODE"
+    )))
+    .execute(&mut *hold)
+    .await
+    .unwrap();
+    // The first failure is written (and waits for the lock); the rest queue behind it.
+    for n in 0..300 {
+        let (status, _) = s.get("/api/v1/me", &with_wrong_secret(&token, n)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let started = std::time::Instant::now();
+    audit(&s, &alice).await;
+    let waited = started.elapsed();
+    hold.rollback().await.unwrap();
+    assert!(
+        waited < Duration::from_millis(600),
+        "the read did not wait for the flood: {waited:?}"
+    );
+}
+
 db_scenarios!(
     a_spent_token_can_still_revoke_itself,
     a_flood_of_wrong_secrets_does_not_bury_the_trail,

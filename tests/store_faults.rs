@@ -1,4 +1,5 @@
-//! A store that fails makes every operation fail closed with a typed, 5xx error.
+//! A store that fails makes every operation fail closed with a typed, 5xx error; a record
+//! that vanishes between two steps (a purge in between) fails nothing it should not.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -17,6 +18,9 @@ struct Flaky {
     down: AtomicBool,
     last_use_down: AtomicBool,
     last_use_attempts: AtomicU64,
+    /// Purge what ended before this instant just before the next update of this token (a
+    /// purge running between a read and a write).
+    purge_before_update: std::sync::Mutex<Option<(TokenId, OffsetDateTime)>>,
 }
 
 fn unavailable() -> StoreError {
@@ -59,6 +63,16 @@ impl TokenStore for Flaky {
     }
     async fn update(&self, id: &TokenId, change: &mut Change<'_>) -> Result<bool, StoreError> {
         self.check()?;
+        let purge = {
+            let mut armed = self.purge_before_update.lock().unwrap();
+            match *armed {
+                Some((target, before)) if target == *id => armed.take().map(|_| before),
+                _ => None,
+            }
+        };
+        if let Some(before) = purge {
+            self.inner.purge(before).await?;
+        }
         self.inner.update(id, change).await
     }
     async fn rotate(
@@ -264,4 +278,53 @@ fn bad_configuration_is_reported_at_build() {
         Duration::minutes(5),
     )
     .expect("an idle timeout longer than the interval");
+}
+
+/// A leaked token that a thief rotated, purged (it had ended) between the leak response's
+/// read and its revocation: the batch still answers, and the successor the thief holds is
+/// revoked.
+#[tokio::test]
+async fn a_leaked_token_purged_meanwhile_still_loses_its_successor() {
+    let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH + Duration::days(20_000));
+    let tokens = ApiTokens::builder(Flaky::default(), "dz")
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let leaked = tokens.issue(NewToken::new("alice", "ci")).await.unwrap();
+    let rotated = tokens
+        .rotate("alice", leaked.record.id, Duration::ZERO)
+        .await
+        .unwrap();
+    let successor = rotated.plaintext.expose_secret().to_owned();
+    tokens
+        .verify(&successor)
+        .await
+        .expect("the thief's successor works");
+    clock.advance(Duration::seconds(1));
+    *tokens.store().purge_before_update.lock().unwrap() = Some((leaked.record.id, tokens.now()));
+
+    let reports = tokens
+        .revoke_leaked(&[leaked.plaintext.expose_secret()])
+        .await
+        .expect("a purge in between fails no batch");
+    assert!(reports[0].outcome.is_ours(), "{:?}", reports[0].outcome);
+    assert_eq!(
+        reports[0].successors_revoked, 1,
+        "the successor is followed"
+    );
+    assert!(
+        tokens
+            .store()
+            .inner
+            .get(&leaked.record.id)
+            .await
+            .unwrap()
+            .is_none(),
+        "the leaked token was purged in between"
+    );
+    let err = tokens.verify(&successor).await.unwrap_err();
+    assert!(
+        matches!(err, AuthError::Revoked { .. } | AuthError::Invalid),
+        "{err:?}"
+    );
 }

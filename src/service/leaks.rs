@@ -143,8 +143,14 @@ impl<S: TokenStore> ApiTokens<S> {
                 Ok(()) if !first => successors_revoked += 1,
                 // Revoked meanwhile by someone else: it is revoked either way.
                 Ok(()) | Err(Error::AlreadyRevoked { .. }) => {}
-                // Purged meanwhile (an ended token), or a successor gone: nothing is left
-                // to revoke.
+                // The leaked token purged meanwhile (an ended one): its successor, read
+                // before, is what may still be live (a purged record gains none).
+                Err(Error::NotFound) if first => {
+                    first = false;
+                    next = record.successor;
+                    continue;
+                }
+                // A successor gone: nothing further is left to revoke.
                 Err(Error::NotFound) => break,
                 Err(e) => return Err(e),
             }

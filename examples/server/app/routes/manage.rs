@@ -102,6 +102,8 @@ pub struct EditRequest {
 
 /// The fields `PATCH` can change.
 const EDITABLE: &str = "name, description, scopes, expires_at and metadata";
+/// The fields it cannot change named in one answer, at most.
+const MAX_NAMED: usize = 10;
 
 /// `PATCH /api/v1/tokens/{id} {name?, description?, scopes?, expires_at?, metadata?}`:
 /// 200 `token_info`. Scopes can only be narrowed and the expiry only brought forward
@@ -118,15 +120,26 @@ pub async fn edit(
         Err(refused) => return refused,
     };
     if !body.other.is_empty() {
-        let refused = body
+        // Each named as sent, cut to 64 characters, and at most ten of them: an error never
+        // echoes much of a body.
+        let mut refused: Vec<FieldError> = body
             .other
             .keys()
+            .take(MAX_NAMED)
             .map(|field| {
-                // Named as sent, cut to 64 characters: an error never echoes much of a body.
                 let field: String = field.chars().take(64).collect();
                 FieldError::new(field, format!("cannot be edited; a token's {EDITABLE} can"))
             })
             .collect();
+        if body.other.len() > MAX_NAMED {
+            refused.push(FieldError::new(
+                "body",
+                format!(
+                    "has {} more fields that cannot be edited",
+                    body.other.len() - MAX_NAMED
+                ),
+            ));
+        }
         return Error::Invalid(api_tokens::ValidationErrors(refused)).into_response();
     }
     let mut edit = TokenEdit::new();

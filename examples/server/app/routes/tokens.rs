@@ -116,14 +116,16 @@ impl CreateRequest {
 impl CreateRequest {
     /// The expiry asked for, or the field error naming why it cannot be.
     fn expiry(&self) -> Result<Expiry, FieldError> {
+        // A `null` beside a value is a field left unset (as clients that send every field
+        // do); two values, or a date beside `expires_in_days: null`, contradict each other.
         match (&self.expires_in_days, &self.expires_at) {
-            (Some(_), Some(_)) => Err(FieldError::new(
+            (Some(_), Some(Some(_))) => Err(FieldError::new(
                 "expires_at",
                 "give either expires_in_days or expires_at, not both",
             )),
             (None, None) => Ok(Expiry::PolicyDefault),
-            (Some(Some(days)), None) => Ok(Expiry::InDays(*days)),
-            (Some(None), None) | (None, Some(None)) => Ok(Expiry::Never),
+            (Some(Some(days)), _) => Ok(Expiry::InDays(*days)),
+            (Some(None), _) | (None, Some(None)) => Ok(Expiry::Never),
             (None, Some(Some(at))) => timestamp("expires_at", at).map(Expiry::At),
         }
     }
@@ -175,9 +177,9 @@ pub async fn create(
     }
     let expiry = match body.expiry() {
         Ok(Expiry::Never) if !state.config.allow_never_expiring => {
-            let (field, instead) = match body.expires_at {
-                Some(None) => ("expires_at", "give a date within 365 days"),
-                _ => ("expires_in_days", "give 1 to 365 days"),
+            let (field, instead) = match body.expires_in_days {
+                Some(None) => ("expires_in_days", "give 1 to 365 days"),
+                _ => ("expires_at", "give a date within 365 days"),
             };
             return Error::from(FieldError::new(
                 field,
