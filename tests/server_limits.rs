@@ -450,6 +450,49 @@ async fn a_backlog_of_failures_does_not_hold_the_reads_up() {
     );
 }
 
+/// The audit writers end once the token service is gone, having written what was queued:
+/// they hold the store, not the service (whose sink holds their queues open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_writers_end_with_the_service() {
+    use api_tokens::{DynTokenStore, NewToken, SqliteStore};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let log = app::AuditLog::sqlite(store.pool().clone(), store.table())
+        .await
+        .unwrap();
+    let sinks = log.sink();
+    let tokens = app::token_service(
+        DynTokenStore::new(store),
+        &config(&[]),
+        Some(sinks.router()),
+    )
+    .await
+    .unwrap();
+    let log = sinks.start(&tokens);
+    assert_eq!(log.running_writers(), 2);
+    tokens
+        .issue(NewToken::new("alice@example.com", "ci"))
+        .await
+        .unwrap();
+    drop(tokens);
+    let started = std::time::Instant::now();
+    while log.running_writers() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the writers outlive the service"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (events, total) = log.list("alice@example.com", 1, 10).await.unwrap();
+    assert_eq!(
+        (events.len(), total),
+        (1, 1),
+        "what was queued is written first"
+    );
+}
+
 db_scenarios!(
     a_spent_token_can_still_revoke_itself,
     a_flood_of_wrong_secrets_does_not_bury_the_trail,

@@ -19,7 +19,7 @@
 
 use api_tokens::sqlx::{self, AssertSqlSafe, PgPool, SqlitePool};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -56,6 +56,8 @@ pub struct AuditLog {
     /// The queues the writers empty (lifecycle, failures), once [`sink`](Self::sink) made
     /// them. Held by the service's sink: a writer ends when the service is gone.
     queues: Option<Weak<[Queue; 2]>>,
+    /// Writer tasks still running.
+    running: Arc<AtomicUsize>,
 }
 
 /// One queue of events, and how far its writer has got.
@@ -109,10 +111,12 @@ impl Queue {
 struct WriterGone {
     queues: Option<Weak<[Queue; 2]>>,
     queue: usize,
+    running: Arc<AtomicUsize>,
 }
 
 impl Drop for WriterGone {
     fn drop(&mut self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
         if let Some(queues) = self.queues.as_ref().and_then(Weak::upgrade) {
             queues[self.queue].handled.send_replace(u64::MAX);
         }
@@ -144,6 +148,7 @@ impl AuditLog {
             db: Db::Sqlite(pool),
             table: format!("{tokens}_audit"),
             queues: None,
+            running: Arc::default(),
         };
         log.create().await?;
         Ok(log)
@@ -155,6 +160,7 @@ impl AuditLog {
             db: Db::Postgres(pool),
             table: format!("{tokens}_audit"),
             queues: None,
+            running: Arc::default(),
         };
         log.create().await?;
         Ok(log)
@@ -216,11 +222,14 @@ impl AuditLog {
         mut events: Receiver<AuditEvent>,
         store: DynTokenStore,
     ) -> tokio::task::JoinHandle<()> {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        let gone = WriterGone {
+            queues: self.queues.clone(),
+            queue,
+            running: Arc::clone(&self.running),
+        };
         tokio::spawn(async move {
-            let _gone = WriterGone {
-                queues: self.queues.clone(),
-                queue,
-            };
+            let _gone = gone;
             let mut batch = Vec::with_capacity(BATCH);
             let mut repeats = Repeats::default();
             loop {
@@ -308,6 +317,12 @@ impl AuditLog {
                 tx.commit().await
             }
         }
+    }
+
+    /// How many writer tasks are running: two once started, none once the token service
+    /// (which holds the queues they empty) is dropped and they have written what was left.
+    pub fn running_writers(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
     }
 
     /// `owner`'s events, newest first: one page, and the total.
