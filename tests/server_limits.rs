@@ -340,6 +340,40 @@ async fn a_spent_token_can_still_revoke_itself(s: &Server) {
     }
 }
 
+/// A PostgreSQL server, alice's login and a token of hers (`created`, as the API answered),
+/// every event so far written, and a transaction holding the server's audit table locked:
+/// the audit writers' inserts wait for it, reads and the token tables do not.
+async fn with_the_audit_table_locked() -> (
+    Server,
+    String,
+    Value,
+    api_tokens::sqlx::Transaction<'static, api_tokens::sqlx::Postgres>,
+) {
+    use api_tokens::sqlx::{self, AssertSqlSafe};
+    let s = postgres_server().await;
+    let Db::Postgres { url, table } = &s.db else {
+        unreachable!("a PostgreSQL server")
+    };
+    let alice = s.alice().await;
+    let (status, created) = s
+        .create(
+            &alice,
+            json!({ "name": "audited", "scopes": ["profile:read"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    audit(&s, &alice).await;
+    let pool = common::pool_for(url, "api_tokens_audit_lock", 1).await;
+    let mut hold = pool.begin().await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "LOCK TABLE {table}_audit IN EXCLUSIVE MODE"
+    )))
+    .execute(&mut *hold)
+    .await
+    .unwrap();
+    (s, alice, created, hold)
+}
+
 /// The trail read right after an action shows it even when writing it is slow: the read
 /// waits for every event queued before it. On PostgreSQL, where the audit table can be
 /// locked while the token tables stay free: the revocation's event waits for the lock,
@@ -350,29 +384,8 @@ async fn a_spent_token_can_still_revoke_itself(s: &Server) {
     ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
 )]
 async fn the_trail_read_after_a_slow_write_shows_it() {
-    use api_tokens::sqlx::{self, AssertSqlSafe};
-    let s = postgres_server().await;
-    let Db::Postgres { url, table } = &s.db else {
-        unreachable!("a PostgreSQL server")
-    };
-    let alice = s.alice().await;
-    let (_, created) = s
-        .create(
-            &alice,
-            json!({ "name": "slow", "scopes": ["profile:read"] }),
-        )
-        .await;
+    let (s, alice, created, hold) = with_the_audit_table_locked().await;
     let id = created["token_info"]["id"].as_str().unwrap().to_owned();
-    audit(&s, &alice).await;
-
-    let pool = common::pool_for(url, "api_tokens_audit_lock", 1).await;
-    let mut hold = pool.begin().await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "LOCK TABLE {table}_audit IN EXCLUSIVE MODE"
-    )))
-    .execute(&mut *hold)
-    .await
-    .unwrap();
     let (status, body) = s
         .revoke(
             &alice,
@@ -412,29 +425,8 @@ async fn the_trail_read_after_a_slow_write_shows_it() {
     ignore = "set API_TOKENS_TEST_POSTGRES_URL to run the PostgreSQL suite"
 )]
 async fn a_backlog_of_failures_does_not_hold_the_reads_up() {
-    use api_tokens::sqlx::{self, AssertSqlSafe};
-    let s = postgres_server().await;
-    let Db::Postgres { url, table } = &s.db else {
-        unreachable!("a PostgreSQL server")
-    };
-    let alice = s.alice().await;
-    let (_, created) = s
-        .create(
-            &alice,
-            json!({ "name": "target", "scopes": ["profile:read"] }),
-        )
-        .await;
+    let (s, alice, created, hold) = with_the_audit_table_locked().await;
     let token = created["token"].as_str().unwrap().to_owned();
-    audit(&s, &alice).await;
-
-    let pool = common::pool_for(url, "api_tokens_audit_lock", 1).await;
-    let mut hold = pool.begin().await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "LOCK TABLE {table}_audit IN EXCLUSIVE MODE"
-    )))
-    .execute(&mut *hold)
-    .await
-    .unwrap();
     // The first failure is written (and waits for the lock); the rest queue behind it.
     for n in 0..300 {
         let (status, _) = s.get("/api/v1/me", &with_wrong_secret(&token, n)).await;
