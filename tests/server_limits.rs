@@ -4,6 +4,8 @@
 mod common;
 #[macro_use]
 mod server_harness;
+#[path = "common/tcp_proxy.rs"]
+mod tcp_proxy;
 
 use std::time::Duration;
 
@@ -439,6 +441,62 @@ async fn a_backlog_of_failures_does_not_hold_the_reads_up() {
     assert!(
         waited < Duration::from_millis(600),
         "the read did not wait for the flood: {waited:?}"
+    );
+}
+
+/// `REDIS_DEADLINE_MS` is how long the server's rate-limit check waits for Redis: with
+/// Redis stalled behind a proxy, a rate-limited token is refused (503
+/// `rate_limiter_unavailable`, the default `REDIS_FAILURE=refuse`) once that long has
+/// passed, not at the library's 50 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(api_tokens_redis_tests),
+    ignore = "set API_TOKENS_TEST_REDIS_URL to run the Redis suite"
+)]
+async fn the_redis_deadline_is_the_configured_one() {
+    let redis = std::env::var("API_TOKENS_TEST_REDIS_URL").expect("set at build time");
+    let target = redis
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let target = tokio::net::lookup_host(target)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = tcp_proxy::Proxy::start(target).await;
+    let url = format!("redis://{}", proxy.addr);
+    let s = sqlite_server()
+        .await
+        .with(&[("REDIS_URL", &url), ("REDIS_DEADLINE_MS", "1500")])
+        .await;
+    let alice = s.alice().await;
+    let (status, created) = s
+        .create(
+            &alice,
+            json!({ "name": "limited", "scopes": ["profile:read"],
+                    "rate_limit": { "limit": 100, "per_seconds": 60 } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().unwrap();
+    assert_eq!(s.get("/api/v1/me", token).await.0, StatusCode::OK);
+    proxy.stall(true);
+    let started = std::time::Instant::now();
+    let (status, body) = s.get("/api/v1/me", token).await;
+    let waited = started.elapsed();
+    proxy.stall(false);
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "rate_limiter_unavailable",
+    );
+    assert!(
+        (Duration::from_millis(1400)..Duration::from_secs(5)).contains(&waited),
+        "refused after the configured 1.5 s: {waited:?}"
     );
 }
 
