@@ -4,8 +4,6 @@
 mod common;
 #[macro_use]
 mod server_harness;
-#[path = "common/tcp_proxy.rs"]
-mod tcp_proxy;
 
 use std::time::Duration;
 
@@ -466,7 +464,7 @@ async fn the_redis_deadline_is_the_configured_one() {
         .unwrap()
         .next()
         .unwrap();
-    let proxy = tcp_proxy::Proxy::start(target).await;
+    let proxy = common::tcp_proxy::Proxy::start(target).await;
     let url = format!("redis://{}", proxy.addr);
     let s = sqlite_server()
         .await
