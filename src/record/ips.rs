@@ -44,13 +44,12 @@ impl IpAllowlist {
             let range = range.as_ref().trim();
             let parsed = range
                 .parse::<IpNet>()
-                .or_else(|_| range.parse::<IpAddr>().map(IpNet::from));
+                .or_else(|_| range.parse::<IpAddr>().map(IpNet::from))
+                .map(|net| net.trunc());
             match parsed {
                 // Repeats are looked for only while the list can still be kept (an
                 // over-long list is refused below, and a quadratic scan of it is not run).
-                Ok(net) if out.len() > MAX_ALLOWED_IPS || !out.contains(&net.trunc()) => {
-                    out.push(net.trunc());
-                }
+                Ok(net) if out.len() > MAX_ALLOWED_IPS || !out.contains(&net) => out.push(net),
                 Ok(_) => {}
                 Err(_) => errors.push(FieldError::new(
                     format!("allowed_ips[{i}]"),

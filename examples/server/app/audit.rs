@@ -88,9 +88,14 @@ impl Queue {
         self.sink.record(event);
     }
 
-    /// Events queued and not yet dealt with (written, left out or dropped).
+    /// Events dealt with, when the writer has handled `handled`: those and the dropped.
+    fn dealt_with(&self, handled: u64) -> u64 {
+        handled.saturating_add(self.sink.dropped())
+    }
+
+    /// Events queued and not yet dealt with.
     fn backlog(&self) -> u64 {
-        let dealt_with = self.handled.borrow().saturating_add(self.sink.dropped());
+        let dealt_with = self.dealt_with(*self.handled.borrow());
         self.recorded
             .load(Ordering::SeqCst)
             .saturating_sub(dealt_with)
@@ -100,9 +105,7 @@ impl Queue {
     async fn settled(&self) {
         let queued = self.recorded.load(Ordering::SeqCst);
         let mut handled = self.handled.subscribe();
-        let _ = handled
-            .wait_for(|&n| n.saturating_add(self.sink.dropped()) >= queued)
-            .await;
+        let _ = handled.wait_for(|&n| self.dealt_with(n) >= queued).await;
     }
 }
 

@@ -42,10 +42,10 @@ struct Rotated<'a> {
 }
 
 /// `POST /api/v1/tokens/{id}/rotate {grace_seconds}` (the body may be left out: no grace):
-/// a like-for-like replacement (name,
-/// scopes, metadata, address limits, lifetime), 201 `{token, token_info}`; the old token
-/// lives `grace_seconds` more (0: revoked at once, reason `rotated`). A token is rotated at
-/// most once (409 `already_rotated`); a revoked or expired one is 409 `not_active`.
+/// a like-for-like replacement (name, scopes, metadata, address limits, lifetime), 201
+/// `{token, token_info}`; the old token lives `grace_seconds` more (0: revoked at once,
+/// reason `rotated`). A token is rotated at most once (409 `already_rotated`); a revoked or
+/// expired one is 409 `not_active`.
 pub async fn rotate(
     State(state): State<AppState>,
     auth: Caller<TokensWrite>,

@@ -45,9 +45,9 @@ struct Label<'a> {
 }
 
 /// Check GitHub's signature over the raw body, revoke every live token among the matches
-/// (reason `leaked`), and answer `[{token_raw, token_hash, token_type, label}]`: `true_positive` for
-/// a token this service issued (live, expired or already revoked), `false_positive` for
-/// anything else. A bad or missing signature is 401 and changes nothing; without
+/// (reason `leaked`), and answer `[{token_raw, token_hash, token_type, label}]`:
+/// `true_positive` for a token this service issued (live, expired or already revoked),
+/// `false_positive` for anything else. A bad or missing signature is 401 and changes nothing; without
 /// `SECRET_SCANNING_KEYS` the route is 404.
 pub async fn report(
     State(state): State<AppState>,

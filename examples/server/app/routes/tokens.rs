@@ -139,8 +139,8 @@ impl CreateRequest {
 /// `MAX_TOKEN_NESTING` levels below a login (403 beyond).
 ///
 /// `expires_in_days: null` (or `expires_at: null`) asks for a token that never expires:
-/// refused (422) unless
-/// `ALLOW_NEVER_EXPIRING=true`, and even then cut to the creator's expiry, as above.
+/// refused (422) unless `ALLOW_NEVER_EXPIRING=true`, and even then cut to the creator's
+/// expiry, as above.
 /// `metadata` (an object) and `allowed_ips` (CIDR ranges) are kept with the token; a token
 /// created by a token limited to some addresses is limited to them too (or to a part).
 pub async fn create(
