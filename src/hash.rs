@@ -59,10 +59,14 @@ impl TokenHash {
 
     /// Constant-time equality over the fixed 32 bytes.
     ///
-    /// Compared as four 64-bit words with `subtle` (the same guarantee as byte by byte, at
-    /// an eighth of the optimisation barriers).
+    /// The four 64-bit words' differences are OR-ed together without a branch and the
+    /// result tested with `subtle` (the same guarantee as byte by byte, with one
+    /// optimisation barrier instead of 32).
     pub fn ct_eq(&self, other: &Self) -> bool {
-        words(&self.0).ct_eq(&words(&other.0)).into()
+        // The words' differences folded without a branch, then one constant-time test.
+        let (a, b) = (words(&self.0), words(&other.0));
+        let diff = a.iter().zip(&b).fold(0u64, |d, (x, y)| d | (x ^ y));
+        diff.ct_eq(&0).into()
     }
 
     /// A fixed hash that no secret is expected to produce. Verification compares against it
@@ -126,9 +130,9 @@ impl SecretMessage {
         let len = self.len;
         let blocks = if len <= 55 { 1 } else { 2 };
         let message = self.blocks.as_flattened_mut();
-        // Padding: a 1 bit, zeros, and the length in bits, big-endian, at the very end.
+        // Padding: a 1 bit, zeros (the blocks start zeroed, and only the secret's bytes are
+        // ever lent out), and the length in bits, big-endian, at the very end.
         message[len] = 0x80;
-        message[len + 1..blocks * 64 - 8].fill(0);
         message[blocks * 64 - 8..blocks * 64].copy_from_slice(&(len as u64 * 8).to_be_bytes());
         let mut state = SHA256_INITIAL;
         compress256(&mut state, &self.blocks[..blocks]);

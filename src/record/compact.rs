@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use super::{IpAllowlist, Metadata, RateLimit, Scopes, TokenRecord, UsageLimit};
+use super::{IpAllowlist, Metadata, RateLimit, Scopes, TokenRecord, UsageLimit, pack_shared};
 use crate::hash::TokenHash;
 use crate::token::TokenId;
 
@@ -85,12 +85,67 @@ pub(crate) struct CompactRecord {
 /// The fields of a record that many tokens have in common: an owner's tokens of one issuer
 /// mostly differ only in name and times. The memory store keeps one copy of each
 /// combination (eight bytes a token instead of 64).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub(crate) struct Shared {
     pub(crate) owner: Arc<str>,
     pub(crate) tenant: Option<Arc<str>>,
     pub(crate) scopes: Scopes,
     pub(crate) prefix: Arc<str>,
+    /// Owner, tenant and scopes packed as a [`Principal`](crate::Principal) holds them, so
+    /// that verification copies them in one piece; empty in a key that only looks up the
+    /// shared copy (never in a record: an owner always takes four bytes at least).
+    packed: Box<[u8]>,
+}
+
+impl Shared {
+    /// The fields, packed for verification.
+    pub(crate) fn new(
+        owner: Arc<str>,
+        tenant: Option<Arc<str>>,
+        scopes: Scopes,
+        prefix: Arc<str>,
+    ) -> Self {
+        let packed = pack_shared(&owner, tenant.as_deref(), &scopes);
+        Self {
+            owner,
+            tenant,
+            scopes,
+            prefix,
+            packed,
+        }
+    }
+
+    /// The fields, not packed: a key to find the shared copy by.
+    fn key(owner: Arc<str>, tenant: Option<Arc<str>>, scopes: Scopes, prefix: Arc<str>) -> Self {
+        Self {
+            owner,
+            tenant,
+            scopes,
+            prefix,
+            packed: Box::default(),
+        }
+    }
+
+    /// These fields packed for verification, unless this is only a key.
+    fn packed(&self) -> Option<&[u8]> {
+        Some(&*self.packed).filter(|p| !p.is_empty())
+    }
+}
+
+/// Equal when the fields are (the packed copy follows from them).
+impl PartialEq for Shared {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.owner, &self.tenant, &self.scopes, &self.prefix)
+            == (&other.owner, &other.tenant, &other.scopes, &other.prefix)
+    }
+}
+
+impl Eq for Shared {}
+
+impl std::hash::Hash for Shared {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.owner, &self.tenant, &self.scopes, &self.prefix).hash(state);
+    }
 }
 
 /// The fields of a record that most tokens leave unset. (Verification reads the pointer to
@@ -112,20 +167,18 @@ pub(crate) struct Rare {
 impl From<TokenRecord> for CompactRecord {
     /// With shared fields of its own.
     fn from(r: TokenRecord) -> Self {
-        Self::new(r, Arc::new)
+        Self::new(r, |key| {
+            Arc::new(Shared::new(key.owner, key.tenant, key.scopes, key.prefix))
+        })
     }
 }
 
 impl CompactRecord {
     /// `r` made compact, its shared fields held where `share` puts them (a copy that other
-    /// records with the same ones hold too).
+    /// records with the same ones hold too, made with [`Shared::new`] from the key `share`
+    /// is given).
     pub(crate) fn new(r: TokenRecord, share: impl FnOnce(Shared) -> Arc<Shared>) -> Self {
-        let shared = share(Shared {
-            owner: r.owner,
-            tenant: r.tenant,
-            scopes: r.scopes,
-            prefix: r.prefix,
-        });
+        let shared = share(Shared::key(r.owner, r.tenant, r.scopes, r.prefix));
         let rare = Rare {
             revoked_at: Micros::of_option(r.revoked_at),
             suspended_at: Micros::of_option(r.suspended_at),
@@ -301,6 +354,11 @@ pub(crate) trait Verifiable {
     fn owner(&self) -> &str;
     fn name(&self) -> &str;
     fn metadata(&self) -> Option<&Metadata>;
+    /// Owner, tenant and scopes already packed as a principal holds them, if the record
+    /// keeps them so.
+    fn packed_shared(&self) -> Option<&[u8]> {
+        None
+    }
     fn rate_limit(&self) -> Option<RateLimit>;
     fn counts_uses(&self) -> bool;
 }
@@ -421,6 +479,9 @@ impl Verifiable for CompactRecord {
     }
     fn metadata(&self) -> Option<&Metadata> {
         self.rare.as_ref().and_then(|r| r.metadata.as_ref())
+    }
+    fn packed_shared(&self) -> Option<&[u8]> {
+        self.shared.packed()
     }
     fn rate_limit(&self) -> Option<RateLimit> {
         self.rate_limit

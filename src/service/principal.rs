@@ -5,15 +5,13 @@ use std::fmt;
 use smallvec::SmallVec;
 use time::OffsetDateTime;
 
-use crate::record::{Micros, Scopes, Verifiable};
+use crate::record::{Micros, Parts, Scopes, Verifiable, packed_len, put};
 use crate::token::TokenId;
 
-/// Bytes of owner, tenant, name and scopes (with their lengths) a principal holds without
-/// allocating (typical values fit); the whole principal is 112 bytes, which moves without
-/// a call to `memcpy`.
+/// Bytes of name, metadata, owner, tenant and scopes (with their lengths) a principal holds
+/// without allocating (typical values fit); the whole principal is 112 bytes, which moves
+/// without a call to `memcpy`.
 const INLINE: usize = 64;
-/// The length written for a token without a tenant.
-const NO_TENANT: u32 = u32::MAX;
 
 /// Who a verified token acts for, and what it may do.
 ///
@@ -41,41 +39,54 @@ const NO_TENANT: u32 = u32::MAX;
 /// # }).unwrap();
 /// ```
 #[derive(Clone, PartialEq, Eq)]
+#[repr(align(16))]
 pub struct Principal {
     id: TokenId,
     /// Kept to the microsecond, as stores keep times (8 bytes, no conversion per verify).
     expires_at: Micros,
-    /// Owner, tenant, name, metadata, then each scope, each after its length in bytes
-    /// (`u32`, little-endian; [`NO_TENANT`] for no tenant or no metadata).
+    /// Name, metadata, owner, tenant, then each scope, each after its length in bytes
+    /// (`u32`, little-endian), packed as [`crate::record`] packs them (owner, tenant and
+    /// scopes come last so that a record that keeps them packed gives them in one copy).
     text: SmallVec<[u8; INLINE]>,
 }
 
 impl Principal {
     /// A copy of what a route needs of `record`.
     pub(crate) fn of(record: &impl Verifiable) -> Self {
-        let parts = || {
-            [
-                Some(record.owner()),
-                record.tenant(),
-                Some(record.name()),
-                record.metadata().map(|m| m.as_str()),
-            ]
-            .into_iter()
-            .chain(record.scopes().iter().map(Some))
-        };
-        // Sized once and filled in place: one copy per string, no growth.
-        let len = parts().map(|s| 4 + s.map_or(0, str::len)).sum();
-        let mut text = SmallVec::from_elem(0, len);
-        let mut at = 0;
-        for part in parts() {
-            at = put(&mut text, at, part);
-        }
-        text.truncate(at);
-        Self {
+        // Filled in place, where it is returned: the text is written once, in its final
+        // place (moving it after its bytes were written one string at a time would stall
+        // on loads the stores cannot forward).
+        let mut principal = Self {
             id: record.id(),
             expires_at: record.expires_at_micros(),
-            text,
+            text: SmallVec::new(),
+        };
+        let (name, metadata) = (Some(record.name()), record.metadata().map(|m| m.as_str()));
+        let own = packed_len(name) + packed_len(metadata);
+        let text = &mut principal.text;
+        match record.packed_shared() {
+            // Sized once and filled in place: one copy per string, the shared ones in one.
+            Some(shared) => {
+                text.resize(own + shared.len(), 0);
+                let at = put(text, 0, name);
+                let at = put(text, at, metadata);
+                text[at..].copy_from_slice(shared);
+            }
+            None => {
+                let shared = || {
+                    [Some(record.owner()), record.tenant()]
+                        .into_iter()
+                        .chain(record.scopes().iter().map(Some))
+                };
+                text.resize(own + shared().map(packed_len).sum::<usize>(), 0);
+                let at = put(text, 0, name);
+                let mut at = put(text, at, metadata);
+                for part in shared() {
+                    at = put(text, at, part);
+                }
+            }
         }
+        principal
     }
 
     /// The strings in `text`, in order (`None` for a missing tenant).
@@ -90,23 +101,23 @@ impl Principal {
 
     /// The user or organisation the token acts for.
     pub fn owner(&self) -> &str {
-        self.parts().next().flatten().unwrap_or_default()
+        self.parts().nth(2).flatten().unwrap_or_default()
     }
 
     /// The tenant the token is confined to, if any.
     pub fn tenant(&self) -> Option<&str> {
-        self.parts().nth(1).flatten()
+        self.parts().nth(3).flatten()
     }
 
     /// The token's name.
     pub fn name(&self) -> &str {
-        self.parts().nth(2).flatten().unwrap_or_default()
+        self.parts().next().flatten().unwrap_or_default()
     }
 
     /// The token's metadata, as compact JSON text (parse it with `serde_json`), if it has
     /// any.
     pub fn metadata_json(&self) -> Option<&str> {
-        self.parts().nth(3).flatten()
+        self.parts().nth(1).flatten()
     }
 
     /// The token's scopes, sorted.
@@ -138,39 +149,6 @@ impl fmt::Debug for Principal {
             .field("metadata", &self.metadata_json())
             .field("expires_at", &self.expires_at())
             .finish()
-    }
-}
-
-/// Write `part` after its length ([`NO_TENANT`] for none) at `at`; returns where the next
-/// goes.
-fn put(text: &mut [u8], at: usize, part: Option<&str>) -> usize {
-    let bytes = part.map_or(&[][..], str::as_bytes);
-    // A record's strings are bounded by the crate's limits, far below 4 GiB.
-    let n = bytes.len().min(NO_TENANT as usize - 1);
-    let len = part.map_or(NO_TENANT, |_| n as u32);
-    text[at..at + 4].copy_from_slice(&len.to_le_bytes());
-    text[at + 4..at + 4 + n].copy_from_slice(&bytes[..n]);
-    at + 4 + n
-}
-
-/// The strings of a principal's text, in order.
-#[derive(Clone)]
-struct Parts<'a>(&'a [u8]);
-
-impl<'a> Iterator for Parts<'a> {
-    type Item = Option<&'a str>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let (len, rest) = self.0.split_first_chunk::<4>()?;
-        let len = u32::from_le_bytes(*len);
-        if len == NO_TENANT {
-            self.0 = rest;
-            return Some(None);
-        }
-        let (part, rest) = rest.split_at_checked(len as usize)?;
-        self.0 = rest;
-        // Copied from `&str`s whole, so every part is valid UTF-8.
-        Some(Some(std::str::from_utf8(part).unwrap_or_default()))
     }
 }
 
@@ -246,7 +224,7 @@ impl PartialEq<Scopes> for PrincipalScopes<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Scopes, TokenRecord};
+    use crate::record::{CompactRecord, Metadata, Scopes, TokenRecord};
 
     fn record(owner: &str, tenant: Option<&str>, name: &str, scopes: &[&str]) -> TokenRecord {
         let now = OffsetDateTime::UNIX_EPOCH;
@@ -305,6 +283,20 @@ mod tests {
             }
             assert!(!p.has_scope("absent"));
             assert_eq!(p.clone(), p);
+            assert_eq!(p.metadata_json(), None);
+            // The memory store's records give owner, tenant and scopes packed in one piece:
+            // the same principal.
+            let compact = CompactRecord::from(r.clone());
+            assert!(compact.packed_shared().is_some());
+            assert_eq!(Principal::of(&compact), p);
+            // With metadata, which sits between the name and the shared fields.
+            let mut r = r;
+            r.metadata = Some(Metadata::parse(r#"{"team":"infra"}"#).unwrap());
+            let (p, compact) = (Principal::of(&r), CompactRecord::from(r.clone()));
+            assert_eq!(p.metadata_json(), Some(r#"{"team":"infra"}"#));
+            assert_eq!((p.owner(), p.tenant(), p.name()), (owner, tenant, name));
+            assert!(p.scopes() == r.scopes);
+            assert_eq!(Principal::of(&compact), p);
         }
     }
 

@@ -143,6 +143,7 @@ impl<S: TokenStore> ApiTokens<S> {
     }
 
     /// `result`, after telling whoever listens (audit, tracing, metrics).
+    #[inline]
     fn reported(
         &self,
         presented: &str,
@@ -208,6 +209,7 @@ impl<S: TokenStore> ApiTokens<S> {
 
     /// The principal of a checked token, once it passed its rate limits and consumed a use
     /// (if it counts them), and after writing its last use if that is due.
+    #[inline]
     fn finish(&self, id: TokenId, checked: Result<Checked, AuthError>) -> AtOnce<'_> {
         let Checked {
             principal,

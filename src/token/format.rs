@@ -7,7 +7,8 @@ use zeroize::Zeroizing;
 
 use super::TokenId;
 use super::encoding::{
-    CHECKSUM_HEX, DISPLAY_ID_HEX, ID_HEX, ascii_string, decode_hex, in_alphabet, write_hex,
+    CHECKSUM_HEX, DISPLAY_ID_HEX, ID_HEX, ascii_string, decode_block, decode_hex, decode_u32,
+    first_non_hex, in_alphabet, write_hex,
 };
 use super::id::display_prefix;
 use super::secret::{PlaintextToken, Token};
@@ -30,11 +31,24 @@ use crate::limits::{
 /// assert!(TokenFormat::new("bad prefix!").is_err());
 /// # Ok::<(), api_tokens::ConfigError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct TokenFormat {
     prefix: Arc<str>,
     secret_bytes: usize,
+    /// The checksum's state after the prefix and its `_`, which every token of this format
+    /// starts with: a token's own bytes are checked from there (the CPU's features are
+    /// detected once, here, and the default body, 96 hex digits, is whole 16-byte blocks).
+    crc_after_prefix: crc32fast::Hasher,
 }
+
+/// Formats are equal when their prefix and secret length are (the checksum's state follows).
+impl PartialEq for TokenFormat {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.prefix, self.secret_bytes) == (&other.prefix, other.secret_bytes)
+    }
+}
+
+impl Eq for TokenFormat {}
 
 impl fmt::Debug for TokenFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -53,9 +67,13 @@ impl TokenFormat {
     /// with `_` and with no `__`.
     pub fn new(prefix: &str) -> Result<Self, ConfigError> {
         validate_prefix(prefix)?;
+        let mut crc_after_prefix = crc32fast::Hasher::new();
+        crc_after_prefix.update(prefix.as_bytes());
+        crc_after_prefix.update(b"_");
         Ok(Self {
             prefix: Arc::from(prefix),
             secret_bytes: DEFAULT_SECRET_BYTES,
+            crc_after_prefix,
         })
     }
 
@@ -154,7 +172,11 @@ impl TokenFormat {
     ) -> Result<TokenId, ParseError> {
         let prefix = self.prefix.as_bytes();
         let body_at = prefix.len() + 1;
-        if bytes.len() < body_at || &bytes[..prefix.len()] != prefix || bytes[prefix.len()] != b'_'
+        // Compared without a call to `memcmp` (a prefix is at most 32 bytes, and public).
+        let differs = |(a, b): (&u8, &u8)| a != b;
+        if bytes.len() < body_at
+            || prefix.iter().zip(bytes).fold(false, |d, p| d | differs(p))
+            || bytes[prefix.len()] != b'_'
         {
             return Err(ParseError::WrongPrefix);
         }
@@ -166,21 +188,36 @@ impl TokenFormat {
             });
         }
         let (signed, checksum) = bytes.split_at(expected - CHECKSUM_HEX);
-        let mut claimed = [0u8; 4];
-        decode_hex(checksum, &mut claimed).map_err(|_| ParseError::BadChecksum)?;
-        if u32::from_be_bytes(claimed) != crc32fast::hash(signed) {
+        let claimed = checksum.try_into().ok().and_then(decode_u32);
+        if claimed != Some(self.checksum(&signed[body_at..])) {
             return Err(ParseError::BadChecksum);
         }
-        let (id_hex, secret_hex) = signed[body_at..].split_at(ID_HEX);
+        let wrong_length = ParseError::WrongLength {
+            expected,
+            found: bytes.len(),
+        };
+        let (id_hex, secret_hex) = signed[body_at..]
+            .split_first_chunk::<ID_HEX>()
+            .ok_or(wrong_length)?;
         let mut id = [0u8; TOKEN_ID_BYTES];
-        decode_hex(id_hex, &mut id).map_err(|at| ParseError::InvalidEncoding {
-            position: body_at + at,
-        })?;
+        if !decode_block(id_hex, &mut id) {
+            return Err(ParseError::InvalidEncoding {
+                position: body_at + first_non_hex(id_hex),
+            });
+        }
         // The one copy of the secret: decoded straight into SHA-256's message block.
         decode_hex(secret_hex, secret.secret_mut()).map_err(|at| ParseError::InvalidEncoding {
             position: body_at + ID_HEX + at,
         })?;
         Ok(TokenId::from_bytes(id))
+    }
+
+    /// The CRC32 of a token of this format whose bytes after the prefix and its `_` are
+    /// `body` (id and secret in hex).
+    fn checksum(&self, body: &[u8]) -> u32 {
+        let mut crc = self.crc_after_prefix.clone();
+        crc.update(body);
+        crc.finalize()
     }
 
     /// Whether a record's issuer `prefix` is this format's.
@@ -211,7 +248,7 @@ impl TokenFormat {
         text[id_at - 1] = b'_';
         write_hex(&mut text[id_at..secret_at], id.as_bytes());
         write_hex(&mut text[secret_at..checksum_at], secret);
-        let checksum = crc32fast::hash(&text[..checksum_at]);
+        let checksum = self.checksum(&text[id_at..checksum_at]);
         write_hex(&mut text[checksum_at..], &checksum.to_be_bytes());
         let text = Zeroizing::new(ascii_string(std::mem::take(&mut *text)));
         debug_assert_eq!(text.len(), self.token_len());
@@ -339,6 +376,34 @@ mod tests {
         // Uppercasing changes the checksummed text.
         let upper = format!("dz_{}", good[3..].to_ascii_uppercase());
         assert_eq!(f.parse(&upper).unwrap_err(), ParseError::BadChecksum);
+    }
+
+    #[test]
+    fn the_checksum_is_the_crc32_of_the_whole_text_before_it() {
+        for prefix in ["d", "dz", "opt_live", &"p".repeat(32)] {
+            for bytes in [
+                MIN_SECRET_BYTES,
+                20,
+                DEFAULT_SECRET_BYTES,
+                33,
+                MAX_SECRET_BYTES,
+            ] {
+                let f = TokenFormat::new(prefix)
+                    .unwrap()
+                    .with_secret_bytes(bytes)
+                    .unwrap();
+                let (_, _, plain) = f.generate().unwrap();
+                let text = plain.expose_secret();
+                let (signed, checksum) = text.split_at(text.len() - CHECKSUM_HEX);
+                let whole = crc32fast::hash(signed.as_bytes());
+                assert_eq!(checksum, format!("{whole:08x}"), "{prefix} {bytes}");
+                assert!(f.parse(text).is_ok());
+                // A checksum of the text that skips the prefix does not pass.
+                let skipped = crc32fast::hash(&signed.as_bytes()[prefix.len() + 1..]);
+                let forged = format!("{signed}{skipped:08x}");
+                assert_eq!(f.parse(&forged).unwrap_err(), ParseError::BadChecksum);
+            }
+        }
     }
 
     #[test]

@@ -143,12 +143,12 @@ impl Index {
         if let Some(found) = self.shared.get(&fields) {
             return Arc::clone(found);
         }
-        let fields = Arc::new(Shared {
-            owner: intern(&mut self.strings, &fields.owner),
-            tenant: fields.tenant.map(|t| intern(&mut self.strings, &t)),
-            scopes: intern(&mut self.scope_sets, &fields.scopes),
-            prefix: intern(&mut self.strings, &fields.prefix),
-        });
+        let fields = Arc::new(Shared::new(
+            intern(&mut self.strings, &fields.owner),
+            fields.tenant.map(|t| intern(&mut self.strings, &t)),
+            intern(&mut self.scope_sets, &fields.scopes),
+            intern(&mut self.strings, &fields.prefix),
+        ));
         self.shared.insert(Arc::clone(&fields));
         fields
     }
