@@ -167,7 +167,7 @@ pub(crate) struct Rare {
 impl From<TokenRecord> for CompactRecord {
     /// With shared fields of its own.
     fn from(r: TokenRecord) -> Self {
-        Self::new(r, |key| {
+        Self::new(&r, |key| {
             Arc::new(Shared::new(key.owner, key.tenant, key.scopes, key.prefix))
         })
     }
@@ -177,19 +177,37 @@ impl CompactRecord {
     /// `r` made compact, its shared fields held where `share` puts them (a copy that other
     /// records with the same ones hold too, made with [`Shared::new`] from the key `share`
     /// is given).
-    pub(crate) fn new(r: TokenRecord, share: impl FnOnce(Shared) -> Arc<Shared>) -> Self {
-        let shared = share(Shared::key(r.owner, r.tenant, r.scopes, r.prefix));
-        let rare = Rare {
-            revoked_at: Micros::of_option(r.revoked_at),
-            suspended_at: Micros::of_option(r.suspended_at),
-            metadata: r.metadata,
-            allowed_ips: r.allowed_ips,
-            usage: r.usage.map(|u| *u),
-            description: r.description,
-            revocation_reason: r.revocation_reason,
-            successor: r.successor,
-            created_by: r.created_by,
-        };
+    pub(crate) fn new(r: &TokenRecord, share: impl FnOnce(Shared) -> Arc<Shared>) -> Self {
+        let shared = share(Shared::key(
+            Arc::clone(&r.owner),
+            r.tenant.clone(),
+            r.scopes.clone(),
+            Arc::clone(&r.prefix),
+        ));
+        // Read from the record in place: only what a token has of the rare fields is
+        // copied (most have none, and a record without them allocates nothing here).
+        let has_rare = r.revoked_at.is_some()
+            || r.suspended_at.is_some()
+            || r.metadata.is_some()
+            || r.allowed_ips.is_some()
+            || r.usage.is_some()
+            || r.description.is_some()
+            || r.revocation_reason.is_some()
+            || r.successor.is_some()
+            || r.created_by.is_some();
+        let rare = has_rare.then(|| {
+            Box::new(Rare {
+                revoked_at: Micros::of_option(r.revoked_at),
+                suspended_at: Micros::of_option(r.suspended_at),
+                metadata: r.metadata.clone(),
+                allowed_ips: r.allowed_ips.clone(),
+                usage: r.usage.as_deref().copied(),
+                description: r.description.clone(),
+                revocation_reason: r.revocation_reason.clone(),
+                successor: r.successor,
+                created_by: r.created_by,
+            })
+        });
         Self {
             id: r.id,
             hash: r.hash,
@@ -197,7 +215,7 @@ impl CompactRecord {
             last_used_at: Micros::of_option(r.last_used_at),
             shared,
             name: compact_str::CompactString::new(&r.name),
-            rare: (rare != Rare::default()).then(|| Box::new(rare)),
+            rare,
             rate_limit: r.rate_limit,
             created_at: Micros::of(r.created_at),
         }

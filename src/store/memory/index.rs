@@ -134,7 +134,7 @@ pub(super) struct Index {
 impl Index {
     /// `record` made compact, holding the shared copy of its owner, tenant, prefix and
     /// scopes.
-    pub(super) fn compact(&mut self, record: TokenRecord) -> CompactRecord {
+    pub(super) fn compact(&mut self, record: &TokenRecord) -> CompactRecord {
         CompactRecord::new(record, |fields| self.share(fields))
     }
 

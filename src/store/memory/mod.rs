@@ -248,14 +248,21 @@ impl MemoryStore {
         rate: RateCell,
     ) -> Result<(), StoreError> {
         let records = self.records.pin();
-        // Inserts all hold the writes lock, so the id cannot be taken between the two.
-        if records.contains_key(&record.id) {
-            return Err(StoreError::duplicate_id());
+        let record = index.compact(record);
+        // One probe of the table. Readers of the index hold the writes lock, as this does,
+        // so none sees the record in the table before it is indexed.
+        match records.try_insert(record.id, Stored { rate, record }) {
+            Ok(stored) => {
+                index.add(&stored.record);
+                Ok(())
+            }
+            Err(taken) => {
+                // The shared fields interned for the record that was not stored.
+                drop(taken);
+                index.forget_unused();
+                Err(StoreError::duplicate_id())
+            }
         }
-        let record = index.compact(record.clone());
-        index.add(&record);
-        records.insert(record.id, Stored { rate, record });
-        Ok(())
     }
 
     /// Let `change` decide on a copy of the record `id` and store the copy if it approves,
@@ -290,7 +297,7 @@ impl MemoryStore {
                 return Err(());
             }
             copy.id = current.id; // the id is the key; a change cannot move a record
-            Ok(index.compact(copy))
+            Ok(index.compact(&copy))
         });
         match outcome {
             Replaced::Updated { old, new, moved } => {

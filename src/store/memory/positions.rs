@@ -40,6 +40,16 @@ impl Positions {
                 *self = Self::Large(Box::new(set));
                 inserted
             }
+            // The common case, a token newer than every other (its creation, or its expiry
+            // under one lifetime): appended without a search through a vector that has
+            // likely left the cache since its owner's last token.
+            Self::Small(v) if v.last().is_none_or(|last| *last < at) => {
+                if v.capacity() == 0 {
+                    v.reserve_exact(1);
+                }
+                v.push(at);
+                true
+            }
             Self::Small(v) => match v.binary_search(&at) {
                 Ok(_) => false,
                 Err(i) => {

@@ -21,6 +21,17 @@ pub async fn insert_never_overwrites<S: TokenStore>(store: S) {
     assert_eq!(err.kind(), StoreErrorKind::DuplicateId, "{err}");
     let kept = store.get(&first.id).await.expect("get").expect("exists");
     assert_eq!(*kept, first, "a duplicate insert must not overwrite");
+    // Nor is it half-written: the refused record is in no listing, the first in its own.
+    let now = epoch() + Duration::days(2);
+    let listed = |owner| crate::store::ListFilter {
+        include_inactive: true,
+        ..crate::store::ListFilter::new(&first.prefix, owner, now)
+    };
+    let mallory = store.list(&listed("mallory")).await.expect("list");
+    assert_eq!(mallory.total, 0, "a refused insert must not be listed");
+    let alice = store.list(&listed("alice")).await.expect("list");
+    assert_eq!(alice.total, 1);
+    assert_eq!(alice.records[0].id, first.id);
 }
 
 /// Every field reads back exactly as written, at microsecond precision.
