@@ -6,7 +6,8 @@
 //! a copy on the heap and checks that the scan finds it (so a scan that reads nothing
 //! cannot pass). Besides the secret's own byte order, the scan looks for it with each
 //! 4-byte word reversed, the form SHA-256 keeps in its working state on little-endian
-//! machines.
+//! machines, and for each half of it as hex digit values (one nibble a byte), the form hex
+//! decoding computes.
 #![cfg(target_os = "linux")]
 
 use std::fs::File;
@@ -85,9 +86,25 @@ fn word_swapped(masked: &[u8; 32]) -> [u8; 32] {
     out
 }
 
-/// Copies of the secret in either byte order.
+/// Each half of the secret as its 32 hex digits' values (one per byte, high nibble first),
+/// still masked: the form hex decoding works on (it must stay in registers).
+fn nibble_halves(masked: &[u8; 32]) -> [[u8; 32]; 2] {
+    std::array::from_fn(|half| {
+        std::array::from_fn(|i| {
+            let byte = masked[half * 16 + i / 2] ^ MASK;
+            let nibble = if i % 2 == 0 { byte >> 4 } else { byte & 0x0f };
+            nibble ^ MASK
+        })
+    })
+}
+
+/// Copies of the secret in either byte order, or of either half of it as digit values.
 fn copies(masked: &[u8; 32]) -> usize {
-    occurrences(masked) + occurrences(&word_swapped(masked))
+    let [low, high] = nibble_halves(masked);
+    occurrences(masked)
+        + occurrences(&word_swapped(masked))
+        + occurrences(&low)
+        + occurrences(&high)
 }
 
 #[test]
@@ -114,6 +131,13 @@ fn the_scan_finds_a_planted_copy() {
         copies(&masked) >= 2,
         "the scan did not find a word-swapped copy"
     );
+    let [low, _] = nibble_halves(&masked);
+    let digits: Vec<u8> = low.iter().map(|b| b ^ std::hint::black_box(MASK)).collect();
+    assert!(
+        copies(&masked) >= 3,
+        "the scan did not find a copy of the secret's digit values"
+    );
+    drop(std::hint::black_box(digits));
     drop(std::hint::black_box(planted));
     drop(std::hint::black_box(swapped));
 }
