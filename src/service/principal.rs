@@ -13,6 +13,15 @@ use crate::token::TokenId;
 /// without a call to `memcpy`.
 const INLINE: usize = 64;
 
+/// `len` zeros, in place when they fit (a few stores, no loop).
+fn zeroed(len: usize) -> SmallVec<[u8; INLINE]> {
+    if len <= INLINE {
+        SmallVec::from_buf_and_len([0; INLINE], len)
+    } else {
+        SmallVec::from_elem(0, len)
+    }
+}
+
 /// Who a verified token acts for, and what it may do.
 ///
 /// It owns a copy of what a route needs (the token's id, owner, tenant, name, scopes and
@@ -67,7 +76,7 @@ impl Principal {
         match record.packed_shared() {
             // Sized once and filled in place: one copy per string, the shared ones in one.
             Some(shared) => {
-                text.resize(own + shared.len(), 0);
+                *text = zeroed(own + shared.len());
                 let at = put(text, 0, name);
                 let at = put(text, at, metadata);
                 text[at..].copy_from_slice(shared);
@@ -78,7 +87,7 @@ impl Principal {
                         .into_iter()
                         .chain(record.scopes().iter().map(Some))
                 };
-                text.resize(own + shared().map(packed_len).sum::<usize>(), 0);
+                *text = zeroed(own + shared().map(packed_len).sum::<usize>());
                 let at = put(text, 0, name);
                 let mut at = put(text, at, metadata);
                 for part in shared() {
