@@ -79,6 +79,7 @@ impl Principal {
                 let at = put(text, 0, name);
                 let at = put(text, at, metadata);
                 text[at..].copy_from_slice(shared);
+                debug_assert_eq!(at + shared.len(), text.len(), "filled to the end");
             }
             None => {
                 let shared = || {
@@ -92,6 +93,7 @@ impl Principal {
                 for part in shared() {
                     at = put(text, at, part);
                 }
+                debug_assert_eq!(at, text.len(), "filled to the end");
             }
         }
         principal

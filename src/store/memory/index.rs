@@ -153,6 +153,12 @@ impl Index {
         fields
     }
 
+    /// How many shared copies, strings and scope sets are interned (for tests).
+    #[cfg(test)]
+    pub(super) fn interned(&self) -> (usize, usize, usize) {
+        (self.shared.len(), self.strings.len(), self.scope_sets.len())
+    }
+
     /// Forget shared values that no record uses any more.
     pub(super) fn forget_unused(&mut self) {
         self.shared.retain(|s| Arc::strong_count(s) > 1);

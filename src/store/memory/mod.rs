@@ -248,20 +248,19 @@ impl MemoryStore {
         rate: RateCell,
     ) -> Result<(), StoreError> {
         let records = self.records.pin();
-        let record = index.compact(record);
-        // One probe of the table. Readers of the index hold the writes lock, as this does,
+        // One probe of the table; the record is made compact (its shared fields interned)
+        // only if its id is free. Readers of the index hold the writes lock, as this does,
         // so none sees the record in the table before it is indexed.
-        match records.try_insert(record.id, Stored { rate, record }) {
+        let inserted = records.try_insert_with(record.id, || Stored {
+            rate,
+            record: index.compact(record),
+        });
+        match inserted {
             Ok(stored) => {
                 index.add(&stored.record);
                 Ok(())
             }
-            Err(taken) => {
-                // The shared fields interned for the record that was not stored.
-                drop(taken);
-                index.forget_unused();
-                Err(StoreError::duplicate_id())
-            }
+            Err(_) => Err(StoreError::duplicate_id()),
         }
     }
 

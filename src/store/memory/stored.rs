@@ -278,6 +278,32 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_duplicate_leaves_nothing_interned() {
+        let store = MemoryStore::new();
+        let first = limited(1, 10);
+        ready(store.insert(&first)).unwrap();
+        let before = store.writes().interned();
+        // The same id, with an owner, tenant and scopes no stored record has.
+        let mut second = limited(1, 10);
+        second.owner = "mallory".into();
+        second.tenant = Some("elsewhere".into());
+        second.scopes = Scopes::parse(["x:y"]).unwrap();
+        assert!(ready(store.insert(&second)).is_err());
+        assert_eq!(
+            store.writes().interned(),
+            before,
+            "the refused record's fields"
+        );
+        // A duplicate whose fields a stored record shares keeps them.
+        assert!(ready(store.insert(&limited(1, 10))).is_err());
+        assert_eq!(store.writes().interned(), before);
+        assert_eq!(
+            ready(store.get(&first.id)).unwrap().unwrap().owner,
+            first.owner
+        );
+    }
+
+    #[test]
     fn a_token_without_a_limit_has_no_cell() {
         let store = MemoryStore::new();
         let mut r = limited(1, 5);
