@@ -177,3 +177,44 @@ async fn no_copy_of_the_secret_outlives_issue_or_verify() {
         "verifying left a copy of the raw secret in memory"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn no_copy_of_a_longer_secret_outlives_verify() {
+    // 40 bytes: 80 hex digits, two blocks of 32 and then two words of eight, so the
+    // decoder's word path handles part of the secret too.
+    let tokens = ApiTokens::builder(Arc::new(MemoryStore::new()), "dz")
+        .secret_bytes(40)
+        .build()
+        .unwrap();
+    let (presented, windows) = {
+        let issued = tokens
+            .issue(NewToken::new("alice", "residue-40"))
+            .await
+            .unwrap();
+        let text = issued.plaintext.expose_secret();
+        let secret_hex = &text.as_bytes()[3 + 32..3 + 32 + 80];
+        let mut masked = [0u8; 40];
+        for (i, pair) in secret_hex.chunks(2).enumerate() {
+            masked[i] = ((hex_value(pair[0]) << 4) | hex_value(pair[1])) ^ MASK;
+        }
+        let window = |at: usize| -> [u8; 32] { masked[at..at + 32].try_into().unwrap() };
+        (text.to_owned(), [window(0), window(8)])
+    };
+    for window in &windows {
+        assert_eq!(
+            occurrences(window),
+            0,
+            "issuing left a copy of the raw secret"
+        );
+    }
+    for _ in 0..3 {
+        tokens.verify(&presented).await.expect("verifies");
+    }
+    for window in &windows {
+        assert_eq!(
+            occurrences(window),
+            0,
+            "verifying left a copy of the raw secret in memory"
+        );
+    }
+}
