@@ -76,6 +76,14 @@ fn hex_value(c: u8) -> u8 {
     }
 }
 
+/// The `N`-byte secret of a `dz_` token (after its 32 hex digits of id), masked.
+fn masked_secret<const N: usize>(token: &str) -> [u8; N] {
+    let secret_hex = &token.as_bytes()[3 + 32..3 + 32 + 2 * N];
+    std::array::from_fn(|i| {
+        ((hex_value(secret_hex[2 * i]) << 4) | hex_value(secret_hex[2 * i + 1])) ^ MASK
+    })
+}
+
 /// The 32 bytes of `masked` with each 4-byte word reversed (SHA-256's big-endian words as a
 /// little-endian machine holds them), still masked.
 fn word_swapped(masked: &[u8; 32]) -> [u8; 32] {
@@ -151,13 +159,7 @@ async fn no_copy_of_the_secret_outlives_issue_or_verify() {
             .await
             .unwrap();
         let text = issued.plaintext.expose_secret();
-        // dz_ + 32 hex of id, then 64 hex of secret.
-        let secret_hex = &text.as_bytes()[3 + 32..3 + 32 + 64];
-        let mut masked = [0u8; 32];
-        for (i, pair) in secret_hex.chunks(2).enumerate() {
-            masked[i] = ((hex_value(pair[0]) << 4) | hex_value(pair[1])) ^ MASK;
-        }
-        (text.to_owned(), masked)
+        (text.to_owned(), masked_secret::<32>(text))
     }; // the plaintext is dropped (and wiped) here
     assert_eq!(
         copies(&masked),
@@ -192,11 +194,7 @@ async fn no_copy_of_a_longer_secret_outlives_verify() {
             .await
             .unwrap();
         let text = issued.plaintext.expose_secret();
-        let secret_hex = &text.as_bytes()[3 + 32..3 + 32 + 80];
-        let mut masked = [0u8; 40];
-        for (i, pair) in secret_hex.chunks(2).enumerate() {
-            masked[i] = ((hex_value(pair[0]) << 4) | hex_value(pair[1])) ^ MASK;
-        }
+        let masked = masked_secret::<40>(text);
         let window = |at: usize| -> [u8; 32] { masked[at..at + 32].try_into().unwrap() };
         (text.to_owned(), [window(0), window(8)])
     };

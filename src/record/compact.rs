@@ -191,28 +191,51 @@ impl CompactRecord {
             r.scopes.clone(),
             Arc::clone(&r.prefix),
         ));
-        // Read from the record in place: only what a token has of the rare fields is
-        // copied (most have none, and a record without them allocates nothing here).
-        let has_rare = r.revoked_at.is_some()
-            || r.suspended_at.is_some()
-            || r.metadata.is_some()
-            || r.allowed_ips.is_some()
-            || r.usage.is_some()
-            || r.description.is_some()
-            || r.revocation_reason.is_some()
-            || r.successor.is_some()
-            || r.created_by.is_some();
+        // Read from the record in place: of the rare fields, only what a token has is
+        // copied, and a record with none keeps no box for them. Every field is named here,
+        // so a field added to the record has to be placed (common or rare) to compile.
+        let TokenRecord {
+            id: _,
+            hash: _,
+            expires_at: _,
+            last_used_at: _,
+            owner: _,
+            tenant: _,
+            scopes: _,
+            prefix: _,
+            name: _,
+            rate_limit: _,
+            created_at: _,
+            revoked_at,
+            suspended_at,
+            metadata,
+            allowed_ips,
+            usage,
+            description,
+            revocation_reason,
+            successor,
+            created_by,
+        } = r;
+        let has_rare = revoked_at.is_some()
+            || suspended_at.is_some()
+            || metadata.is_some()
+            || allowed_ips.is_some()
+            || usage.is_some()
+            || description.is_some()
+            || revocation_reason.is_some()
+            || successor.is_some()
+            || created_by.is_some();
         let rare = has_rare.then(|| {
             Box::new(Rare {
-                revoked_at: Micros::of_option(r.revoked_at),
-                suspended_at: Micros::of_option(r.suspended_at),
-                metadata: r.metadata.clone(),
-                allowed_ips: r.allowed_ips.clone(),
-                usage: r.usage.as_deref().copied(),
-                description: r.description.clone(),
-                revocation_reason: r.revocation_reason.clone(),
-                successor: r.successor,
-                created_by: r.created_by,
+                revoked_at: Micros::of_option(*revoked_at),
+                suspended_at: Micros::of_option(*suspended_at),
+                metadata: metadata.clone(),
+                allowed_ips: allowed_ips.clone(),
+                usage: usage.as_deref().copied(),
+                description: description.clone(),
+                revocation_reason: revocation_reason.clone(),
+                successor: *successor,
+                created_by: *created_by,
             })
         });
         Self {

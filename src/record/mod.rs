@@ -21,7 +21,7 @@ pub use compact::RecordRef;
 pub(crate) use compact::{CompactRecord, Lent, Micros, Shared, Verifiable, unix_micros};
 pub use ips::IpAllowlist;
 pub use metadata::Metadata;
-pub(crate) use packed::{Parts, pack_shared, packed_len, put};
+pub(crate) use packed::{Parts, pack_shared, packed_len, put, put_all, shared_parts};
 pub(crate) use rate_cell::{Backoff, MovedCount};
 pub use rate_cell::{CellMoved, RateCell};
 pub use scopes::Scopes;

@@ -27,18 +27,32 @@ pub(crate) fn put(text: &mut [u8], at: usize, part: Option<&str>) -> usize {
     at + 4 + n
 }
 
+/// The shared fields in the order they are packed: owner, tenant, then each scope.
+pub(crate) fn shared_parts<'a>(
+    owner: &'a str,
+    tenant: Option<&'a str>,
+    scopes: &'a Scopes,
+) -> impl Iterator<Item = Option<&'a str>> + 'a {
+    [Some(owner), tenant]
+        .into_iter()
+        .chain(scopes.iter().map(Some))
+}
+
+/// Write each of `parts` from `at` of `text`, which has room for them; returns where the
+/// next goes.
+pub(crate) fn put_all<'a>(
+    text: &mut [u8],
+    at: usize,
+    parts: impl Iterator<Item = Option<&'a str>>,
+) -> usize {
+    parts.fold(at, |at, part| put(text, at, part))
+}
+
 /// Owner, tenant, then each scope, packed.
 pub(crate) fn pack_shared(owner: &str, tenant: Option<&str>, scopes: &Scopes) -> Box<[u8]> {
-    let parts = || {
-        [Some(owner), tenant]
-            .into_iter()
-            .chain(scopes.iter().map(Some))
-    };
+    let parts = || shared_parts(owner, tenant, scopes);
     let mut text = vec![0; parts().map(packed_len).sum()];
-    let mut at = 0;
-    for part in parts() {
-        at = put(&mut text, at, part);
-    }
+    put_all(&mut text, 0, parts());
     text.into_boxed_slice()
 }
 

@@ -5,7 +5,7 @@ use std::fmt;
 use smallvec::SmallVec;
 use time::OffsetDateTime;
 
-use crate::record::{Micros, Parts, Scopes, Verifiable, packed_len, put};
+use crate::record::{Micros, Parts, Scopes, Verifiable, packed_len, put, put_all, shared_parts};
 use crate::token::TokenId;
 
 /// Bytes of name, metadata, owner, tenant and scopes (with their lengths) a principal holds
@@ -70,32 +70,23 @@ impl Principal {
             text: SmallVec::new(),
         };
         let (name, metadata) = (Some(record.name()), record.metadata().map(|m| m.as_str()));
-        let own = packed_len(name) + packed_len(metadata);
+        let packed = record.packed_shared();
+        let shared = || shared_parts(record.owner(), record.tenant(), record.scopes());
+        let shared_len = packed.map_or_else(|| shared().map(packed_len).sum(), <[u8]>::len);
+        // Sized once and filled in place: one copy per string, the shared ones in one piece
+        // when the record keeps them packed.
         let text = &mut principal.text;
-        match record.packed_shared() {
-            // Sized once and filled in place: one copy per string, the shared ones in one.
-            Some(shared) => {
-                *text = zeroed(own + shared.len());
-                let at = put(text, 0, name);
-                let at = put(text, at, metadata);
-                text[at..].copy_from_slice(shared);
-                debug_assert_eq!(at + shared.len(), text.len(), "filled to the end");
+        *text = zeroed(packed_len(name) + packed_len(metadata) + shared_len);
+        let at = put(text, 0, name);
+        let at = put(text, at, metadata);
+        let at = match packed {
+            Some(packed) => {
+                text[at..].copy_from_slice(packed);
+                at + packed.len()
             }
-            None => {
-                let shared = || {
-                    [Some(record.owner()), record.tenant()]
-                        .into_iter()
-                        .chain(record.scopes().iter().map(Some))
-                };
-                *text = zeroed(own + shared().map(packed_len).sum::<usize>());
-                let at = put(text, 0, name);
-                let mut at = put(text, at, metadata);
-                for part in shared() {
-                    at = put(text, at, part);
-                }
-                debug_assert_eq!(at, text.len(), "filled to the end");
-            }
-        }
+            None => put_all(text, at, shared()),
+        };
+        debug_assert_eq!(at, text.len(), "filled to the end");
         principal
     }
 

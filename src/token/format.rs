@@ -173,9 +173,11 @@ impl TokenFormat {
         let prefix = self.prefix.as_bytes();
         let body_at = prefix.len() + 1;
         // Compared without a call to `memcmp` (a prefix is at most 32 bytes, and public).
-        let differs = |(a, b): (&u8, &u8)| a != b;
         if bytes.len() < body_at
-            || prefix.iter().zip(bytes).fold(false, |d, p| d | differs(p))
+            || prefix
+                .iter()
+                .zip(bytes)
+                .fold(false, |d, (a, b)| d | (a != b))
             || bytes[prefix.len()] != b'_'
         {
             return Err(ParseError::WrongPrefix);

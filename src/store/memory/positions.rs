@@ -40,27 +40,24 @@ impl Positions {
                 *self = Self::Large(Box::new(set));
                 inserted
             }
-            // The common case, a token newer than every other (its creation, or its expiry
-            // under one lifetime): appended without a search through a vector that has
-            // likely left the cache since its owner's last token.
-            Self::Small(v) if v.last().is_none_or(|last| *last < at) => {
+            Self::Small(v) => {
+                // The common case, a token newer than every other (its creation, or its
+                // expiry under one lifetime), goes at the end without a search through a
+                // vector that has likely left the cache since its owner's last token.
+                let i = match v.last() {
+                    Some(last) if *last >= at => match v.binary_search(&at) {
+                        Ok(_) => return false,
+                        Err(i) => i,
+                    },
+                    _ => v.len(),
+                };
                 if v.capacity() == 0 {
+                    // An owner of one token keeps one slot (then 4, 8, 16, ...).
                     v.reserve_exact(1);
                 }
-                v.push(at);
+                v.insert(i, at);
                 true
             }
-            Self::Small(v) => match v.binary_search(&at) {
-                Ok(_) => false,
-                Err(i) => {
-                    if v.capacity() == 0 {
-                        // An owner of one token keeps one slot (then 4, 8, 16, ...).
-                        v.reserve_exact(1);
-                    }
-                    v.insert(i, at);
-                    true
-                }
-            },
             Self::Large(set) => set.insert(at),
         }
     }
