@@ -15,16 +15,18 @@ mod metadata;
 mod packed;
 mod rate_cell;
 mod scopes;
+mod shared;
 mod usage;
 
 pub use compact::RecordRef;
-pub(crate) use compact::{CompactRecord, Lent, Micros, Shared, Verifiable, unix_micros};
+pub(crate) use compact::{CompactRecord, Lent, Micros, Verifiable, unix_micros};
 pub use ips::IpAllowlist;
 pub use metadata::Metadata;
 pub(crate) use packed::{Parts, pack_shared, packed_len, put, put_all, shared_parts};
 pub(crate) use rate_cell::{Backoff, MovedCount};
 pub use rate_cell::{CellMoved, RateCell};
 pub use scopes::Scopes;
+pub(crate) use shared::Shared;
 pub use usage::{RateLimit, Refill, RefillInterval, UsageLimit};
 
 /// Everything a store keeps about one token. It never holds the token itself, only the
