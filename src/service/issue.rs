@@ -9,12 +9,13 @@ use super::audit::{AuditEvent, AuditKind};
 use super::policy::TokenPolicy;
 use super::principal::Principal;
 use crate::clock::{in_utc, to_stored_precision};
-use crate::error::{AuthError, Error, FieldError, RandomError, ValidationErrors};
+use crate::error::{AuthError, Error, FieldError, RandomError, StoreErrorKind, ValidationErrors};
+use crate::hash::TokenHash;
 use crate::limits::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
 use crate::record::{IpAllowlist, Metadata, RateLimit, Scopes, TokenInfo, TokenRecord, UsageLimit};
 use crate::store::token_store::TokenStore;
 use crate::store::{ChildInsert, ChildRules};
-use crate::token::{PlaintextToken, TokenId};
+use crate::token::{PlaintextToken, TokenId, fresh_id};
 use crate::validate::{check_identifier, check_prose, check_text};
 
 /// When a new token expires.
@@ -342,7 +343,28 @@ impl<S: TokenStore> ApiTokens<S> {
             // every issue's future.
             Box::pin(self.confine_to_creator(&mut draft, &creator)).await?;
         }
-        let (plaintext, record) = self.generate(draft, now)?;
+        let id = fresh_id::next().map_err(|e| Error::Random(RandomError::new(e)))?;
+        let (mut plaintext, mut record) = self.generate(draft, now, id)?;
+        let mut first = true;
+        loop {
+            match self.store_new(&record, now).await {
+                // The batch of ids may be shared with a forked process (see `fresh_id`):
+                // once, a fresh id read on its own. Nothing was written.
+                Err(Error::Store(e)) if first && e.kind() == StoreErrorKind::DuplicateId => {
+                    first = false;
+                    let id = fresh_id::from_os().map_err(|e| Error::Random(RandomError::new(e)))?;
+                    (record.hash, plaintext) = self.new_secret(id)?;
+                    record.id = id;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(Issued { plaintext, record }),
+            }
+        }
+    }
+
+    /// Insert the new `record`: under the creator's rules for a child, under the owner's cap
+    /// if the policy sets one.
+    async fn store_new(&self, record: &TokenRecord, now: OffsetDateTime) -> Result<(), Error> {
         let cap = self.inner.policy.get_max_active_per_owner();
         let store = &self.inner.store;
         if record.created_by.is_some() {
@@ -351,7 +373,7 @@ impl<S: TokenStore> ApiTokens<S> {
                 now,
                 self.inner.policy.get_children_may_outlive_creators(),
             );
-            match store.insert_child(&record, &rules).await? {
+            match store.insert_child(record, &rules).await? {
                 ChildInsert::Inserted => {}
                 ChildInsert::CapReached => {
                     return Err(Error::TooManyTokens {
@@ -362,15 +384,15 @@ impl<S: TokenStore> ApiTokens<S> {
             }
         } else {
             match cap {
-                None => store.insert(&record).await?,
+                None => store.insert(record).await?,
                 Some(limit) => {
-                    if !store.insert_capped(&record, limit, now).await? {
+                    if !store.insert_capped(record, limit, now).await? {
                         return Err(Error::TooManyTokens { limit });
                     }
                 }
             }
         }
-        Ok(Issued { plaintext, record })
+        Ok(())
     }
 
     /// The request validated into the fields of a record (every rejected field at once),
@@ -512,16 +534,24 @@ impl<S: TokenStore> ApiTokens<S> {
         Ok(())
     }
 
-    /// A fresh token with these fields: its plaintext and the record to store.
+    /// A fresh secret for a token with the id `id`: its hash and the token's plaintext.
+    fn new_secret(&self, id: TokenId) -> Result<(TokenHash, PlaintextToken), Error> {
+        self.inner
+            .format
+            .generate_with_id(id)
+            .map_err(|e| Error::Random(RandomError::new(e)))
+    }
+
+    /// A fresh token with the id `id` and these fields: its plaintext and the record to
+    /// store.
     pub(super) fn generate(
         &self,
         draft: Draft,
         now: OffsetDateTime,
+        id: TokenId,
     ) -> Result<(PlaintextToken, TokenRecord), Error> {
         let format = &self.inner.format;
-        let (id, hash, plaintext) = format
-            .generate()
-            .map_err(|e| Error::Random(RandomError::new(e)))?;
+        let (hash, plaintext) = self.new_secret(id)?;
         let record = TokenRecord {
             id,
             owner: draft.owner,
@@ -576,5 +606,32 @@ mod tests {
         let future = tokens.issue(NewToken::new("user_1", "ci"));
         let size = std::mem::size_of_val(&future);
         assert!(size <= 1_536, "the issue future is {size} bytes");
+    }
+
+    #[tokio::test] // on this thread, whose batch of ids the test looks into
+    async fn an_id_taken_already_is_retried_once_with_an_id_read_on_its_own() {
+        let tokens = ApiTokens::new(MemoryStore::new(), "dz").expect("a valid prefix");
+        let first = tokens.issue(NewToken::new("alice", "first")).await.unwrap();
+        // What a forked process sharing this thread's batch of ids could have stored.
+        let mut taken = first.record.clone();
+        taken.id = fresh_id::peek();
+        tokens.store().insert(&taken).await.unwrap();
+
+        let issued = tokens.issue(NewToken::new("bob", "second")).await.unwrap();
+        assert_ne!(issued.record.id, taken.id);
+        let who = tokens
+            .verify(issued.plaintext.expose_secret())
+            .await
+            .unwrap();
+        assert_eq!((who.token_id(), who.owner()), (issued.record.id, "bob"));
+        assert!(
+            issued
+                .plaintext
+                .expose_secret()
+                .contains(&issued.record.id.to_string())
+        );
+        let kept = tokens.store().get(&taken.id).await.unwrap().unwrap();
+        assert_eq!(*kept, taken, "the record holding the id is untouched");
+        assert_eq!(tokens.store().len(), 3);
     }
 }
