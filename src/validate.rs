@@ -57,22 +57,48 @@ fn is_invisible(c: char) -> bool {
                 .any(|&(lo, hi)| (lo..=hi).contains(&c)))
 }
 
+/// Whether every byte of `text` is printable ASCII (a space through `~`): no control,
+/// format or invisible character, one character per byte, and a space the only whitespace.
+/// Most owners, tenants and names are, and skip the per-character checks.
+fn printable_ascii(text: &str) -> bool {
+    text.bytes().all(|b| matches!(b, b' '..=b'~'))
+}
+
+/// Whether the identifier `value` is printable ASCII, not blank, within 255 characters and
+/// neither starting nor ending with a space: accepted without the per-character checks.
+fn plain_identifier(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_PRINCIPAL_CHARS
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && printable_ascii(value)
+}
+
+/// Why the identifier `value` is refused, if it is.
+fn identifier_refusal(value: &str) -> Option<&'static str> {
+    if value.trim().is_empty() {
+        Some("is required and must not be blank")
+    } else if value.chars().count() > MAX_PRINCIPAL_CHARS {
+        Some("is longer than 255 characters")
+    } else if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        Some("must not start or end with whitespace")
+    } else if value.chars().any(char::is_control) {
+        Some("contains control characters")
+    } else if value.chars().any(is_invisible) {
+        Some("contains invisible characters (bidi or zero-width controls, fillers or selectors)")
+    } else {
+        None
+    }
+}
+
 /// Check an identifier (owner, tenant): 1..=255 characters, taken exactly as given.
 pub(crate) fn check_identifier(field: &str, value: &str, errors: &mut Vec<FieldError>) {
-    let reason = if value.trim().is_empty() {
-        "is required and must not be blank"
-    } else if value.chars().count() > MAX_PRINCIPAL_CHARS {
-        "is longer than 255 characters"
-    } else if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
-        "must not start or end with whitespace"
-    } else if value.chars().any(char::is_control) {
-        "contains control characters"
-    } else if value.chars().any(is_invisible) {
-        "contains invisible characters (bidi or zero-width controls, fillers or selectors)"
-    } else {
+    if plain_identifier(value) {
         return;
-    };
-    errors.push(FieldError::new(field, reason));
+    }
+    if let Some(reason) = identifier_refusal(value) {
+        errors.push(FieldError::new(field, reason));
+    }
 }
 
 /// [`check_identifier`] for one value, as an [`Error`].
@@ -85,6 +111,12 @@ pub(crate) fn identifier(field: &str, value: &str) -> Result<(), Error> {
     }
 }
 
+/// Whether the trimmed display text `trimmed` is printable ASCII, not blank and within
+/// `max` characters: accepted without the per-character checks.
+fn plain_text(trimmed: &str, max: usize) -> bool {
+    !trimmed.is_empty() && trimmed.len() <= max && printable_ascii(trimmed)
+}
+
 /// Check a required single-line display text (a name): trimmed, 1..=max characters, no
 /// control or format characters. Returns the trimmed text.
 pub(crate) fn check_text<'a>(
@@ -94,22 +126,28 @@ pub(crate) fn check_text<'a>(
     errors: &mut Vec<FieldError>,
 ) -> &'a str {
     let trimmed = value.trim();
-    if trimmed.is_empty() {
-        errors.push(FieldError::new(field, "is required and must not be blank"));
-    } else if trimmed.chars().count() > max {
-        errors.push(FieldError::new(
-            field,
-            format!("is longer than {max} characters"),
-        ));
-    } else if trimmed.chars().any(char::is_control) {
-        errors.push(FieldError::new(field, "contains control characters"));
-    } else if trimmed.chars().any(is_format) {
-        errors.push(FieldError::new(
-            field,
-            "contains invisible formatting characters (bidi or zero-width controls)",
-        ));
+    if !plain_text(trimmed, max)
+        && let Some(refused) = text_refusal(field, trimmed, max)
+    {
+        errors.push(refused);
     }
     trimmed
+}
+
+/// Why the trimmed display text `trimmed` is refused, if it is.
+fn text_refusal(field: &str, trimmed: &str, max: usize) -> Option<FieldError> {
+    let reason = if trimmed.is_empty() {
+        "is required and must not be blank".into()
+    } else if trimmed.chars().count() > max {
+        format!("is longer than {max} characters")
+    } else if trimmed.chars().any(char::is_control) {
+        "contains control characters".into()
+    } else if trimmed.chars().any(is_format) {
+        "contains invisible formatting characters (bidi or zero-width controls)".into()
+    } else {
+        return None;
+    };
+    Some(FieldError::new(field, reason))
 }
 
 /// Like [`check_text`] but optional and allowing line breaks and tabs (for descriptions
@@ -174,6 +212,43 @@ mod tests {
                 "{c:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_printable_ascii_shortcut_accepts_only_what_the_full_checks_accept() {
+        // Every string of up to three characters over an alphabet with each kind of
+        // boundary: printable ASCII, the space, other whitespace, controls, DEL, non-ASCII
+        // letters, spaces and invisible characters; and the length limits.
+        let alphabet = [
+            "a", "~", " ", "\t", "\n", "\u{0b}", "\u{1f}", "\u{7f}", "\u{a0}", "\u{3000}", "é",
+            "名", "\u{200b}", "\u{202e}", "\u{fe0f}",
+        ];
+        let mut samples = vec![String::new()];
+        for _ in 0..3 {
+            let longer: Vec<String> = samples
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            samples.extend(longer);
+        }
+        for n in [254, 255, 256] {
+            samples.push("x".repeat(n));
+            samples.push(format!("{} ", "x".repeat(n - 1)));
+        }
+        let mut shortcuts = (0, 0);
+        for s in &samples {
+            if plain_identifier(s) {
+                shortcuts.0 += 1;
+                assert_eq!(identifier_refusal(s), None, "{s:?}");
+            }
+            let trimmed = s.trim();
+            if plain_text(trimmed, MAX_PRINCIPAL_CHARS) {
+                shortcuts.1 += 1;
+                let refused = text_refusal("name", trimmed, MAX_PRINCIPAL_CHARS);
+                assert!(refused.is_none(), "{s:?}: {refused:?}");
+            }
+        }
+        assert!(shortcuts.0 > 20 && shortcuts.1 > 100, "{shortcuts:?}");
     }
 
     #[test]
