@@ -123,8 +123,8 @@ impl<S: TokenStore> ApiTokens<S> {
         // Read on its own, not from the batch of ids issuing takes from: a rotation that
         // met a duplicate id (a batch shared with a forked process) could not be retried,
         // as its change has run.
-        let id = fresh_id::from_os().map_err(|e| Error::Random(RandomError::new(e)))?;
-        let (plaintext, record) = self.generate(draft, now, id)?;
+        let new_id = fresh_id::from_os().map_err(|e| Error::Random(RandomError::new(e)))?;
+        let (plaintext, record) = self.generate(draft, now, new_id)?;
         let successor = record.id;
         let idle = self.inner.policy.get_idle_timeout();
         let mut outcome = Err(Error::NotFound);

@@ -167,6 +167,11 @@ impl MemoryStore {
         if self.records.pin().contains_key(&successor.id) {
             return Err(StoreError::duplicate_id());
         }
+        if successor.id == *id {
+            // Not stored (just checked): nothing to rotate. Inserting the successor first
+            // would freeze the very entry the change then waits on, for ever.
+            return Ok(None);
+        }
         // Counted before the change, under the same lock; the old token's own place is
         // freed only if the change ends its life now.
         let limit = cap.map(|(cap, now)| {

@@ -265,6 +265,24 @@ pub async fn rotate_writes_both_records_or_neither<S: TokenStore>(store: S) {
         .expect("rotate");
     assert!(!found, "an unknown id is reported");
     assert!(store.get(&unknown.id).await.expect("get").is_none());
+    // A successor with the rotated token's own id: an unknown one is not found and
+    // nothing is inserted; a stored one is a duplicate and nothing changes.
+    let mut approve = |_: &mut TokenRecord| true;
+    let found = store
+        .rotate(&unknown.id, &mut Change::new(&mut approve), &unknown)
+        .await
+        .expect("rotate onto its own unknown id");
+    assert!(!found, "an unknown id is reported");
+    assert!(store.get(&unknown.id).await.expect("get").is_none());
+    let mut same = (*marked).clone();
+    same.name = "the same id".into();
+    let err = store
+        .rotate(&old.id, &mut Change::new(&mut approve), &same)
+        .await
+        .expect_err("a successor with its predecessor's id");
+    assert_eq!(err.kind(), StoreErrorKind::DuplicateId, "{err}");
+    let kept = store.get(&old.id).await.expect("get").expect("exists");
+    assert_eq!(kept, marked, "a failed rotation changes nothing");
 }
 
 /// `read_now` and `read_counted_now`, where a store answers them, lend exactly what `get`
