@@ -19,6 +19,7 @@ use crate::token::TokenFormat;
 use audit::Audit;
 
 mod audit;
+mod expiry;
 mod gate;
 mod issue;
 mod leaks;
@@ -35,7 +36,8 @@ mod verify;
 #[cfg(feature = "audit")]
 pub use audit::ChannelSink;
 pub use audit::{AuditEvent, AuditKind, AuditSink, AuditVerified};
-pub use issue::{Expiry, Issued, NewToken};
+pub use expiry::Expiry;
+pub use issue::{Issued, NewToken};
 pub use leaks::{LeakOutcome, LeakReport};
 pub use list::{ExpiringRequest, ListRequest, Page, PageMeta};
 pub use manage::TokenEdit;
