@@ -8,13 +8,12 @@ use super::ApiTokens;
 use super::audit::{AuditEvent, AuditKind};
 use super::expiry::Expiry;
 use super::principal::Principal;
-use crate::error::{AuthError, Error, FieldError, RandomError, StoreErrorKind, ValidationErrors};
-use crate::hash::TokenHash;
+use crate::error::{AuthError, Error, FieldError, RandomError, ValidationErrors};
 use crate::limits::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
 use crate::record::{IpAllowlist, Metadata, RateLimit, Scopes, TokenInfo, TokenRecord, UsageLimit};
 use crate::store::token_store::TokenStore;
 use crate::store::{ChildInsert, ChildRules};
-use crate::token::{PlaintextToken, TokenId, fresh_id};
+use crate::token::{PlaintextToken, TokenId};
 use crate::validate::{check_identifier, check_prose, check_text};
 
 /// What to issue: the owner, a name, and optionally a tenant, description, scopes and expiry.
@@ -240,23 +239,9 @@ impl<S: TokenStore> ApiTokens<S> {
             // every issue's future.
             Box::pin(self.confine_to_creator(&mut draft, &creator)).await?;
         }
-        let id = fresh_id::next().map_err(|e| Error::Random(RandomError::new(e)))?;
-        let (mut plaintext, mut record) = self.generate(draft, now, id)?;
-        let mut first = true;
-        loop {
-            match self.store_new(&record, now).await {
-                // The batch of ids may be shared with a forked process (see `fresh_id`):
-                // once, a fresh id read on its own. Nothing was written.
-                Err(Error::Store(e)) if first && e.kind() == StoreErrorKind::DuplicateId => {
-                    first = false;
-                    let id = fresh_id::from_os().map_err(|e| Error::Random(RandomError::new(e)))?;
-                    (record.hash, plaintext) = self.new_secret(id)?;
-                    record.id = id;
-                }
-                Err(e) => return Err(e),
-                Ok(()) => return Ok(Issued { plaintext, record }),
-            }
-        }
+        let (plaintext, record) = self.generate(draft, now)?;
+        self.store_new(&record, now).await?;
+        Ok(Issued { plaintext, record })
     }
 
     /// Insert the new `record`: under the creator's rules for a child, under the owner's cap
@@ -431,24 +416,16 @@ impl<S: TokenStore> ApiTokens<S> {
         Ok(())
     }
 
-    /// A fresh secret for a token with the id `id`: its hash and the token's plaintext.
-    fn new_secret(&self, id: TokenId) -> Result<(TokenHash, PlaintextToken), Error> {
-        self.inner
-            .format
-            .generate_with_id(id)
-            .map_err(|e| Error::Random(RandomError::new(e)))
-    }
-
-    /// A fresh token with the id `id` and these fields: its plaintext and the record to
-    /// store.
+    /// A fresh token with these fields: its plaintext and the record to store.
     pub(super) fn generate(
         &self,
         draft: Draft,
         now: OffsetDateTime,
-        id: TokenId,
     ) -> Result<(PlaintextToken, TokenRecord), Error> {
         let format = &self.inner.format;
-        let (hash, plaintext) = self.new_secret(id)?;
+        let (id, hash, plaintext) = format
+            .generate()
+            .map_err(|e| Error::Random(RandomError::new(e)))?;
         let record = TokenRecord {
             id,
             owner: draft.owner,
@@ -503,32 +480,5 @@ mod tests {
         let future = tokens.issue(NewToken::new("user_1", "ci"));
         let size = std::mem::size_of_val(&future);
         assert!(size <= 1_536, "the issue future is {size} bytes");
-    }
-
-    #[tokio::test] // on this thread, whose batch of ids the test looks into
-    async fn an_id_taken_already_is_retried_once_with_an_id_read_on_its_own() {
-        let tokens = ApiTokens::new(MemoryStore::new(), "dz").expect("a valid prefix");
-        let first = tokens.issue(NewToken::new("alice", "first")).await.unwrap();
-        // What a forked process sharing this thread's batch of ids could have stored.
-        let mut taken = first.record.clone();
-        taken.id = fresh_id::peek();
-        tokens.store().insert(&taken).await.unwrap();
-
-        let issued = tokens.issue(NewToken::new("bob", "second")).await.unwrap();
-        assert_ne!(issued.record.id, taken.id);
-        let who = tokens
-            .verify(issued.plaintext.expose_secret())
-            .await
-            .unwrap();
-        assert_eq!((who.token_id(), who.owner()), (issued.record.id, "bob"));
-        assert!(
-            issued
-                .plaintext
-                .expose_secret()
-                .contains(&issued.record.id.to_string())
-        );
-        let kept = tokens.store().get(&taken.id).await.unwrap().unwrap();
-        assert_eq!(*kept, taken, "the record holding the id is untouched");
-        assert_eq!(tokens.store().len(), 3);
     }
 }

@@ -6,11 +6,11 @@ use time::{Duration, OffsetDateTime};
 use super::ApiTokens;
 use super::audit::{AuditEvent, AuditKind};
 use super::issue::{Draft, Issued};
-use crate::error::{Error, FieldError, RandomError};
+use crate::error::{Error, FieldError};
 use crate::record::TokenRecord;
 use crate::store::Change;
 use crate::store::token_store::TokenStore;
-use crate::token::{TokenId, fresh_id};
+use crate::token::TokenId;
 use crate::validate::identifier;
 
 /// How many times a rotation is attempted when the token changes between the read that
@@ -120,11 +120,7 @@ impl<S: TokenStore> ApiTokens<S> {
                 .rate_limit
                 .map(|l| l.shared_with(l.bucket().unwrap_or(old.id))),
         };
-        // Read on its own, not from the batch of ids issuing takes from: a rotation that
-        // met a duplicate id (a batch shared with a forked process) could not be retried,
-        // as its change has run.
-        let new_id = fresh_id::from_os().map_err(|e| Error::Random(RandomError::new(e)))?;
-        let (plaintext, record) = self.generate(draft, now, new_id)?;
+        let (plaintext, record) = self.generate(draft, now)?;
         let successor = record.id;
         let idle = self.inner.policy.get_idle_timeout();
         let mut outcome = Err(Error::NotFound);

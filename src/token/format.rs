@@ -227,30 +227,19 @@ impl TokenFormat {
         Arc::ptr_eq(&self.prefix, prefix) || *self.prefix == **prefix
     }
 
-    /// Generate a fresh token from the operating system's CSPRNG: its id (from this
-    /// thread's batch, see [`fresh_id`](super::fresh_id)), the hash of its secret, and its
-    /// plaintext.
-    #[cfg(test)]
+    /// Generate a fresh token from the operating system's CSPRNG: its id, the hash of its
+    /// secret, and its plaintext. The secret is read on its own (the default 32 bytes in
+    /// the kernel's one-step read); the id is a pad from this thread's batch XOR the
+    /// hash's first half (see [`fresh_id`](super::fresh_id)).
     pub(crate) fn generate(
         &self,
     ) -> Result<(TokenId, TokenHash, PlaintextToken), getrandom::Error> {
-        let id = super::fresh_id::next()?;
-        let (hash, plaintext) = self.generate_with_id(id)?;
-        Ok((id, hash, plaintext))
-    }
-
-    /// A fresh token with the id `id`: the hash of its secret, read from the operating
-    /// system's CSPRNG on its own (the default 32 bytes in the kernel's one-step read), and
-    /// its plaintext.
-    pub(crate) fn generate_with_id(
-        &self,
-        id: TokenId,
-    ) -> Result<(TokenHash, PlaintextToken), getrandom::Error> {
         let mut secret = Zeroizing::new([0u8; MAX_SECRET_BYTES]);
         let secret = &mut secret[..self.secret_bytes];
         getrandom::fill(secret)?;
         let secret = &*secret;
         let hash = TokenHash::of_secret(secret);
+        let id = super::fresh_id::for_hash(&hash)?;
 
         // Built in place at its final length, so no reallocation leaves a copy behind.
         let len = self.token_len();
@@ -267,7 +256,7 @@ impl TokenFormat {
         debug_assert_eq!(text.len(), self.token_len());
 
         let display_len = self.prefix.len() + 1 + DISPLAY_ID_HEX;
-        Ok((hash, PlaintextToken { text, display_len }))
+        Ok((id, hash, PlaintextToken { text, display_len }))
     }
 }
 

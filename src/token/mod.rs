@@ -17,7 +17,7 @@
 
 mod encoding;
 mod format;
-pub(crate) mod fresh_id;
+mod fresh_id;
 mod id;
 mod id_hasher;
 mod secret;
