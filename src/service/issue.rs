@@ -81,7 +81,7 @@ impl NewToken {
     /// - it may carry only scopes the creator holds (more is [`AuthError::InsufficientScope`],
     ///   403, naming the missing ones);
     /// - it never outlives the creator: its expiry is cut to the creator's (unless the
-    ///   policy lets [children outlive creators](TokenPolicy::children_may_outlive_creators));
+    ///   policy lets [children outlive creators](crate::TokenPolicy::children_may_outlive_creators));
     /// - it is confined to the creator's tenant (another tenant is [`AuthError::WrongTenant`]);
     /// - revoking the creator revokes it too, and a creator revoked meanwhile creates nothing
     ///   ([`AuthError::Invalid`], 401): the store checks and inserts in one atomic step
