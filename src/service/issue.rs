@@ -240,13 +240,6 @@ impl<S: TokenStore> ApiTokens<S> {
             Box::pin(self.confine_to_creator(&mut draft, &creator)).await?;
         }
         let (plaintext, record) = self.generate(draft, now)?;
-        self.store_new(&record, now).await?;
-        Ok(Issued { plaintext, record })
-    }
-
-    /// Insert the new `record`: under the creator's rules for a child, under the owner's cap
-    /// if the policy sets one.
-    async fn store_new(&self, record: &TokenRecord, now: OffsetDateTime) -> Result<(), Error> {
         let cap = self.inner.policy.get_max_active_per_owner();
         let store = &self.inner.store;
         if record.created_by.is_some() {
@@ -255,7 +248,7 @@ impl<S: TokenStore> ApiTokens<S> {
                 now,
                 self.inner.policy.get_children_may_outlive_creators(),
             );
-            match store.insert_child(record, &rules).await? {
+            match store.insert_child(&record, &rules).await? {
                 ChildInsert::Inserted => {}
                 ChildInsert::CapReached => {
                     return Err(Error::TooManyTokens {
@@ -266,15 +259,15 @@ impl<S: TokenStore> ApiTokens<S> {
             }
         } else {
             match cap {
-                None => store.insert(record).await?,
+                None => store.insert(&record).await?,
                 Some(limit) => {
-                    if !store.insert_capped(record, limit, now).await? {
+                    if !store.insert_capped(&record, limit, now).await? {
                         return Err(Error::TooManyTokens { limit });
                     }
                 }
             }
         }
-        Ok(())
+        Ok(Issued { plaintext, record })
     }
 
     /// The request validated into the fields of a record (every rejected field at once),
