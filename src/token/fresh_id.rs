@@ -3,9 +3,10 @@
 //!
 //! A new token's secret is read on its own, because Linux answers a read of up to 32 bytes
 //! straight from a fresh ChaCha20 key and needs a further ChaCha20 block for anything
-//! longer (an id and a secret read together, 48 bytes, took 537 ns against 412 ns for 32 on
-//! an AMD EPYC VM), and that read was a third of issuing's time. The id's randomness comes
-//! from the batch instead.
+//! longer: an id and a secret read together, 48 bytes, took 488 ns against 361 ns for 32 on
+//! an AMD EPYC VM (`issue/getrandom_48` and `issue/getrandom_32` in `benches/verify.rs`),
+//! and that read was a third of issuing's time. The id's randomness comes from the batch
+//! instead.
 //!
 //! Why the hash goes into the id: a process that forks leaves its child a copy of the
 //! batch, and ids made of the pads alone would then repeat between the two (in stores,
